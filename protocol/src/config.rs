@@ -1,0 +1,117 @@
+//! Knobs of the state machine. Defaults suit a LAN; the simulator and tests
+//! change them (e.g. shorter intervals) through the same struct.
+
+use crate::ids::PeerKey;
+use crate::policy::Policy;
+use crate::wire::frame::DEFAULT_MAX_MESSAGE;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Which submitters a worker runs pieces for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AcceptFrom {
+    /// Any member of the mesh.
+    #[default]
+    Any,
+    /// Only these peers (the driver maps its peer ids to keys up front).
+    Only(BTreeSet<PeerKey>),
+}
+
+impl AcceptFrom {
+    /// Does this policy let `peer` submit work?
+    pub fn allows(&self, peer: PeerKey) -> bool {
+        match self {
+            AcceptFrom::Any => true,
+            AcceptFrom::Only(set) => set.contains(&peer),
+        }
+    }
+}
+
+/// Everything a [`Machine`](crate::Machine) is configured with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This node's own key (the driver's mapping for itself).
+    pub me: PeerKey,
+    /// Seed of every random choice the machine makes.
+    pub seed: u64,
+    /// Pieces run at once by this node's worker (0: runs none).
+    pub slots: u32,
+    /// Most pieces accepted at once (running + queued).
+    pub capacity: u32,
+    /// Tasks this node's worker runs.
+    pub tasks: Vec<String>,
+    /// Whose pieces this node runs.
+    pub accept_from: AcceptFrom,
+    /// Most pieces accepted at once from one submitter.
+    pub max_pieces_per_submitter: u32,
+    /// Longest gap between two adverts.
+    pub advert_interval: Duration,
+    /// Shortest gap between two adverts when the load changes.
+    pub advert_debounce: Duration,
+    /// An advert older than this no longer counts; its peer is marked down.
+    pub advert_expiry: Duration,
+    /// A peer owing us results that has been silent this long is probed.
+    pub probe_interval: Duration,
+    /// A probe unanswered this long marks its peer down.
+    pub probe_timeout: Duration,
+    /// Cadence of expiry, probe, backup and stall checks.
+    pub maintenance_interval: Duration,
+    /// Work one batch should hold per slot: tiny pieces are grouped until a
+    /// batch takes about this long, so dispatch cost does not dominate.
+    pub batch_target: Duration,
+    /// Most pieces in one batch.
+    pub max_batch: u32,
+    /// Most input bytes in one batch (stays under the RPC message limit).
+    pub max_batch_bytes: usize,
+    /// How long a peer that answered "busy" is left alone.
+    pub busy_backoff: Duration,
+    /// A piece running longer than this many percent of the median piece
+    /// time gets a speculative backup once nothing else is left to place.
+    pub backup_percent: u32,
+    /// Completed pieces needed before the median is trusted for backups.
+    pub backup_min_samples: u32,
+    /// How a peer is chosen for a batch.
+    pub policy: Policy,
+}
+
+impl Config {
+    /// Defaults for a node with key `me`, seeded with `seed`.
+    pub fn new(me: PeerKey, seed: u64) -> Config {
+        let slots = 1;
+        let max_batch = 4096;
+        Config {
+            me,
+            seed,
+            slots,
+            capacity: default_capacity(slots, max_batch),
+            tasks: Vec::new(),
+            accept_from: AcceptFrom::Any,
+            max_pieces_per_submitter: u32::MAX,
+            advert_interval: Duration::from_secs(1),
+            advert_debounce: Duration::from_millis(100),
+            advert_expiry: Duration::from_secs(3),
+            probe_interval: Duration::from_millis(1000),
+            probe_timeout: Duration::from_millis(2000),
+            maintenance_interval: Duration::from_millis(250),
+            batch_target: Duration::from_millis(5),
+            max_batch,
+            max_batch_bytes: DEFAULT_MAX_MESSAGE / 2,
+            busy_backoff: Duration::from_millis(100),
+            backup_percent: 200,
+            backup_min_samples: 3,
+            policy: Policy::P2c,
+        }
+    }
+
+    /// Sets the slot count and the capacity that goes with it.
+    pub fn with_slots(mut self, slots: u32) -> Config {
+        self.slots = slots;
+        self.capacity = default_capacity(slots, self.max_batch);
+        self
+    }
+}
+
+/// Room for two full batches per slot: one running, one on its way.
+pub fn default_capacity(slots: u32, max_batch: u32) -> u32 {
+    slots.saturating_mul(max_batch).saturating_mul(2).max(slots)
+}

@@ -1,0 +1,308 @@
+//! A job as its submitter tracks it: the pieces, who holds each, what came
+//! back, and the public types that describe a job from outside (its spec,
+//! its events, its result or error).
+
+use crate::histogram::Histogram;
+use crate::ids::{JobId, PeerKey, RequestId};
+use crate::policy::Choice;
+use crate::time::Time;
+use crate::wire::RejectReason;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct JobSpec {
+    /// Registered task name.
+    pub task: String,
+    /// One encoded input per piece.
+    pub inputs: Vec<Vec<u8>>,
+    /// A piece that failed this many times fails the job.
+    pub max_attempts: u32,
+    /// Deadline of one piece, measured from when its batch was sent.
+    pub piece_timeout: Duration,
+    /// A job that nobody can take (no peer runs the task, every candidate
+    /// failed the piece or refused) fails after this long.
+    pub stall_timeout: Duration,
+    /// Emit [`JobEvent::Placed`] and [`JobEvent::Unplaceable`].
+    pub explain: bool,
+    /// Launch speculative backups of stragglers.
+    pub backups: bool,
+}
+
+impl JobSpec {
+    /// A job of `task` over `inputs`, with default limits.
+    pub fn new(task: impl Into<String>, inputs: Vec<Vec<u8>>) -> JobSpec {
+        JobSpec {
+            task: task.into(),
+            inputs,
+            max_attempts: 3,
+            piece_timeout: Duration::from_secs(300),
+            stall_timeout: Duration::from_secs(10),
+            explain: false,
+            backups: true,
+        }
+    }
+}
+
+/// Something that happened to a job.
+#[derive(Clone, Debug)]
+pub enum JobEvent {
+    /// Pieces went to a peer (only with [`JobSpec::explain`]).
+    Placed {
+        /// The job.
+        job: JobId,
+        /// Where they went.
+        peer: PeerKey,
+        /// Which pieces.
+        pieces: Vec<u32>,
+        /// The peer chosen and the candidates weighed.
+        choice: Choice,
+        /// A speculative copy of a straggler.
+        backup: bool,
+    },
+    /// Nothing could be placed, and why (only with [`JobSpec::explain`]).
+    Unplaceable {
+        /// The job.
+        job: JobId,
+        /// The piece waiting.
+        piece: u32,
+        /// Every peer and why it cannot take the piece.
+        why: String,
+    },
+    /// More pieces are done.
+    Progress {
+        /// The job.
+        job: JobId,
+        /// Pieces done.
+        done: u32,
+        /// Pieces in all.
+        total: u32,
+    },
+    /// A piece failed on a peer and goes elsewhere.
+    Retried {
+        /// The job.
+        job: JobId,
+        /// The piece.
+        piece: u32,
+        /// Where it failed.
+        peer: PeerKey,
+        /// Why.
+        cause: String,
+    },
+    /// A peer refused the job's pieces for a reason other than being busy.
+    Refused {
+        /// The job.
+        job: JobId,
+        /// Who refused.
+        peer: PeerKey,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// The job ended.
+    Finished {
+        /// The job.
+        job: JobId,
+        /// Its outputs, or why it failed.
+        result: Result<JobOutput, JobError>,
+    },
+}
+
+/// Counters of a job's life, reported in its summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobStats {
+    /// Pieces in the job.
+    pub pieces: u32,
+    /// Submit to end.
+    pub elapsed: Duration,
+    /// Pieces each peer completed (the winning copy only).
+    pub per_peer: BTreeMap<PeerKey, u32>,
+    /// Pieces sent again after a failure.
+    pub retries: u32,
+    /// Speculative backup copies launched.
+    pub backups: u32,
+    /// Backups that finished first.
+    pub backups_won: u32,
+    /// Results ignored because the piece was already done.
+    pub duplicates: u32,
+    /// Results for pieces the peer was not running.
+    pub unsolicited: u32,
+    /// Batches refused by workers (busy or not allowed).
+    pub rejections: u32,
+    /// Batches sent.
+    pub batches: u32,
+}
+
+/// A finished job.
+#[derive(Clone, Debug)]
+pub struct JobOutput {
+    /// Outputs in piece order; after a conclusive output ended the job
+    /// early, only the pieces that had finished, still in piece order.
+    pub outputs: Vec<Vec<u8>>,
+    /// The piece whose output ended the job early.
+    pub conclusive: Option<u32>,
+    /// Counters.
+    pub stats: JobStats,
+}
+
+/// The causes of one piece's failures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PieceFailure {
+    /// The piece.
+    pub piece: u32,
+    /// Each failure: the peer and what it said (or what we saw).
+    pub causes: Vec<(PeerKey, String)>,
+}
+
+/// Why a job failed.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobError {
+    /// A piece failed `max_attempts` times.
+    #[error("piece {} failed {} times: {}", .0.piece, .0.causes.len(), describe(&.0.causes))]
+    PieceFailed(PieceFailure),
+    /// No peer could take a piece for the whole stall timeout.
+    #[error("no peer could take piece {piece} for {waited:?}: {why}")]
+    Stalled {
+        /// The piece that waited.
+        piece: u32,
+        /// How long.
+        waited: Duration,
+        /// Every peer and why not.
+        why: String,
+    },
+    /// Cancelled by the submitter.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+fn describe(causes: &[(PeerKey, String)]) -> String {
+    causes.iter().map(|(p, c)| format!("on {p}: {c}")).collect::<Vec<_>>().join("; ")
+}
+
+/// Why a job could not be submitted.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The task name is not a valid name.
+    #[error("invalid task name {0:?}")]
+    TaskName(String),
+    /// A piece's input alone is larger than a batch may be.
+    #[error("piece {piece} has {len} bytes of input, more than the {limit}-byte message limit allows")]
+    PieceTooLarge {
+        /// The piece.
+        piece: u32,
+        /// Its input length.
+        len: usize,
+        /// The batch byte limit.
+        limit: usize,
+    },
+    /// More pieces than a job may have.
+    #[error("{0} pieces is more than the {max} a job may have", max = u32::MAX)]
+    TooManyPieces(usize),
+}
+
+/// One piece's bookkeeping (kept small: a job may have millions).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Slot {
+    pub(crate) done: bool,
+    pub(crate) backed_up: bool,
+    pub(crate) failures: u32,
+    /// Requests carrying this piece now (a second one for a backup); 0 = none.
+    holders: [u64; 2],
+}
+
+impl Slot {
+    pub(crate) fn holds(&self, req: RequestId) -> bool {
+        self.holders.contains(&req.0)
+    }
+    pub(crate) fn hold(&mut self, req: RequestId) {
+        if let Some(h) = self.holders.iter_mut().find(|h| **h == 0) {
+            *h = req.0;
+        }
+    }
+    pub(crate) fn release(&mut self, req: RequestId) {
+        if let Some(h) = self.holders.iter_mut().find(|h| **h == req.0) {
+            *h = 0;
+        }
+    }
+    /// Requests holding the piece other than `req`.
+    pub(crate) fn other_holder(&self, req: RequestId) -> Option<RequestId> {
+        self.holders.iter().find(|h| **h != 0 && **h != req.0).map(|h| RequestId(*h))
+    }
+    pub(crate) fn held(&self) -> usize {
+        self.holders.iter().filter(|h| **h != 0).count()
+    }
+}
+
+/// Rarely needed per-piece facts, kept aside.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Extra {
+    pub(crate) causes: Vec<(PeerKey, String)>,
+}
+
+/// A job in progress on its submitter.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(crate) id: JobId,
+    pub(crate) spec: JobSpec,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) outputs: Vec<Option<Vec<u8>>>,
+    pub(crate) pending: VecDeque<u32>,
+    pub(crate) extra: FxHashMap<u32, Extra>,
+    /// Peers that refused this job (not allowed, unknown task...).
+    pub(crate) refused: Vec<PeerKey>,
+    /// Requests carrying its pieces now.
+    pub(crate) batches: FxHashSet<RequestId>,
+    pub(crate) done: u32,
+    pub(crate) started: Time,
+    pub(crate) stalled_since: Option<Time>,
+    pub(crate) durations: Histogram,
+    pub(crate) stats: JobStats,
+}
+
+impl Job {
+    pub(crate) fn new(id: JobId, spec: JobSpec, now: Time) -> Job {
+        let n = spec.inputs.len();
+        Job {
+            id,
+            slots: vec![Slot::default(); n],
+            outputs: vec![None; n],
+            pending: (0..n as u32).collect(),
+            extra: FxHashMap::default(),
+            refused: Vec::new(),
+            batches: FxHashSet::default(),
+            done: 0,
+            started: now,
+            stalled_since: None,
+            durations: Histogram::default(),
+            stats: JobStats { pieces: n as u32, ..JobStats::default() },
+            spec,
+        }
+    }
+
+    pub(crate) fn total(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// Peers that failed `piece` before.
+    pub(crate) fn failed_on(&self, piece: u32, peer: PeerKey) -> bool {
+        self.extra.get(&piece).is_some_and(|e| e.causes.iter().any(|(p, _)| *p == peer))
+    }
+
+    /// May `peer` get `piece`?
+    pub(crate) fn may_place(&self, piece: u32, peer: PeerKey) -> bool {
+        !self.refused.contains(&peer) && !self.failed_on(piece, peer)
+    }
+
+    /// The outputs in piece order (only those present after an early end).
+    pub(crate) fn take_outputs(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.outputs).into_iter().flatten().collect()
+    }
+
+    pub(crate) fn finish_stats(&mut self, now: Time) -> JobStats {
+        self.stats.elapsed = now.since(self.started);
+        self.stats.clone()
+    }
+}

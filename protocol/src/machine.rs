@@ -1,0 +1,329 @@
+//! [`Machine`]: one node's whole protocol state, worker and submitter, with
+//! no I/O. See the type's docs for the call order.
+
+use crate::config::Config;
+use crate::ids::{ExecId, InboundId, JobId, PeerKey, RequestId};
+use crate::job::{JobEvent, JobSpec, SubmitError};
+use crate::outbox::{Action, Outbox};
+use crate::peers::{DownReason, PeerTable, PeerView};
+use crate::scheduler::{Ctx, Scheduler};
+use crate::time::Time;
+use crate::wire::{Advert, AdvertError, Load, Outcome, Rejected, Request, Response, PROTOCOL_VERSION};
+use crate::worker::{Origin, Worker, WorkerOut};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// When the next advert goes out.
+#[derive(Debug, Default)]
+struct AdvertClock {
+    seq: u64,
+    last_at: Option<Time>,
+    last_load: Option<Load>,
+    dirty: bool,
+}
+
+/// One node's protocol state: its worker (runs pieces for anyone allowed)
+/// and its scheduler (places the pieces of jobs it submits), plus what it
+/// knows of its peers.
+///
+/// # Driving it
+/// Feed every input with the current time: `handle_peer_up/down`,
+/// `handle_advert`, `handle_request`, `handle_response`, `handle_failure`,
+/// `handle_execution` (a local batch ended), `submit`, `cancel`,
+/// `handle_timeout` (when [`poll_timeout`](Self::poll_timeout) said).
+/// After each input, drain [`poll_action`](Self::poll_action) and
+/// [`poll_event`](Self::poll_event) until `None`, then re-arm the single
+/// timer from `poll_timeout`. A spurious `handle_timeout` is harmless.
+/// Nothing here reads a clock or the OS's randomness, so the same inputs
+/// give the same outputs: the node and the simulator drive the same code.
+#[derive(Debug)]
+pub struct Machine {
+    cfg: Config,
+    rng: ChaCha8Rng,
+    peers: PeerTable,
+    worker: Worker,
+    sched: Scheduler,
+    out: Outbox,
+    events: VecDeque<JobEvent>,
+    worker_out: Vec<WorkerOut>,
+    advert: AdvertClock,
+    maintenance_at: Option<Time>,
+}
+
+impl Machine {
+    /// A machine configured by `cfg`, starting at `now`.
+    pub fn new(cfg: Config, now: Time) -> Machine {
+        let worker = Worker::new(
+            cfg.slots,
+            cfg.capacity,
+            cfg.max_pieces_per_submitter,
+            cfg.tasks.clone(),
+            cfg.accept_from.clone(),
+        );
+        let peers = PeerTable::new(cfg.me, worker.tasks().to_vec(), worker.load(), now);
+        Machine {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            peers,
+            worker,
+            sched: Scheduler::new(&cfg),
+            out: Outbox::new(cfg.me),
+            events: VecDeque::new(),
+            worker_out: Vec::new(),
+            advert: AdvertClock::default(),
+            maintenance_at: None,
+            cfg,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// A first connection to `peer` opened.
+    pub fn handle_peer_up(&mut self, peer: PeerKey, now: Time) {
+        self.peers.peer_up(peer, now);
+        self.settle(now);
+    }
+
+    /// The last connection to `peer` closed.
+    pub fn handle_peer_down(&mut self, peer: PeerKey, now: Time) {
+        if self.peers.disconnected(peer, now) {
+            self.with_sched(now, |s, ctx| s.peer_down(peer, &DownReason::Disconnected.to_string(), ctx));
+        }
+        self.worker.forget_submitter(peer, now, &mut self.worker_out);
+        self.settle(now);
+    }
+
+    /// An advert from `peer` arrived (already decoded). An error means it
+    /// was dropped; the driver should report it to gossipsub as rejected.
+    pub fn handle_advert(&mut self, peer: PeerKey, advert: &Advert, now: Time) -> Result<(), AdvertError> {
+        advert.validate()?;
+        self.peers.advert(peer, advert, now)?;
+        self.settle(now);
+        Ok(())
+    }
+
+    /// `from` sent us request `id` (numbered by the driver).
+    pub fn handle_request(&mut self, from: PeerKey, id: InboundId, request: Request, now: Time) {
+        self.peers.heard(from, None, now);
+        let respond = |response| Action::Respond { to: from, id, response };
+        match request {
+            Request::Status => self.out.push(respond(Response::Status(self.worker.load()))),
+            Request::Run(run) => {
+                if let Err(reason) = self.worker.accept(Origin::Remote(from, id), from, run, now, &mut self.worker_out)
+                {
+                    let response = Response::Rejected(Rejected { load: self.worker.load(), reason });
+                    self.out.push(respond(response));
+                }
+            }
+            Request::Cancel(c) => {
+                self.worker.cancel(from, c.job, c.pieces.as_deref(), now, &mut self.worker_out);
+                self.out.push(respond(Response::Cancelled(self.worker.load())));
+            }
+        }
+        self.settle(now);
+    }
+
+    /// Our request `id` was answered.
+    pub fn handle_response(&mut self, id: RequestId, response: Response, now: Time) {
+        self.with_sched(now, |s, ctx| s.on_response(id, response, ctx));
+        self.settle(now);
+    }
+
+    /// Our request `id` failed (timeout, connection closed, protocol refused).
+    pub fn handle_failure(&mut self, id: RequestId, cause: &str, now: Time) {
+        if let Some(peer) = self.with_sched(now, |s, ctx| s.on_failure(id, cause, ctx)) {
+            self.down(peer, DownReason::ProbeTimeout, now);
+        }
+        self.settle(now);
+    }
+
+    /// A local execution ended: one outcome per piece, in order.
+    pub fn handle_execution(&mut self, id: ExecId, outcomes: Vec<Outcome>, elapsed: Duration, now: Time) {
+        self.worker.finished(id, outcomes, elapsed, now, &mut self.worker_out);
+        self.settle(now);
+    }
+
+    /// Time passed; `now` is at or after what `poll_timeout` returned.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.worker.handle_timeout(now, &mut self.worker_out);
+        self.with_sched(now, |s, ctx| s.handle_deadlines(ctx));
+        if self.maintenance_at.is_some_and(|t| t <= now) {
+            self.maintain(now);
+        }
+        self.settle(now);
+        if self.advert_due().is_some_and(|t| t <= now) {
+            self.publish(now);
+        }
+    }
+
+    /// Submits a job; its events follow through [`poll_event`](Self::poll_event).
+    pub fn submit(&mut self, spec: JobSpec, now: Time) -> Result<JobId, SubmitError> {
+        let id = self.with_sched(now, |s, ctx| s.submit(spec, ctx))?;
+        self.settle(now);
+        Ok(id)
+    }
+
+    /// Cancels a job: every peer running its pieces is told to stop, and
+    /// the job finishes with [`JobError::Cancelled`](crate::JobError::Cancelled).
+    pub fn cancel(&mut self, job: JobId, now: Time) {
+        self.with_sched(now, |s, ctx| s.cancel(job, ctx));
+        self.settle(now);
+    }
+
+    /// Stops accepting new pieces and tells the mesh at once (the next
+    /// advert lists no tasks). Accepted pieces still finish.
+    pub fn shutdown(&mut self, now: Time) {
+        self.worker.stop_accepting();
+        self.publish(now);
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.out.actions.pop_front()
+    }
+
+    /// The next job event.
+    pub fn poll_event(&mut self) -> Option<JobEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    pub fn poll_timeout(&mut self) -> Option<Time> {
+        [self.advert_due(), self.maintenance_at, self.sched.next_deadline(), self.worker.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// What this node knows of its peers.
+    pub fn peers(&self, now: Time) -> Vec<PeerView> {
+        self.peers.views(now)
+    }
+
+    /// This node's worker load.
+    pub fn load(&self) -> Load {
+        self.worker.load()
+    }
+
+    /// No job of ours in progress and no piece of anyone's accepted.
+    pub fn is_idle(&self) -> bool {
+        !self.sched.has_jobs() && self.worker.is_idle()
+    }
+
+    fn with_sched<R>(&mut self, now: Time, f: impl FnOnce(&mut Scheduler, &mut Ctx) -> R) -> R {
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            peers: &mut self.peers,
+            rng: &mut self.rng,
+            out: &mut self.out,
+            events: &mut self.events,
+            now,
+        };
+        f(&mut self.sched, &mut ctx)
+    }
+
+    /// Judges `peer` dead: close its connection, fail over what it held,
+    /// drop what it asked of us.
+    fn down(&mut self, peer: PeerKey, reason: DownReason, now: Time) {
+        let cause = reason.to_string();
+        if self.peers.mark_down(peer, reason, now) {
+            self.out.push(Action::Disconnect(peer));
+            self.with_sched(now, |s, ctx| s.peer_down(peer, &cause, ctx));
+            self.worker.forget_submitter(peer, now, &mut self.worker_out);
+        }
+    }
+
+    fn maintain(&mut self, now: Time) {
+        let c = &self.cfg;
+        let found = self.peers.maintain(now, c.advert_expiry, c.probe_interval, c.probe_timeout);
+        for peer in found.expired {
+            self.down(peer, DownReason::AdvertExpired, now);
+        }
+        for peer in found.unanswered {
+            self.down(peer, DownReason::ProbeTimeout, now);
+        }
+        for peer in found.probe {
+            self.with_sched(now, |s, ctx| s.probe(peer, ctx));
+        }
+        self.with_sched(now, |s, ctx| s.maintain(ctx));
+        self.maintenance_at = Some(now + self.cfg.maintenance_interval);
+    }
+
+    /// Carries work between the two halves until nothing moves: requests
+    /// to ourselves go to our worker, its answers to our scheduler, and
+    /// pending pieces get placed.
+    fn settle(&mut self, now: Time) {
+        let me = self.cfg.me;
+        let mut answers: Vec<(RequestId, Response)> = Vec::new();
+        loop {
+            while let Some((rid, request)) = self.out.to_self.pop_front() {
+                match request {
+                    Request::Run(run) => {
+                        if let Err(reason) = self.worker.accept(Origin::Local(rid), me, run, now, &mut self.worker_out)
+                        {
+                            answers.push((rid, Response::Rejected(Rejected { load: self.worker.load(), reason })));
+                        }
+                    }
+                    Request::Cancel(c) => {
+                        self.worker.cancel(me, c.job, c.pieces.as_deref(), now, &mut self.worker_out);
+                        answers.push((rid, Response::Cancelled(self.worker.load())));
+                    }
+                    Request::Status => answers.push((rid, Response::Status(self.worker.load()))),
+                }
+            }
+            for out in self.worker_out.drain(..) {
+                match out {
+                    WorkerOut::Respond(Origin::Remote(to, id), response) => {
+                        self.out.push(Action::Respond { to, id, response })
+                    }
+                    WorkerOut::Respond(Origin::Local(rid), response) => answers.push((rid, response)),
+                    WorkerOut::Execute(e) => self.out.push(Action::Execute(e)),
+                    WorkerOut::Abort(id) => self.out.push(Action::Abort(id)),
+                }
+            }
+            self.peers.set_local_load(self.worker.load(), now);
+            for (rid, response) in answers.drain(..) {
+                self.with_sched(now, |s, ctx| s.on_response(rid, response, ctx));
+            }
+            self.with_sched(now, |s, ctx| s.place(ctx));
+            if self.out.to_self.is_empty() && self.worker_out.is_empty() {
+                break;
+            }
+        }
+        if self.advert.last_load != Some(self.worker.load()) {
+            self.advert.dirty = true;
+        }
+        if self.maintenance_at.is_none() && (self.sched.has_jobs() || self.peers.len() > 1) {
+            self.maintenance_at = Some(now + self.cfg.maintenance_interval);
+        }
+    }
+
+    fn advert_due(&self) -> Option<Time> {
+        Some(match self.advert.last_at {
+            None => Time::ZERO,
+            Some(t) if self.advert.dirty => t + self.cfg.advert_debounce,
+            Some(t) => t + self.cfg.advert_interval,
+        })
+    }
+
+    fn publish(&mut self, now: Time) {
+        let load = self.worker.load();
+        self.advert.seq += 1;
+        self.advert.last_at = Some(now);
+        self.advert.last_load = Some(load);
+        self.advert.dirty = false;
+        self.out.push(Action::Publish(Advert {
+            version: PROTOCOL_VERSION,
+            seq: self.advert.seq,
+            slots: load.slots,
+            running: load.running,
+            queued: load.queued,
+            capacity: load.capacity,
+            tasks: self.worker.tasks().to_vec(),
+        }));
+    }
+}

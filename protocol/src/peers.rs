@@ -1,0 +1,530 @@
+//! What this node knows of every other peer: its last advert, its load as
+//! corrected by our own work in flight there, and whether it is alive.
+//!
+//! It also keeps, per task being scheduled, the set of peers with room for
+//! more of that task ("open"), so placement is O(1) even on thousands of
+//! peers. Every change to a peer's load or health goes through
+//! [`PeerTable::refresh`], which keeps those sets right.
+
+use crate::ids::{PeerKey, RequestId};
+use crate::policy::Candidate;
+use crate::time::Time;
+use crate::wire::{Advert, AdvertError, Load};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Why a peer is considered down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownReason {
+    /// Its connection closed.
+    Disconnected,
+    /// No advert for longer than the expiry.
+    AdvertExpired,
+    /// It did not answer a health probe in time.
+    ProbeTimeout,
+}
+
+impl std::fmt::Display for DownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DownReason::Disconnected => "connection closed",
+            DownReason::AdvertExpired => "adverts stopped",
+            DownReason::ProbeTimeout => "health probe unanswered",
+        })
+    }
+}
+
+/// A peer's state, as drivers show it (`meshwork peers`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerView {
+    /// Who.
+    pub peer: PeerKey,
+    /// Has a connection (as the driver reported).
+    pub connected: bool,
+    /// Judged down, and why.
+    pub down: Option<DownReason>,
+    /// Its last reported load (advert or response).
+    pub load: Option<Load>,
+    /// Tasks its advert lists.
+    pub tasks: Vec<String>,
+    /// Age of its last advert.
+    pub advert_age: Option<Duration>,
+    /// Round trip of its last health probe.
+    pub rtt: Option<Duration>,
+    /// Our pieces in flight there.
+    pub inflight: u32,
+}
+
+#[derive(Clone, Debug)]
+struct AdvertInfo {
+    seq: u64,
+    tasks: Vec<String>,
+    received: Time,
+}
+
+#[derive(Clone, Debug)]
+struct PeerInfo {
+    connected: bool,
+    down: Option<DownReason>,
+    advert: Option<AdvertInfo>,
+    /// Last load it reported (advert or response).
+    load: Load,
+    /// Our in-flight count there when it made that report.
+    inflight_at_report: u32,
+    /// Our pieces there now.
+    inflight: u32,
+    /// Last time it answered or asked us something directly.
+    last_heard: Time,
+    /// Outstanding health probe and when it was sent.
+    probe: Option<(RequestId, Time)>,
+    rtt: Option<Duration>,
+    /// It said "busy": leave it alone until then.
+    cooldown_until: Time,
+}
+
+impl PeerInfo {
+    fn new(now: Time) -> PeerInfo {
+        PeerInfo {
+            connected: false,
+            down: None,
+            advert: None,
+            load: Load::default(),
+            inflight_at_report: 0,
+            inflight: 0,
+            last_heard: now,
+            probe: None,
+            rtt: None,
+            cooldown_until: Time::ZERO,
+        }
+    }
+
+    /// Its load now: what it reported, minus our pieces it had then, plus ours now.
+    fn estimated_load(&self) -> u32 {
+        self.load.outstanding().saturating_sub(self.inflight_at_report).saturating_add(self.inflight)
+    }
+
+    fn runs(&self, task: &str) -> bool {
+        self.advert.as_ref().is_some_and(|a| a.tasks.iter().any(|t| t == task))
+    }
+}
+
+/// How many pieces of a task go in one batch, and how many may be in flight
+/// per slot, from the measured time of one piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Depth {
+    /// Pieces per batch.
+    pub(crate) batch: u32,
+    /// Pieces in flight per slot.
+    pub(crate) per_slot: u32,
+}
+
+impl Depth {
+    /// Until a piece has been timed: one piece per slot, no prefetch.
+    const UNKNOWN: Depth = Depth { batch: 1, per_slot: 1 };
+
+    /// Pieces shorter than `target` are grouped so one batch takes about
+    /// `target`; two batches per slot are then in flight, one running and
+    /// one on its way. Rounded down to a power of two so it changes rarely.
+    pub(crate) fn for_piece_time(piece_us: u64, target: Duration, max_batch: u32) -> Depth {
+        let target_us = target.as_micros() as u64;
+        if piece_us >= target_us {
+            return Depth::UNKNOWN;
+        }
+        let n = (target_us / piece_us.max(1)).clamp(1, max_batch.max(1) as u64) as u32;
+        let batch = 1 << (31 - n.leading_zeros());
+        Depth { batch, per_slot: batch * 2 }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct TaskIndex {
+    depth: Depth,
+    open: Vec<PeerKey>,
+    pos: FxHashMap<PeerKey, usize>,
+}
+
+impl TaskIndex {
+    fn set_open(&mut self, peer: PeerKey, open: bool) {
+        match (open, self.pos.get(&peer).copied()) {
+            (true, None) => {
+                self.pos.insert(peer, self.open.len());
+                self.open.push(peer);
+            }
+            (false, Some(i)) => {
+                self.pos.remove(&peer);
+                self.open.swap_remove(i);
+                if let Some(moved) = self.open.get(i) {
+                    self.pos.insert(*moved, i);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every peer this node knows, itself included.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerTable {
+    me: PeerKey,
+    peers: FxHashMap<PeerKey, PeerInfo>,
+    index: BTreeMap<String, TaskIndex>,
+}
+
+impl PeerTable {
+    /// A table holding only this node, which runs `tasks` on `load.slots`.
+    pub(crate) fn new(me: PeerKey, tasks: Vec<String>, load: Load, now: Time) -> PeerTable {
+        let mut info = PeerInfo::new(now);
+        info.connected = true;
+        info.load = load;
+        info.advert = Some(AdvertInfo { seq: 0, tasks, received: now });
+        let mut peers = FxHashMap::default();
+        peers.insert(me, info);
+        PeerTable { me, peers, index: BTreeMap::new() }
+    }
+
+    /// Records our own worker's exact load (it includes our own pieces).
+    pub(crate) fn set_local_load(&mut self, load: Load, now: Time) {
+        let me = self.me;
+        if let Some(info) = self.peers.get_mut(&me) {
+            info.load = load;
+            info.inflight_at_report = info.inflight;
+        }
+        self.refresh(me, now);
+    }
+
+    /// A connection to `peer` opened (the first one, if several).
+    pub(crate) fn peer_up(&mut self, peer: PeerKey, now: Time) {
+        let info = self.peers.entry(peer).or_insert_with(|| PeerInfo::new(now));
+        info.connected = true;
+        info.down = None;
+        info.last_heard = now;
+        info.probe = None;
+        self.refresh(peer, now);
+    }
+
+    /// Marks `peer` down; returns whether it was up (so callers act once).
+    pub(crate) fn mark_down(&mut self, peer: PeerKey, reason: DownReason, now: Time) -> bool {
+        if peer == self.me {
+            return false;
+        }
+        let Some(info) = self.peers.get_mut(&peer) else { return false };
+        let was_up = info.down.is_none();
+        info.connected = info.connected && reason != DownReason::Disconnected;
+        info.probe = None;
+        if was_up {
+            info.down = Some(reason);
+        }
+        self.refresh(peer, now);
+        was_up
+    }
+
+    /// The driver reported every connection to `peer` closed.
+    pub(crate) fn disconnected(&mut self, peer: PeerKey, now: Time) -> bool {
+        let was_up = self.mark_down(peer, DownReason::Disconnected, now);
+        if let Some(info) = self.peers.get_mut(&peer) {
+            info.connected = false;
+        }
+        was_up
+    }
+
+    /// Takes an advert that passed validation; refuses one older than seen.
+    pub(crate) fn advert(&mut self, peer: PeerKey, advert: &Advert, now: Time) -> Result<(), AdvertError> {
+        if peer == self.me {
+            return Ok(());
+        }
+        let info = self.peers.entry(peer).or_insert_with(|| PeerInfo::new(now));
+        if let Some(seen) = &info.advert {
+            // A node that restarted starts its seq again; its connection closed
+            // in between (down), so seq is only compared while it stays up.
+            if advert.seq <= seen.seq && info.down.is_none() && info.connected {
+                return Err(AdvertError::Stale { got: advert.seq, seen: seen.seq });
+            }
+        }
+        info.advert = Some(AdvertInfo { seq: advert.seq, tasks: advert.tasks.clone(), received: now });
+        info.load = advert.load();
+        info.inflight_at_report = info.inflight;
+        if info.down == Some(DownReason::AdvertExpired) && info.connected {
+            info.down = None;
+        }
+        self.refresh(peer, now);
+        Ok(())
+    }
+
+    /// `peer` answered or asked something: it is alive, and maybe reported its load.
+    pub(crate) fn heard(&mut self, peer: PeerKey, load: Option<Load>, now: Time) {
+        let Some(info) = self.peers.get_mut(&peer) else { return };
+        info.last_heard = now;
+        if let Some(load) = load {
+            info.load = load;
+            info.inflight_at_report = info.inflight;
+        }
+        self.refresh(peer, now);
+    }
+
+    /// Our pieces in flight at `peer` changed by `delta`.
+    pub(crate) fn add_inflight(&mut self, peer: PeerKey, delta: i64, now: Time) {
+        let Some(info) = self.peers.get_mut(&peer) else { return };
+        info.inflight = (info.inflight as i64 + delta).max(0) as u32;
+        if peer == self.me {
+            // Our own worker's load moves in step with these pieces.
+            info.inflight_at_report = info.inflight_at_report.min(info.inflight);
+        }
+        self.refresh(peer, now);
+    }
+
+    /// `peer` said it is full: skip it for `backoff`.
+    pub(crate) fn cool_down(&mut self, peer: PeerKey, load: Load, until: Time, now: Time) {
+        let Some(info) = self.peers.get_mut(&peer) else { return };
+        info.cooldown_until = until;
+        info.load = load;
+        info.inflight_at_report = info.inflight;
+        self.refresh(peer, now);
+    }
+
+    /// Starts (or keeps) an index of peers with room for `task`.
+    pub(crate) fn index_task(&mut self, task: &str, now: Time) {
+        if self.index.contains_key(task) {
+            return;
+        }
+        let idx = TaskIndex { depth: Depth::UNKNOWN, open: Vec::new(), pos: FxHashMap::default() };
+        self.index.insert(task.to_string(), idx);
+        self.refresh_task(task, now);
+    }
+
+    /// Sets the depth of `task` (after a new timing); rebuilds its index if it changed.
+    pub(crate) fn set_depth(&mut self, task: &str, depth: Depth, now: Time) {
+        if let Some(idx) = self.index.get_mut(task) {
+            if idx.depth != depth {
+                idx.depth = depth;
+                self.refresh_task(task, now);
+            }
+        }
+    }
+
+    /// The depth in force for `task`.
+    pub(crate) fn depth(&self, task: &str) -> Depth {
+        self.index.get(task).map_or(Depth::UNKNOWN, |i| i.depth)
+    }
+
+    /// Peers with room for more of `task`.
+    pub(crate) fn open(&self, task: &str) -> &[PeerKey] {
+        self.index.get(task).map_or(&[], |i| &i.open)
+    }
+
+    /// Pieces of `task` that `peer` can take now.
+    pub(crate) fn room(&self, peer: PeerKey, task: &str, now: Time) -> u32 {
+        let Some(info) = self.peers.get(&peer) else { return 0 };
+        let usable = info.connected && info.down.is_none() && info.runs(task) && info.cooldown_until <= now;
+        if !usable {
+            return 0;
+        }
+        let depth = self.depth(task);
+        let window = info.load.slots.saturating_mul(depth.per_slot).min(info.load.capacity);
+        window.saturating_sub(info.estimated_load())
+    }
+
+    /// `peer` as placement weighs it.
+    pub(crate) fn candidate(&self, peer: PeerKey) -> Candidate {
+        let info = self.peers.get(&peer);
+        Candidate { peer, load: info.map_or(0, PeerInfo::estimated_load), slots: info.map_or(0, |i| i.load.slots) }
+    }
+
+    /// Keeps `peer`'s membership of every task index right.
+    pub(crate) fn refresh(&mut self, peer: PeerKey, now: Time) {
+        let tasks: Vec<String> = self.index.keys().cloned().collect();
+        for task in tasks {
+            let open = self.room(peer, &task, now) > 0;
+            if let Some(idx) = self.index.get_mut(&task) {
+                idx.set_open(peer, open);
+            }
+        }
+    }
+
+    fn refresh_task(&mut self, task: &str, now: Time) {
+        let mut keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        keys.sort_unstable();
+        for peer in keys {
+            let open = self.room(peer, task, now) > 0;
+            if let Some(idx) = self.index.get_mut(task) {
+                idx.set_open(peer, open);
+            }
+        }
+    }
+
+    /// Re-opens peers whose cool-down ended and returns the peers whose
+    /// adverts expired (marked down here) and those due a health probe.
+    pub(crate) fn maintain(
+        &mut self,
+        now: Time,
+        expiry: Duration,
+        probe_every: Duration,
+        probe_timeout: Duration,
+    ) -> Maintenance {
+        let mut m = Maintenance::default();
+        let mut keys: Vec<PeerKey> = self.peers.keys().copied().filter(|p| *p != self.me).collect();
+        keys.sort_unstable();
+        for peer in keys {
+            let Some(info) = self.peers.get_mut(&peer) else { continue };
+            if info.down.is_some() {
+                continue;
+            }
+            if info.advert.as_ref().is_some_and(|a| now.since(a.received) > expiry) {
+                m.expired.push(peer);
+            } else if let Some((_, sent)) = info.probe {
+                if now.since(sent) > probe_timeout {
+                    m.unanswered.push(peer);
+                }
+            } else if info.connected && info.inflight > 0 && now.since(info.last_heard) >= probe_every {
+                m.probe.push(peer);
+            }
+            if info.cooldown_until != Time::ZERO && info.cooldown_until <= now {
+                info.cooldown_until = Time::ZERO;
+                self.refresh(peer, now);
+            }
+        }
+        m
+    }
+
+    /// Notes a health probe sent to `peer`.
+    pub(crate) fn probing(&mut self, peer: PeerKey, id: RequestId, now: Time) {
+        if let Some(info) = self.peers.get_mut(&peer) {
+            info.probe = Some((id, now));
+        }
+    }
+
+    /// A probe to `peer` came back.
+    pub(crate) fn probe_answered(&mut self, peer: PeerKey, id: RequestId, now: Time) {
+        if let Some(info) = self.peers.get_mut(&peer) {
+            if let Some((pid, sent)) = info.probe {
+                if pid == id {
+                    info.rtt = Some(now.since(sent));
+                    info.probe = None;
+                }
+            }
+        }
+    }
+
+    /// Says, peer by peer, why none can take a piece of `task` now, and
+    /// whether some of them may later (they are only full or cooling down:
+    /// the job is waiting, not stalled). `excluded` names job-specific bans.
+    pub(crate) fn why_not<'e>(
+        &self,
+        task: &str,
+        excluded: impl Fn(PeerKey) -> Option<&'e str>,
+        now: Time,
+    ) -> (bool, String) {
+        let mut waiting = false;
+        let mut reasons: BTreeMap<String, Vec<PeerKey>> = BTreeMap::new();
+        let mut keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        keys.sort_unstable();
+        for peer in keys {
+            let info = &self.peers[&peer];
+            let reason = if info.load.slots == 0 && info.advert.is_some() {
+                "runs no pieces (0 slots)".to_string()
+            } else if let Some(down) = &info.down {
+                format!("down: {down}")
+            } else if !info.connected {
+                "not connected".to_string()
+            } else if info.advert.is_none() {
+                "no advert heard yet".to_string()
+            } else if !info.runs(task) {
+                format!("does not run {task:?}")
+            } else if let Some(why) = excluded(peer) {
+                why.to_string()
+            } else {
+                waiting = true;
+                if info.cooldown_until > now {
+                    "said busy".to_string()
+                } else {
+                    format!("full ({} pieces on {} slots)", info.estimated_load(), info.load.slots)
+                }
+            };
+            reasons.entry(reason).or_default().push(peer);
+        }
+        let why = reasons
+            .into_iter()
+            .map(|(reason, peers)| match peers.as_slice() {
+                [one] if *one == self.me => format!("this node {reason}"),
+                ps if ps.len() <= 8 => {
+                    format!("{} {reason}", ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "))
+                }
+                ps => format!("{} peers {reason}", ps.len()),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        (waiting, why)
+    }
+
+    /// Peers known, this node included.
+    pub(crate) fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Everything known, for display.
+    pub(crate) fn views(&self, now: Time) -> Vec<PeerView> {
+        let mut v: Vec<PeerView> = self
+            .peers
+            .iter()
+            .filter(|(p, _)| **p != self.me)
+            .map(|(p, i)| PeerView {
+                peer: *p,
+                connected: i.connected,
+                down: i.down.clone(),
+                load: i.advert.as_ref().map(|_| i.load),
+                tasks: i.advert.as_ref().map(|a| a.tasks.clone()).unwrap_or_default(),
+                advert_age: i.advert.as_ref().map(|a| now.since(a.received)),
+                rtt: i.rtt,
+                inflight: i.inflight,
+            })
+            .collect();
+        v.sort_by_key(|v| v.peer);
+        v
+    }
+}
+
+/// What a maintenance pass found.
+#[derive(Debug, Default)]
+pub(crate) struct Maintenance {
+    /// Adverts older than the expiry.
+    pub(crate) expired: Vec<PeerKey>,
+    /// Probes older than the probe timeout.
+    pub(crate) unanswered: Vec<PeerKey>,
+    /// Silent peers owing us results.
+    pub(crate) probe: Vec<PeerKey>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_groups_tiny_pieces_and_leaves_long_ones_alone() {
+        let target = Duration::from_millis(5);
+        assert_eq!(Depth::for_piece_time(10_000, target, 4096), Depth::UNKNOWN);
+        assert_eq!(Depth::for_piece_time(1_000, target, 4096), Depth { batch: 4, per_slot: 8 });
+        assert_eq!(Depth::for_piece_time(0, target, 4096), Depth { batch: 4096, per_slot: 8192 });
+    }
+
+    #[test]
+    fn open_set_follows_load() {
+        let now = Time::ZERO;
+        let load = Load { slots: 2, running: 0, queued: 0, capacity: 8 };
+        let mut t = PeerTable::new(PeerKey(0), vec!["x".into()], load, now);
+        t.index_task("x", now);
+        assert_eq!(t.open("x"), &[PeerKey(0)]);
+        t.add_inflight(PeerKey(0), 2, now);
+        assert!(t.open("x").is_empty(), "2 pieces on 2 slots leave no room");
+        t.add_inflight(PeerKey(0), -1, now);
+        assert_eq!(t.open("x"), &[PeerKey(0)]);
+        let advert =
+            Advert { version: 1, seq: 1, slots: 1, running: 0, queued: 0, capacity: 4, tasks: vec!["x".into()] };
+        t.advert(PeerKey(1), &advert, now).unwrap();
+        assert_eq!(t.open("x").len(), 1, "not connected yet");
+        t.peer_up(PeerKey(1), now);
+        assert_eq!(t.open("x").len(), 2);
+        assert!(t.advert(PeerKey(1), &advert, now).is_err(), "same seq again is stale");
+        t.disconnected(PeerKey(1), now);
+        assert_eq!(t.open("x"), &[PeerKey(0)]);
+    }
+}

@@ -1,0 +1,4 @@
+//! Scenario tests of the state machine through [`harness::Net`].
+
+mod harness;
+mod scheduling;

@@ -1,0 +1,279 @@
+//! Scheduler scenarios: placement, faults, retries, backups, cancellation.
+
+use super::harness::{piece, Net, CONCLUSIVE, FAIL};
+use crate::*;
+use std::time::Duration;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn job(inputs: Vec<Vec<u8>>) -> JobSpec {
+    JobSpec::new("t", inputs)
+}
+
+fn pieces(n: usize, cost_us: u64) -> Vec<Vec<u8>> {
+    (0..n).map(|i| piece(cost_us + i as u64, 0)).collect()
+}
+
+/// Lets adverts flow so every node knows every other.
+fn warm(net: &mut Net) {
+    let n = net.nodes.len();
+    assert!(net.run_until(5 * SEC, |net| net.nodes.iter().enumerate().all(|(i, m)| m
+        .peers(net.now)
+        .iter()
+        .filter(|p| p.load.is_some() && p.connected)
+        .count()
+        == n - 1
+        || net.state[i].crashed)));
+}
+
+fn ok(r: Result<JobOutput, JobError>) -> JobOutput {
+    r.unwrap_or_else(|e| panic!("job failed: {e}"))
+}
+
+#[test]
+fn placement_spreads_pieces_over_all_nodes_and_merges_in_order() {
+    let mut net = Net::new(4, 1, |_, _| {});
+    warm(&mut net);
+    let inputs = pieces(40, 10_000);
+    let id = net.submit(0, job(inputs.clone()));
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    assert_eq!(out.outputs, inputs, "outputs in piece order");
+    assert_eq!(out.stats.per_peer.len(), 4, "every node ran pieces: {:?}", out.stats.per_peer);
+    for (peer, n) in &out.stats.per_peer {
+        assert!((6..=14).contains(n), "{peer} ran {n} of 40");
+    }
+    assert_eq!(out.stats.retries, 0);
+    // 40 pieces of 10 ms on 4 slots: ideal 100 ms, plus latency.
+    assert!(out.stats.elapsed < Duration::from_millis(140), "makespan {:?}", out.stats.elapsed);
+}
+
+#[test]
+fn peer_loss_mid_piece_requeues_elsewhere() {
+    let mut net = Net::new(3, 2, |_, _| {});
+    warm(&mut net);
+    let inputs = pieces(30, 20_000);
+    let id = net.submit(0, job(inputs.clone()));
+    net.run_until(Duration::from_millis(50), |_| false);
+    net.crash(2);
+    let crash_at = net.now;
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    assert_eq!(out.outputs, inputs);
+    assert!(out.stats.retries >= 1, "the crashed node's piece was retried");
+    let retried: Vec<_> = net
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            JobEvent::Retried { peer, .. } => Some(*peer),
+            _ => None,
+        })
+        .collect();
+    assert!(retried.iter().all(|p| *p == PeerKey(2)), "only node 2 failed pieces: {retried:?}");
+    assert!(out.stats.elapsed > crash_at.since(Time::ZERO));
+}
+
+#[test]
+fn a_hung_peer_is_found_by_health_probes_and_its_pieces_move() {
+    let mut net = Net::new(3, 3, |_, _| {});
+    warm(&mut net);
+    let inputs = pieces(30, 100_000);
+    let id = net.submit(0, job(inputs.clone()));
+    net.run_until(Duration::from_millis(50), |_| false);
+    net.hang(2, true);
+    let hung_at = net.now;
+    let out = ok(net.run_job(0, id, 30 * SEC));
+    assert_eq!(out.outputs, inputs);
+    assert_eq!(out.stats.per_peer.get(&PeerKey(2)), None, "node 2's pieces were all done elsewhere");
+    let dropped = |n: &Net| n.disconnects.iter().find(|(from, to, _)| (*from, *to) == (0, 2)).map(|d| d.2);
+    assert!(net.run_until(10 * SEC, |n| dropped(n).is_some()), "node 0 dropped node 2");
+    let detect = dropped(&net).unwrap().since(hung_at);
+    assert!(detect <= Duration::from_millis(3500), "hung peer detected after {detect:?}");
+}
+
+#[test]
+fn a_piece_deadline_requeues_when_probes_cannot_tell() {
+    // Probes effectively off: only the piece deadline can catch the hang.
+    let mut net = Net::new(2, 4, |_, c| {
+        c.probe_interval = 1000 * SEC;
+        c.advert_expiry = 1000 * SEC;
+    });
+    warm(&mut net);
+    let mut spec = job(pieces(4, 10_000));
+    spec.piece_timeout = Duration::from_millis(500);
+    spec.backups = false;
+    let id = net.submit(0, spec);
+    net.hang(1, true);
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    assert_eq!(out.stats.per_peer.get(&PeerKey(0)), Some(&4), "everything ended on node 0");
+    assert!(out.stats.retries >= 1);
+}
+
+#[test]
+fn max_attempts_fails_the_job_naming_the_piece_and_causes() {
+    let mut net = Net::new(4, 5, |_, _| {});
+    warm(&mut net);
+    let mut inputs = pieces(8, 1_000);
+    inputs[5] = piece(1_000, FAIL);
+    let id = net.submit(0, job(inputs));
+    let err = net.run_job(0, id, 10 * SEC).unwrap_err();
+    let JobError::PieceFailed(f) = &err else { panic!("{err}") };
+    assert_eq!(f.piece, 5);
+    assert_eq!(f.causes.len(), 3, "three attempts: {err}");
+    let mut peers: Vec<_> = f.causes.iter().map(|(p, _)| *p).collect();
+    peers.dedup();
+    assert_eq!(peers.len(), 3, "each retry went to a new peer: {err}");
+    assert!(err.to_string().contains("boom"), "{err}");
+}
+
+#[test]
+fn a_piece_failing_everywhere_on_a_lone_node_stalls_then_fails() {
+    let mut net = Net::new(1, 6, |_, _| {});
+    let mut spec = job(vec![piece(10, FAIL)]);
+    spec.stall_timeout = 2 * SEC;
+    let id = net.submit(0, spec);
+    let err = net.run_job(0, id, 10 * SEC).unwrap_err();
+    assert!(matches!(err, JobError::Stalled { piece: 0, .. }), "{err}");
+    assert!(err.to_string().contains("failed this piece before"), "{err}");
+}
+
+#[test]
+fn no_peer_running_the_task_stalls_with_a_reason() {
+    let mut net = Net::new(2, 7, |_, _| {});
+    warm(&mut net);
+    let mut spec = JobSpec::new("other", vec![piece(10, 0)]);
+    spec.stall_timeout = SEC;
+    spec.explain = true;
+    let id = net.submit(0, spec);
+    let err = net.run_job(0, id, 10 * SEC).unwrap_err();
+    assert!(err.to_string().contains("does not run \"other\""), "{err}");
+    assert!(net.events.iter().any(|(_, e)| matches!(e, JobEvent::Unplaceable { .. })));
+}
+
+#[test]
+fn backups_fire_for_stragglers_and_the_first_result_wins() {
+    // Node 1 runs at 2% speed: its piece would take 50x longer.
+    let mut net = Net::new(2, 8, |_, _| {});
+    net.state[1].speed_pct = 2;
+    warm(&mut net);
+    let inputs = pieces(20, 20_000);
+    let id = net.submit(0, job(inputs.clone()));
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    assert_eq!(out.outputs, inputs);
+    assert!(out.stats.backups >= 1, "{:?}", out.stats);
+    assert!(out.stats.backups_won >= 1, "{:?}", out.stats);
+    // Without backups the slow piece alone takes 1 s.
+    assert!(out.stats.elapsed < Duration::from_millis(700), "makespan {:?}", out.stats.elapsed);
+    assert!(net.run_until(SEC, |n| n.cancels[1] >= 1), "the losing copy was cancelled");
+}
+
+#[test]
+fn late_duplicates_are_ignored_and_counted() {
+    let mut net = Net::new(2, 9, |_, _| {});
+    net.state[1].speed_pct = 2;
+    net.state[1].ignore_abort = true;
+    warm(&mut net);
+    let inputs = pieces(20, 20_000);
+    let id = net.submit(0, job(inputs.clone()));
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    assert_eq!(out.outputs, inputs);
+    assert!(out.stats.backups_won >= 1);
+    // The slow copy still finishes; the job already ended, so nothing changes.
+    net.run_until(5 * SEC, |_| false);
+    assert!(net.nodes.iter().all(|m| m.is_idle()));
+}
+
+#[test]
+fn cancel_reaches_every_peer_running_pieces() {
+    let mut net = Net::new(4, 10, |_, _| {});
+    warm(&mut net);
+    let id = net.submit(0, job(pieces(40, 1_000_000)));
+    net.run_until(Duration::from_millis(100), |_| false);
+    let busy: Vec<usize> = (1..4).filter(|i| net.executed[*i] > 0).collect();
+    assert_eq!(busy.len(), 3, "all peers got work");
+    net.cancel(0, id);
+    assert!(matches!(net.finished(0, id), Some(Err(JobError::Cancelled))));
+    assert!(net.run_until(SEC, |n| n.nodes.iter().all(|m| m.is_idle())), "every worker freed its slots");
+    for i in busy {
+        assert!(net.cancels[i] >= 1, "node {i} got the cancel");
+    }
+}
+
+#[test]
+fn a_conclusive_output_ends_the_job_and_cancels_the_rest() {
+    let mut net = Net::new(3, 11, |_, _| {});
+    warm(&mut net);
+    let mut inputs = pieces(30, 500_000);
+    inputs[1] = piece(1_000, CONCLUSIVE);
+    let id = net.submit(0, job(inputs.clone()));
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    assert_eq!(out.conclusive, Some(1));
+    assert!(out.outputs.contains(&inputs[1]));
+    assert!(out.stats.elapsed < Duration::from_millis(100));
+    assert!(net.run_until(SEC, |n| n.nodes.iter().all(|m| m.is_idle())), "other pieces were stopped");
+}
+
+#[test]
+fn tiny_pieces_are_batched() {
+    let mut net = Net::new(2, 12, |_, _| {});
+    warm(&mut net);
+    let inputs: Vec<Vec<u8>> = (0..20_000).map(|_| piece(1, 0)).collect();
+    let id = net.submit(0, job(inputs));
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    assert!(out.stats.batches < 200, "{} batches for 20,000 pieces", out.stats.batches);
+}
+
+#[test]
+fn refusals_move_pieces_to_peers_that_accept() {
+    let mut net = Net::new(3, 13, |i, c| {
+        if i == 2 {
+            c.accept_from = AcceptFrom::Only([PeerKey(1)].into());
+        }
+    });
+    warm(&mut net);
+    let inputs = pieces(30, 5_000);
+    let id = net.submit(0, job(inputs.clone()));
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    assert_eq!(out.outputs, inputs);
+    assert!(!out.stats.per_peer.contains_key(&PeerKey(2)));
+    assert!(net.events.iter().any(|(_, e)| matches!(e, JobEvent::Refused { peer: PeerKey(2), .. })));
+}
+
+#[test]
+fn a_silent_peer_is_marked_down_when_its_adverts_expire() {
+    let mut net = Net::new(3, 14, |_, _| {});
+    warm(&mut net);
+    net.hang(2, true);
+    let t0 = net.now;
+    assert!(
+        net.run_until(10 * SEC, |n| n.nodes[0].peers(n.now).iter().any(|p| p.peer == PeerKey(2) && p.down.is_some()))
+    );
+    let took = net.now.since(t0);
+    assert!(took <= Duration::from_millis(3500), "{took:?}");
+    let view = net.nodes[0].peers(net.now).into_iter().find(|p| p.peer == PeerKey(2)).unwrap();
+    assert_eq!(view.down, Some(DownReason::AdvertExpired));
+    // It comes back: reconnects and is up again.
+    net.hang(2, false);
+    assert!(net.run_until(5 * SEC, |n| n.disconnects.iter().any(|(a, b, _)| (*a, *b) == (0, 2))));
+}
+
+#[test]
+fn same_seed_same_run() {
+    let trace = |seed| {
+        let mut net = Net::new(5, seed, |_, _| {});
+        warm(&mut net);
+        let mut spec = job(pieces(50, 3_000));
+        spec.explain = true;
+        let id = net.submit(0, spec);
+        let out = ok(net.run_job(0, id, 10 * SEC));
+        let placed: Vec<(PeerKey, Vec<u32>)> = net
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                JobEvent::Placed { peer, pieces, .. } => Some((*peer, pieces.clone())),
+                _ => None,
+            })
+            .collect();
+        (placed, out.stats.per_peer, out.stats.elapsed)
+    };
+    assert_eq!(trace(21), trace(21));
+    assert_ne!(trace(21), trace(22));
+}

@@ -1,0 +1,215 @@
+//! The wire: every message meshwork peers exchange, as serde types carried in
+//! CBOR. `PROTOCOL.md` at the repository root is the human-readable spec of
+//! exactly these types; `tests` in this module check its hex examples.
+//!
+//! - [`Advert`]: published on the gossipsub topic [`ADVERT_TOPIC`].
+//! - [`Request`] / [`Response`]: the request-response protocol [`RPC_PROTOCOL`],
+//!   framed by [`frame`].
+
+mod cbor;
+pub mod frame;
+mod validate;
+
+pub use cbor::{from_cbor, to_cbor, CborError};
+pub use validate::{
+    decode_advert, valid_task_name, AdvertError, MAX_ADVERT_BYTES, MAX_CAPACITY, MAX_SLOTS, MAX_TASKS, MAX_TASK_NAME,
+};
+
+use crate::ids::JobId;
+use serde::{Deserialize, Serialize};
+
+/// Version of the messages below. A peer rejects adverts and run requests of
+/// another version (see PROTOCOL.md, "Versioning").
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// libp2p protocol id of the request-response RPC.
+pub const RPC_PROTOCOL: &str = "/meshwork/rpc/1";
+
+/// Gossipsub topic (an `IdentTopic`: the raw string) carrying load adverts.
+pub const ADVERT_TOPIC: &str = "meshwork/load/1";
+
+/// Kademlia protocol id, our own so we never mix with the public DHT.
+pub const KAD_PROTOCOL: &str = "/meshwork/kad/1";
+
+/// A peer's current load as it reports it in every response.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load {
+    /// Pieces it runs at once (0: it runs none, e.g. `meshwork peers`).
+    pub slots: u32,
+    /// Slots busy now (at most `slots`).
+    pub running: u32,
+    /// Accepted pieces waiting for a slot.
+    pub queued: u32,
+    /// Most pieces it accepts at once (running + queued); more are rejected.
+    pub capacity: u32,
+}
+
+impl Load {
+    /// Pieces accepted and not yet answered.
+    pub fn outstanding(&self) -> u32 {
+        self.running.saturating_add(self.queued)
+    }
+}
+
+/// A load advert, published at least every advert interval and at once
+/// (debounced) when the load changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advert {
+    /// [`PROTOCOL_VERSION`] of the sender.
+    pub version: u16,
+    /// Increases with every advert of one run of a node.
+    pub seq: u64,
+    /// See [`Load::slots`].
+    pub slots: u32,
+    /// See [`Load::running`].
+    pub running: u32,
+    /// See [`Load::queued`].
+    pub queued: u32,
+    /// See [`Load::capacity`].
+    pub capacity: u32,
+    /// Names of the tasks this peer runs.
+    pub tasks: Vec<String>,
+}
+
+impl Advert {
+    /// The load part of the advert.
+    pub fn load(&self) -> Load {
+        Load { slots: self.slots, running: self.running, queued: self.queued, capacity: self.capacity }
+    }
+}
+
+/// An RPC request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Health probe: answered with [`Response::Status`].
+    Status,
+    /// Run a batch of pieces of one job.
+    Run(RunRequest),
+    /// Stop pieces of a job (all of them when `pieces` is `None`).
+    Cancel(CancelRequest),
+}
+
+/// A batch of pieces of one job, all of one task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// [`PROTOCOL_VERSION`] of the submitter.
+    pub version: u16,
+    /// The submitter's job.
+    pub job: JobId,
+    /// Registered task name.
+    pub task: String,
+    /// Deadline for one piece once it starts, in milliseconds.
+    pub piece_timeout_ms: u64,
+    /// The pieces, run in this order.
+    pub pieces: Vec<PieceInput>,
+}
+
+/// One piece's input, as the task's `split` encoded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceInput {
+    /// Index of the piece in its job.
+    pub piece: u32,
+    /// CBOR of the task's piece type.
+    #[serde(with = "serde_bytes")]
+    pub input: Vec<u8>,
+}
+
+/// Stop pieces of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRequest {
+    /// The submitter's job.
+    pub job: JobId,
+    /// Only these pieces; `None` cancels every piece of the job.
+    pub pieces: Option<Vec<u32>>,
+}
+
+/// An RPC response; each carries the worker's load.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status(Load),
+    /// Answer to [`Request::Run`] once every piece of the batch ended.
+    Results(Results),
+    /// The batch was not accepted; nothing of it ran.
+    Rejected(Rejected),
+    /// Answer to [`Request::Cancel`].
+    Cancelled(Load),
+}
+
+/// Outcomes of a batch, in any order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Results {
+    /// The worker's load after the batch.
+    pub load: Load,
+    /// Time spent executing the batch, in microseconds (for batch sizing).
+    pub exec_us: u64,
+    /// One entry per piece of the batch.
+    pub pieces: Vec<PieceResult>,
+}
+
+/// The outcome of one piece.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceResult {
+    /// Index of the piece in its job.
+    pub piece: u32,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What happened to one piece.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// It ran. `conclusive` ends the whole job early (e.g. hash-search found a nonce).
+    Done {
+        /// CBOR of the task's output type.
+        #[serde(with = "serde_bytes")]
+        output: Vec<u8>,
+        /// The task says this output settles the job.
+        conclusive: bool,
+    },
+    /// It failed: task error, panic, undecodable input, deadline.
+    Failed(String),
+    /// It was cancelled before it ended.
+    Cancelled,
+}
+
+/// A refused batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// The worker's load.
+    pub load: Load,
+    /// Why.
+    pub reason: RejectReason,
+}
+
+/// Why a worker refused a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// It is full (capacity, or the per-submitter limit); try elsewhere.
+    Busy,
+    /// It does not run this task.
+    UnknownTask,
+    /// This submitter is not in its `--accept-from` list.
+    NotAllowed,
+    /// The request's protocol version is not the worker's (carried here).
+    VersionMismatch(u16),
+    /// It is shutting down.
+    ShuttingDown,
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RejectReason::Busy => write!(f, "busy"),
+            RejectReason::UnknownTask => write!(f, "does not run this task"),
+            RejectReason::NotAllowed => write!(f, "refuses work from this submitter (--accept-from)"),
+            RejectReason::VersionMismatch(v) => {
+                write!(f, "speaks protocol version {v}, we speak {PROTOCOL_VERSION}")
+            }
+            RejectReason::ShuttingDown => write!(f, "is shutting down"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,317 @@
+//! The worker half of a node: accepts batches, queues them, hands them to
+//! the driver to execute on free slots, enforces piece deadlines, answers
+//! with results. One batch occupies one slot and runs its pieces in order,
+//! so a batch of tiny pieces costs one wake-up, not one per piece.
+
+use crate::config::AcceptFrom;
+use crate::ids::{ExecId, InboundId, JobId, PeerKey, RequestId};
+use crate::time::Time;
+use crate::wire::{
+    Load, Outcome, PieceInput, PieceResult, RejectReason, Response, Results, RunRequest, PROTOCOL_VERSION,
+};
+use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::Duration;
+
+/// A batch the driver should execute now, on a thread that may block.
+#[derive(Debug)]
+#[must_use]
+pub struct Execution {
+    /// Report the outcome with this id.
+    pub id: ExecId,
+    /// Registered task name.
+    pub task: String,
+    /// Pieces to run in order; report one [`Outcome`] per piece, same order.
+    pub pieces: Vec<PieceInput>,
+    /// Deadline of one piece; the machine aborts the batch past
+    /// `pieces × piece_timeout` and answers for it.
+    pub piece_timeout: Duration,
+}
+
+/// Who asked for a batch, so the answer goes back the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A remote submitter's request.
+    Remote(PeerKey, InboundId),
+    /// Our own scheduler's request to ourselves.
+    Local(RequestId),
+}
+
+/// What the worker wants done.
+#[derive(Debug)]
+pub(crate) enum WorkerOut {
+    Respond(Origin, Response),
+    Execute(Execution),
+    Abort(ExecId),
+}
+
+#[derive(Debug)]
+enum State {
+    Queued,
+    Running { deadline: Time },
+}
+
+#[derive(Debug)]
+struct Exec {
+    origin: Origin,
+    submitter: PeerKey,
+    job: JobId,
+    task: String,
+    pieces: Vec<u32>,
+    /// Taken when the batch starts.
+    inputs: Vec<PieceInput>,
+    timeout: Duration,
+    state: State,
+}
+
+/// Accepted work and free slots.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    slots: u32,
+    capacity: u32,
+    per_submitter: u32,
+    tasks: Vec<String>,
+    accept: AcceptFrom,
+    accepting: bool,
+    execs: FxHashMap<ExecId, Exec>,
+    queue: VecDeque<ExecId>,
+    running: u32,
+    outstanding: u32,
+    per_peer: FxHashMap<PeerKey, u32>,
+    deadlines: BinaryHeap<Reverse<(Time, ExecId)>>,
+    next_id: u64,
+}
+
+impl Worker {
+    pub(crate) fn new(slots: u32, capacity: u32, per_submitter: u32, tasks: Vec<String>, accept: AcceptFrom) -> Worker {
+        Worker {
+            slots,
+            capacity,
+            per_submitter,
+            tasks,
+            accept,
+            accepting: true,
+            execs: FxHashMap::default(),
+            queue: VecDeque::new(),
+            running: 0,
+            outstanding: 0,
+            per_peer: FxHashMap::default(),
+            deadlines: BinaryHeap::new(),
+            next_id: 1,
+        }
+    }
+
+    /// The load this worker reports.
+    pub(crate) fn load(&self) -> Load {
+        Load {
+            slots: self.slots,
+            running: self.running,
+            queued: self.outstanding.saturating_sub(self.running),
+            capacity: self.capacity,
+        }
+    }
+
+    /// Tasks it runs (none without slots, or once shutting down).
+    pub(crate) fn tasks(&self) -> &[String] {
+        if self.slots == 0 || !self.accepting {
+            &[]
+        } else {
+            &self.tasks
+        }
+    }
+
+    /// Stops accepting new batches (shutdown); accepted ones still finish.
+    pub(crate) fn stop_accepting(&mut self) {
+        self.accepting = false;
+    }
+
+    /// Takes a batch or says why not.
+    pub(crate) fn accept(
+        &mut self,
+        origin: Origin,
+        from: PeerKey,
+        req: RunRequest,
+        now: Time,
+        out: &mut Vec<WorkerOut>,
+    ) -> Result<(), RejectReason> {
+        let n = req.pieces.len() as u32;
+        let from_peer = self.per_peer.get(&from).copied().unwrap_or(0);
+        if req.version != PROTOCOL_VERSION {
+            return Err(RejectReason::VersionMismatch(PROTOCOL_VERSION));
+        }
+        if !self.accepting {
+            return Err(RejectReason::ShuttingDown);
+        }
+        if !self.tasks().contains(&req.task) {
+            return Err(RejectReason::UnknownTask);
+        }
+        if !self.accept.allows(from) {
+            return Err(RejectReason::NotAllowed);
+        }
+        if self.outstanding.saturating_add(n) > self.capacity || from_peer.saturating_add(n) > self.per_submitter {
+            return Err(RejectReason::Busy);
+        }
+        let id = ExecId(self.next_id);
+        self.next_id += 1;
+        self.outstanding += n;
+        *self.per_peer.entry(from).or_default() += n;
+        let exec = Exec {
+            origin,
+            submitter: from,
+            job: req.job,
+            task: req.task,
+            pieces: req.pieces.iter().map(|p| p.piece).collect(),
+            inputs: req.pieces,
+            timeout: Duration::from_millis(req.piece_timeout_ms),
+            state: State::Queued,
+        };
+        self.execs.insert(id, exec);
+        self.queue.push_back(id);
+        self.start(now, out);
+        Ok(())
+    }
+
+    /// Starts queued batches on free slots.
+    fn start(&mut self, now: Time, out: &mut Vec<WorkerOut>) {
+        while self.running < self.slots {
+            let Some(id) = self.queue.pop_front() else { break };
+            let Some(exec) = self.execs.get_mut(&id) else { continue };
+            let deadline = now + exec.timeout.saturating_mul(exec.pieces.len().max(1) as u32);
+            exec.state = State::Running { deadline };
+            self.deadlines.push(Reverse((deadline, id)));
+            self.running += 1;
+            out.push(WorkerOut::Execute(Execution {
+                id,
+                task: exec.task.clone(),
+                pieces: std::mem::take(&mut exec.inputs),
+                piece_timeout: exec.timeout,
+            }));
+        }
+    }
+
+    /// The driver finished executing `id`: one outcome per piece, in order.
+    /// Returns whether it was still expected (not answered by a deadline).
+    pub(crate) fn finished(
+        &mut self,
+        id: ExecId,
+        outcomes: Vec<Outcome>,
+        elapsed: Duration,
+        now: Time,
+        out: &mut Vec<WorkerOut>,
+    ) -> bool {
+        let Some(exec) = self.execs.remove(&id) else { return false };
+        let mut outcomes = outcomes.into_iter();
+        let pieces = exec
+            .pieces
+            .iter()
+            .map(|&piece| PieceResult {
+                piece,
+                outcome: outcomes.next().unwrap_or_else(|| Outcome::Failed("the worker returned no outcome".into())),
+            })
+            .collect();
+        self.release(&exec);
+        let results = Results { load: self.load(), exec_us: elapsed.as_micros() as u64, pieces };
+        out.push(WorkerOut::Respond(exec.origin, Response::Results(results)));
+        self.start(now, out);
+        true
+    }
+
+    /// Frees what `exec` held.
+    fn release(&mut self, exec: &Exec) {
+        let n = exec.pieces.len() as u32;
+        if matches!(exec.state, State::Running { .. }) {
+            self.running -= 1;
+        }
+        self.outstanding -= n;
+        if let Some(c) = self.per_peer.get_mut(&exec.submitter) {
+            *c -= n;
+            if *c == 0 {
+                self.per_peer.remove(&exec.submitter);
+            }
+        }
+    }
+
+    /// Cancels pieces of `job` from `from` (`None`: all of them). Queued
+    /// batches are answered at once; running ones are aborted and answer
+    /// when the driver returns them.
+    pub(crate) fn cancel(
+        &mut self,
+        from: PeerKey,
+        job: JobId,
+        pieces: Option<&[u32]>,
+        now: Time,
+        out: &mut Vec<WorkerOut>,
+    ) {
+        let mut hit: Vec<ExecId> = self
+            .execs
+            .iter()
+            .filter(|(_, e)| e.submitter == from && e.job == job)
+            .filter(|(_, e)| pieces.is_none_or(|ps| e.pieces.iter().all(|p| ps.contains(p))))
+            .map(|(id, _)| *id)
+            .collect();
+        hit.sort_unstable();
+        for id in hit {
+            let running = matches!(self.execs.get(&id).map(|e| &e.state), Some(State::Running { .. }));
+            if running {
+                out.push(WorkerOut::Abort(id));
+            } else if let Some(exec) = self.execs.remove(&id) {
+                self.answer_all(exec, Outcome::Cancelled, out);
+            }
+        }
+        self.start(now, out);
+    }
+
+    /// Cancels everything `from` submitted (it went away).
+    pub(crate) fn forget_submitter(&mut self, from: PeerKey, now: Time, out: &mut Vec<WorkerOut>) {
+        let mut jobs: Vec<JobId> = self.execs.values().filter(|e| e.submitter == from).map(|e| e.job).collect();
+        jobs.sort_unstable();
+        jobs.dedup();
+        for job in jobs {
+            self.cancel(from, job, None, now, out);
+        }
+    }
+
+    /// Answers every piece of `exec` with `outcome` and frees it.
+    fn answer_all(&mut self, exec: Exec, outcome: Outcome, out: &mut Vec<WorkerOut>) {
+        self.release(&exec);
+        let pieces = exec.pieces.iter().map(|&piece| PieceResult { piece, outcome: outcome.clone() }).collect();
+        out.push(WorkerOut::Respond(exec.origin, Response::Results(Results { load: self.load(), exec_us: 0, pieces })));
+    }
+
+    /// Aborts batches past their deadline, answering for them so the slot
+    /// frees even if the task never looks at its cancellation flag.
+    pub(crate) fn handle_timeout(&mut self, now: Time, out: &mut Vec<WorkerOut>) {
+        while let Some(Reverse((deadline, id))) = self.deadlines.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop();
+            let current = matches!(self.execs.get(&id), Some(Exec { state: State::Running { deadline: d }, .. }) if *d == deadline);
+            if !current {
+                continue;
+            }
+            let Some(exec) = self.execs.remove(&id) else { continue };
+            let why = format!("piece deadline of {:?} passed on the worker", exec.timeout);
+            out.push(WorkerOut::Abort(id));
+            self.answer_all(exec, Outcome::Failed(why), out);
+        }
+        self.start(now, out);
+    }
+
+    /// When the next batch deadline falls (dropping those of finished batches).
+    pub(crate) fn next_deadline(&mut self) -> Option<Time> {
+        while let Some(Reverse((t, id))) = self.deadlines.peek().copied() {
+            if matches!(self.execs.get(&id), Some(Exec { state: State::Running { deadline }, .. }) if *deadline == t) {
+                return Some(t);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    /// Has nothing accepted.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.execs.is_empty()
+    }
+}
