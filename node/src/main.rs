@@ -1,1 +1,32 @@
-fn main() {}
+//! The `meshwork` binary: parse, run, map errors to one line and an exit code.
+
+use clap::Parser;
+use meshwork::cli::{Cli, UsageError, EXIT_MESH};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,meshwork=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // A panicking task is contained by the executor; report it as a log line.
+    std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_MESH);
+        }
+    };
+    match runtime.block_on(cli.run()) {
+        Ok(code) => code,
+        Err(e) if e.is::<UsageError>() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_MESH)
+        }
+    }
+}

@@ -69,7 +69,7 @@ pub enum JobEvent {
         /// The piece waiting.
         piece: u32,
         /// Every peer and why it cannot take the piece.
-        why: String,
+        why: Unplaceable,
     },
     /// More pieces are done.
     Progress {
@@ -160,25 +160,67 @@ pub struct PieceFailure {
 #[non_exhaustive]
 pub enum JobError {
     /// A piece failed `max_attempts` times.
-    #[error("piece {} failed {} times: {}", .0.piece, .0.causes.len(), describe(&.0.causes))]
+    #[error("{}", self.describe(&|p| p.to_string()))]
     PieceFailed(PieceFailure),
     /// No peer could take a piece for the whole stall timeout.
-    #[error("no peer could take piece {piece} for {waited:?}: {why}")]
+    #[error("{}", self.describe(&|p| p.to_string()))]
     Stalled {
         /// The piece that waited.
         piece: u32,
         /// How long.
         waited: Duration,
         /// Every peer and why not.
-        why: String,
+        why: Unplaceable,
     },
     /// Cancelled by the submitter.
     #[error("cancelled")]
     Cancelled,
 }
 
-fn describe(causes: &[(PeerKey, String)]) -> String {
-    causes.iter().map(|(p, c)| format!("on {p}: {c}")).collect::<Vec<_>>().join("; ")
+impl JobError {
+    /// The error in words, naming peers with `name` (the node uses peer ids).
+    pub fn describe(&self, name: &dyn Fn(PeerKey) -> String) -> String {
+        match self {
+            JobError::PieceFailed(f) => {
+                let causes: Vec<String> = f.causes.iter().map(|(p, c)| format!("on {}: {c}", name(*p))).collect();
+                format!("piece {} failed {} times: {}", f.piece, f.causes.len(), causes.join("; "))
+            }
+            JobError::Stalled { piece, waited, why } => {
+                format!("no peer could take piece {piece} for {waited:?}: {}", why.describe(name))
+            }
+            JobError::Cancelled => "cancelled".to_string(),
+        }
+    }
+}
+
+/// Why no peer can take a piece: each reason, with the peers it applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unplaceable {
+    /// This node (named "this node" in descriptions).
+    pub me: PeerKey,
+    /// Reasons, each with the peers it applies to.
+    pub reasons: Vec<(String, Vec<PeerKey>)>,
+}
+
+impl Unplaceable {
+    /// The reasons in words, naming peers with `name`; long lists are counted.
+    pub fn describe(&self, name: &dyn Fn(PeerKey) -> String) -> String {
+        if self.reasons.is_empty() {
+            return "no peers known".to_string();
+        }
+        let part = |(reason, peers): &(String, Vec<PeerKey>)| match peers.as_slice() {
+            [one] if *one == self.me => format!("this node {reason}"),
+            ps if ps.len() <= 8 => format!("{} {reason}", ps.iter().map(|p| name(*p)).collect::<Vec<_>>().join(", ")),
+            ps => format!("{} peers {reason}", ps.len()),
+        };
+        self.reasons.iter().map(part).collect::<Vec<_>>().join("; ")
+    }
+}
+
+impl std::fmt::Display for Unplaceable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(&|p| p.to_string()))
+    }
 }
 
 /// Why a job could not be submitted.

@@ -7,6 +7,7 @@
 //! [`PeerTable::refresh`], which keeps those sets right.
 
 use crate::ids::{PeerKey, RequestId};
+use crate::job::Unplaceable;
 use crate::policy::Candidate;
 use crate::time::Time;
 use crate::wire::{Advert, AdvertError, Load};
@@ -413,7 +414,7 @@ impl PeerTable {
         task: &str,
         excluded: impl Fn(PeerKey) -> Option<&'e str>,
         now: Time,
-    ) -> (bool, String) {
+    ) -> (bool, Unplaceable) {
         let mut waiting = false;
         let mut reasons: BTreeMap<String, Vec<PeerKey>> = BTreeMap::new();
         let mut keys: Vec<PeerKey> = self.peers.keys().copied().collect();
@@ -442,17 +443,7 @@ impl PeerTable {
             };
             reasons.entry(reason).or_default().push(peer);
         }
-        let why = reasons
-            .into_iter()
-            .map(|(reason, peers)| match peers.as_slice() {
-                [one] if *one == self.me => format!("this node {reason}"),
-                ps if ps.len() <= 8 => {
-                    format!("{} {reason}", ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "))
-                }
-                ps => format!("{} peers {reason}", ps.len()),
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
+        let why = Unplaceable { me: self.me, reasons: reasons.into_iter().collect() };
         (waiting, why)
     }
 

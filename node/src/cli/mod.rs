@@ -1,0 +1,147 @@
+//! The `meshwork` command line. One module per subcommand; options shared
+//! by every command that starts a peer live in [`PeerOpts`].
+
+mod demo;
+mod keygen;
+mod mesh;
+mod node_cmd;
+mod peers_cmd;
+mod run_cmd;
+mod tasks_cmd;
+
+use crate::net::behaviour::BehaviourConfig;
+use crate::net::transport::TransportConfig;
+use crate::node::NodeConfig;
+use crate::tasks::builtin_registry;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use libp2p::identity::Keypair;
+use libp2p::Multiaddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code: the job failed (or a command's work did).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: the mesh could not be reached or a node could not start.
+pub const EXIT_MESH: u8 = 3;
+/// Exit code: cancelled with Ctrl-C.
+pub const EXIT_CANCELLED: u8 = 130;
+
+/// meshwork: a peer-to-peer compute mesh. Every machine runs the same
+/// binary; nodes find each other (mDNS on a LAN, `--join` from elsewhere),
+/// gossip their load, and any node can split a job into pieces, run them on
+/// the least-loaded peers and merge the results.
+#[derive(Debug, Parser)]
+#[command(name = "meshwork", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node until Ctrl-C or SIGTERM, printing its listen addresses.
+    Node(node_cmd::NodeArgs),
+    /// Join the mesh briefly and list its peers with their load.
+    Peers(peers_cmd::PeersArgs),
+    /// Run a job on the mesh and print its result.
+    Run(run_cmd::RunArgs),
+    /// List the built-in tasks.
+    Tasks,
+    /// Write a new pre-shared key for a private mesh.
+    Keygen(keygen::KeygenArgs),
+    /// Start a local mesh of real nodes on this machine and run a job on it.
+    Demo(demo::DemoArgs),
+}
+
+impl Cli {
+    /// Runs the command; errors are reported by the caller as one line.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Node(a) => node_cmd::run(a).await,
+            Command::Peers(a) => peers_cmd::run(a).await,
+            Command::Run(a) => run_cmd::run(a).await,
+            Command::Tasks => tasks_cmd::run(),
+            Command::Keygen(a) => keygen::run(a),
+            Command::Demo(a) => demo::run(a).await,
+        }
+    }
+}
+
+/// Options of every command that starts a peer.
+#[derive(Debug, Clone, Args)]
+pub struct PeerOpts {
+    /// Address to listen on (repeatable) [default: all interfaces, TCP and
+    /// QUIC, ephemeral ports].
+    #[arg(long = "listen", value_name = "MULTIADDR", global = true)]
+    pub listen: Vec<Multiaddr>,
+    /// A node of an existing mesh to join (repeatable), e.g.
+    /// /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...; the rest of the mesh is
+    /// found through it.
+    #[arg(long = "join", value_name = "MULTIADDR", global = true)]
+    pub join: Vec<Multiaddr>,
+    /// Do not use mDNS (it multicasts on every interface); use --join.
+    #[arg(long, global = true)]
+    pub no_mdns: bool,
+    /// Private mesh: the pre-shared key file written by `meshwork keygen`.
+    /// Only nodes with the same key can connect; QUIC is turned off.
+    #[arg(long, value_name = "PATH", env = "MESHWORK_SECRET_FILE", global = true)]
+    pub secret_file: Option<PathBuf>,
+}
+
+impl PeerOpts {
+    /// A node configuration with these options, `slots` slots and `key`.
+    pub fn node_config(&self, key: Keypair, slots: u32) -> anyhow::Result<NodeConfig> {
+        let mut cfg = NodeConfig::new(key, builtin_registry());
+        if !self.listen.is_empty() {
+            cfg.listen = self.listen.clone();
+        }
+        cfg.join = self.join.clone();
+        cfg.protocol = cfg.protocol.with_slots(slots);
+        cfg.behaviour = BehaviourConfig { mdns: !self.no_mdns, ..BehaviourConfig::default() };
+        let psk = match &self.secret_file {
+            Some(path) => Some(keygen::read(path)?),
+            None => None,
+        };
+        if psk.is_some() {
+            cfg.listen.retain(|a| !a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::QuicV1)));
+            if cfg.listen.is_empty() {
+                anyhow::bail!("a private mesh (--secret-file) cannot use QUIC: give a TCP --listen address");
+            }
+        }
+        cfg.transport = TransportConfig { psk, quic: true, memory: false };
+        Ok(cfg)
+    }
+}
+
+/// Slots to use: `--slots` or the number of cores.
+pub fn slots_or_cores(slots: Option<u32>) -> u32 {
+    slots.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn terminated() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// A peer id shortened for people (scripts get full ids with `--json`).
+pub fn short(peer: &str) -> String {
+    if peer.len() > 12 {
+        format!("…{}", &peer[peer.len() - 8..])
+    } else {
+        peer.to_string()
+    }
+}
+
+/// Bad arguments: reported like clap's own errors (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

@@ -1,0 +1,287 @@
+//! [`Client`]: a cloneable handle to a running node. Every call is a
+//! [`Command`] to the driver with a oneshot for the reply; the driver is the
+//! only owner of the swarm and the machine.
+
+use crate::net::peer_map::PeerNames;
+use libp2p::{Multiaddr, PeerId};
+use meshwork_protocol::task::{decode_outputs, encode_pieces, Task, TaskError};
+use meshwork_protocol::wire::Load;
+use meshwork_protocol::{JobError, JobEvent, JobId, JobOutput, JobSpec, PeerView, SubmitError};
+use serde::Serialize;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// A request to the driver.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// `Err(None)`: the node is shutting down.
+    Submit {
+        spec: JobSpec,
+        events: mpsc::UnboundedSender<JobEvent>,
+        reply: oneshot::Sender<Result<JobId, Option<SubmitError>>>,
+    },
+    Cancel(JobId),
+    /// A Status request sent straight to a peer (outside the machine).
+    Status(PeerId, oneshot::Sender<Result<Load, String>>),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Stats(oneshot::Sender<NodeStats>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Counters of things a node refused or noticed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NodeStats {
+    /// Adverts dropped by validation.
+    pub invalid_adverts: u64,
+    /// Inbound RPC messages refused by the codec (malformed, truncated, oversized).
+    pub malformed_requests: u64,
+    /// Inbound requests that failed after they were read (e.g. unanswered).
+    pub inbound_failures: u64,
+    /// Peers the health checks judged down.
+    pub marked_down: u64,
+}
+
+/// One row of `meshwork peers`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerInfo {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Addresses it was seen at.
+    pub addresses: Vec<String>,
+    /// Has a connection to us.
+    pub connected: bool,
+    /// Why it is considered down, if it is.
+    pub down: Option<String>,
+    /// Slots, from its last advert.
+    pub slots: Option<u32>,
+    /// Busy slots.
+    pub running: Option<u32>,
+    /// Queued pieces.
+    pub queued: Option<u32>,
+    /// Tasks it runs.
+    pub tasks: Vec<String>,
+    /// Age of its last advert, in milliseconds.
+    pub advert_age_ms: Option<u64>,
+    /// Round-trip time, in microseconds.
+    pub rtt_us: Option<u64>,
+}
+
+impl PeerInfo {
+    pub(crate) fn new(peer: PeerId, addresses: Vec<Multiaddr>, view: PeerView, rtt: Option<Duration>) -> PeerInfo {
+        PeerInfo {
+            peer_id: peer.to_string(),
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            connected: view.connected,
+            down: view.down.map(|d| d.to_string()),
+            slots: view.load.map(|l| l.slots),
+            running: view.load.map(|l| l.running),
+            queued: view.load.map(|l| l.queued),
+            tasks: view.tasks,
+            advert_age_ms: view.advert_age.map(|d| d.as_millis() as u64),
+            rtt_us: rtt.or(view.rtt).map(|d| d.as_micros() as u64),
+        }
+    }
+
+    /// Alive and advertising.
+    pub fn is_live(&self) -> bool {
+        self.connected && self.down.is_none() && self.slots.is_some()
+    }
+}
+
+/// Per-job limits.
+#[derive(Clone, Debug)]
+pub struct JobOptions {
+    /// Failures of one piece that fail the job.
+    pub max_attempts: u32,
+    /// Deadline of one piece.
+    pub piece_timeout: Duration,
+    /// How long a job nobody can take waits before failing.
+    pub stall_timeout: Duration,
+    /// Report every placement decision.
+    pub explain: bool,
+    /// Speculative backups of stragglers.
+    pub backups: bool,
+}
+
+impl Default for JobOptions {
+    fn default() -> JobOptions {
+        let spec = JobSpec::new("x", Vec::new());
+        JobOptions {
+            max_attempts: spec.max_attempts,
+            piece_timeout: spec.piece_timeout,
+            stall_timeout: spec.stall_timeout,
+            explain: false,
+            backups: true,
+        }
+    }
+}
+
+/// What a finished job reports besides its result.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobReport {
+    /// The job id (hex).
+    pub job: String,
+    /// Pieces in the job.
+    pub pieces: u32,
+    /// Submit to result, in seconds.
+    pub wall_s: f64,
+    /// Pieces each peer completed, by peer id.
+    pub pieces_per_peer: Vec<(String, u32)>,
+    /// Pieces sent again after a failure.
+    pub retries: u32,
+    /// Backup copies launched.
+    pub backups: u32,
+    /// Backups that won.
+    pub backups_won: u32,
+    /// Late or duplicate results ignored.
+    pub duplicates_ignored: u32,
+    /// Results for pieces never given.
+    pub unsolicited: u32,
+    /// Batches refused by workers.
+    pub rejections: u32,
+    /// Batches sent.
+    pub batches: u32,
+}
+
+impl JobReport {
+    fn new(job: JobId, out: &JobOutput, names: &PeerNames) -> JobReport {
+        let s = &out.stats;
+        JobReport {
+            job: job.to_string(),
+            pieces: s.pieces,
+            wall_s: s.elapsed.as_secs_f64(),
+            pieces_per_peer: s.per_peer.iter().map(|(k, n)| (names.name(*k), *n)).collect(),
+            retries: s.retries,
+            backups: s.backups,
+            backups_won: s.backups_won,
+            duplicates_ignored: s.duplicates,
+            unsolicited: s.unsolicited,
+            rejections: s.rejections,
+            batches: s.batches,
+        }
+    }
+}
+
+/// Why a job did not produce a result.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The node stopped (or is stopping) before the job ended.
+    #[error("the node stopped before the job ended")]
+    NodeGone,
+    /// The job was refused before it started.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    /// The task could not split its input or merge its outputs.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// The job failed; `message` names peers by peer id.
+    #[error("{message}")]
+    Job {
+        /// What failed.
+        error: JobError,
+        /// `error` in words.
+        message: String,
+    },
+}
+
+/// A handle to a running node.
+#[derive(Clone, Debug)]
+pub struct Client {
+    tx: mpsc::Sender<Command>,
+    names: PeerNames,
+    me: PeerId,
+}
+
+impl Client {
+    pub(crate) fn new(tx: mpsc::Sender<Command>, names: PeerNames, me: PeerId) -> Client {
+        Client { tx, names, me }
+    }
+
+    /// The node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.me
+    }
+
+    /// Peer-key names, to read [`JobEvent`]s.
+    pub fn names(&self) -> &PeerNames {
+        &self.names
+    }
+
+    async fn ask<R>(&self, make: impl FnOnce(oneshot::Sender<R>) -> Command) -> Result<R, RunError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| RunError::NodeGone)?;
+        rx.await.map_err(|_| RunError::NodeGone)
+    }
+
+    /// Every peer the node knows.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, RunError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Sends a Status request to `peer` and returns the load it reports.
+    pub async fn status(&self, peer: PeerId) -> Result<Result<Load, String>, RunError> {
+        self.ask(|reply| Command::Status(peer, reply)).await
+    }
+
+    /// The node's counters.
+    pub async fn stats(&self) -> Result<NodeStats, RunError> {
+        self.ask(Command::Stats).await
+    }
+
+    /// Asks the node to stop and waits until it has.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(Command::Shutdown).await;
+    }
+
+    /// Submits a raw job; its events arrive on the returned channel, ending with `Finished`.
+    pub async fn submit(&self, spec: JobSpec) -> Result<(JobId, mpsc::UnboundedReceiver<JobEvent>), RunError> {
+        let (events, rx) = mpsc::unbounded_channel();
+        let id = self.ask(|reply| Command::Submit { spec, events, reply }).await?;
+        match id {
+            Ok(id) => Ok((id, rx)),
+            Err(Some(e)) => Err(e.into()),
+            Err(None) => Err(RunError::NodeGone),
+        }
+    }
+
+    /// Cancels a job: every peer running its pieces is told to stop.
+    pub async fn cancel(&self, job: JobId) {
+        let _ = self.tx.send(Command::Cancel(job)).await;
+    }
+
+    /// Runs `task` on `input` across the mesh: split here, pieces on the
+    /// least-loaded peers, merge here. `on_event` sees every job event
+    /// (progress, retries, placements with `explain`).
+    pub async fn run<T: Task>(
+        &self,
+        task: &T,
+        input: &T::Input,
+        opts: &JobOptions,
+        mut on_event: impl FnMut(JobId, &JobEvent),
+    ) -> Result<(T::Result, JobReport), RunError> {
+        let pieces = task.split(input)?;
+        let mut spec = JobSpec::new(T::NAME, encode_pieces::<T>(&pieces));
+        drop(pieces);
+        spec.max_attempts = opts.max_attempts;
+        spec.piece_timeout = opts.piece_timeout;
+        spec.stall_timeout = opts.stall_timeout;
+        spec.explain = opts.explain;
+        spec.backups = opts.backups;
+        let (id, mut events) = self.submit(spec).await?;
+        while let Some(event) = events.recv().await {
+            on_event(id, &event);
+            if let JobEvent::Finished { result, .. } = event {
+                let out = result.map_err(|error| {
+                    let message = error.describe(&|k| self.names.name(k));
+                    RunError::Job { error, message }
+                })?;
+                let report = JobReport::new(id, &out, &self.names);
+                let outputs = decode_outputs::<T>(&out.outputs)?;
+                let result = task.merge(input, outputs)?;
+                return Ok((result, report));
+            }
+        }
+        Err(RunError::NodeGone)
+    }
+}

@@ -1,0 +1,524 @@
+//! The driver: the one task that owns the libp2p [`Swarm`] and the
+//! [`Machine`]. It turns swarm events, client commands, finished executions
+//! and the machine's timer into machine inputs, and the machine's actions
+//! into swarm calls. It decides nothing about placement, retries or merging.
+
+use crate::client::{Command, NodeStats, PeerInfo};
+use crate::executor::{Executor, Finished};
+use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
+use crate::net::peer_map::{PeerMap, PeerNames};
+use crate::node::{accept_policy, NodeConfig};
+use libp2p::core::transport::ListenerId;
+use libp2p::core::ConnectedPoint;
+use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, kad, mdns, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
+use meshwork_protocol::wire::{decode_advert, to_cbor, AdvertError, Load, Outcome, Request, Response, KAD_PROTOCOL};
+use meshwork_protocol::{Action, Config, InboundId, JobEvent, JobId, Machine, RequestId, Time};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// How often unreachable peers and join addresses are dialled again.
+const REDIAL_EVERY: Duration = Duration::from_secs(1);
+/// After this long without success a peer is left to discovery.
+const REDIAL_FOR: Duration = Duration::from_secs(600);
+
+pub(crate) struct Driver {
+    swarm: Swarm<Behaviour>,
+    machine: Machine,
+    epoch: Instant,
+    peers: PeerMap,
+    commands: mpsc::Receiver<Command>,
+    executor: Executor,
+    finished: mpsc::UnboundedReceiver<Finished>,
+    outbound: HashMap<OutboundRequestId, RequestId>,
+    /// Status requests of clients, answered outside the machine.
+    statuses: HashMap<OutboundRequestId, oneshot::Sender<Result<Load, String>>>,
+    inbound: HashMap<InboundId, ResponseChannel<Response>>,
+    next_inbound: u64,
+    jobs: HashMap<JobId, mpsc::UnboundedSender<JobEvent>>,
+    addrs: HashMap<PeerId, Vec<Multiaddr>>,
+    rtt: HashMap<PeerId, Duration>,
+    /// Peers to dial again, and since when.
+    redial: HashMap<PeerId, Instant>,
+    joins: Vec<Multiaddr>,
+    listen: Vec<Multiaddr>,
+    max_message: usize,
+    stats: NodeStats,
+    /// Inbound RPC messages the codec refused.
+    refused: Arc<AtomicU64>,
+    grace: Duration,
+    stopping: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        cfg: &NodeConfig,
+        mut protocol: Config,
+        commands: mpsc::Receiver<Command>,
+        refused: Arc<AtomicU64>,
+    ) -> Driver {
+        let mut peers = PeerMap::new(*swarm.local_peer_id());
+        let allowed = cfg.accept_from.as_ref().map(|ids| ids.iter().map(|id| peers.key(*id)).collect());
+        protocol.accept_from = accept_policy(allowed);
+        let epoch = Instant::now();
+        let machine = Machine::new(protocol, Time::ZERO);
+        let (executor, finished) = Executor::new(cfg.registry.clone());
+        Driver {
+            swarm,
+            machine,
+            epoch,
+            peers,
+            commands,
+            executor,
+            finished,
+            outbound: HashMap::new(),
+            statuses: HashMap::new(),
+            inbound: HashMap::new(),
+            next_inbound: 1,
+            jobs: HashMap::new(),
+            addrs: HashMap::new(),
+            rtt: HashMap::new(),
+            redial: HashMap::new(),
+            joins: Vec::new(),
+            listen: Vec::new(),
+            max_message: cfg.behaviour.max_message,
+            stats: NodeStats::default(),
+            refused,
+            grace: cfg.shutdown_grace,
+            stopping: None,
+        }
+    }
+
+    pub(crate) fn names(&self) -> PeerNames {
+        self.peers.names()
+    }
+
+    /// Dials a known member of the mesh now and again until connected.
+    pub(crate) fn join(&mut self, addr: Multiaddr) {
+        self.dial_addr(&addr);
+        self.joins.push(addr);
+    }
+
+    fn now(&self) -> Time {
+        Time::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    /// Runs until shut down. `ready` gets the listen addresses once every
+    /// listener reported one (or the error that stopped it).
+    pub(crate) async fn run(
+        mut self,
+        mut waiting: Vec<ListenerId>,
+        ready: oneshot::Sender<anyhow::Result<Vec<Multiaddr>>>,
+    ) {
+        let mut ready = Some(ready);
+        let mut redial = tokio::time::interval(REDIAL_EVERY);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        loop {
+            self.drain();
+            if self.stop_if_done() {
+                break;
+            }
+            if let Some(at) = self.machine.poll_timeout() {
+                timer.as_mut().reset((self.epoch + Duration::from_micros(at.as_micros())).into());
+            } else {
+                timer.as_mut().reset((Instant::now() + Duration::from_secs(3600)).into());
+            }
+            tokio::select! {
+                event = futures::StreamExt::select_next_some(&mut self.swarm) => {
+                    if let SwarmEvent::NewListenAddr { listener_id, .. } | SwarmEvent::ListenerClosed { listener_id, .. } = &event {
+                        waiting.retain(|l| l != listener_id);
+                    }
+                    if let SwarmEvent::ListenerError { error, .. } = &event {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Err(anyhow::anyhow!("listener failed: {error}")));
+                        }
+                    }
+                    self.on_swarm(event);
+                    if waiting.is_empty() {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Ok(self.listen.clone()));
+                        }
+                    }
+                }
+                command = self.commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => self.begin_shutdown(None),
+                },
+                Some(done) = self.finished.recv() => {
+                    self.executor.ended(done.id);
+                    let now = self.now();
+                    self.machine.handle_execution(done.id, done.outcomes, done.elapsed, now);
+                }
+                _ = &mut timer => {
+                    let now = self.now();
+                    self.machine.handle_timeout(now);
+                }
+                _ = redial.tick() => self.redial(),
+            }
+        }
+    }
+
+    /// Carries out every action of the machine and forwards its job events.
+    fn drain(&mut self) {
+        while let Some(action) = self.machine.poll_action() {
+            match action {
+                Action::Send { to, id, request } => match self.peers.id(to) {
+                    Some(peer) => {
+                        let oid = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
+                        self.outbound.insert(oid, id);
+                    }
+                    None => self.machine.handle_failure(id, "unknown peer", self.now()),
+                },
+                Action::Respond { id, response, .. } => {
+                    if let Some(channel) = self.inbound.remove(&id) {
+                        let response = fit(response, self.max_message);
+                        // Err: the requester is gone; nothing to tell it.
+                        let _ = self.swarm.behaviour_mut().rpc.send_response(channel, response);
+                    }
+                }
+                Action::Publish(advert) => {
+                    let topic = advert_topic();
+                    if let Err(e) = self.swarm.behaviour_mut().load_gossip.publish(topic, to_cbor(&advert)) {
+                        tracing::trace!(error = %e, "advert not published");
+                    }
+                }
+                Action::Execute(e) => self.executor.spawn(e),
+                Action::Abort(id) => self.executor.abort(id),
+                Action::Disconnect(key) => {
+                    if let Some(peer) = self.peers.id(key) {
+                        tracing::info!(%peer, "peer judged down; closing its connections");
+                        self.stats.marked_down += 1;
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                        self.redial.entry(peer).or_insert_with(Instant::now);
+                    }
+                }
+            }
+        }
+        while let Some(event) = self.machine.poll_event() {
+            let job = job_of(&event);
+            let finished = matches!(event, JobEvent::Finished { .. });
+            if let Some(tx) = self.jobs.get(&job) {
+                let _ = tx.send(event);
+            }
+            if finished {
+                self.jobs.remove(&job);
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = self.now();
+        match command {
+            Command::Submit { spec, events, reply } => {
+                if self.stopping.is_some() {
+                    let _ = reply.send(Err(None));
+                    return;
+                }
+                let result = self.machine.submit(spec, now).map_err(Some);
+                if let Ok(id) = result {
+                    self.jobs.insert(id, events);
+                }
+                let _ = reply.send(result);
+            }
+            Command::Cancel(job) => self.machine.cancel(job, now),
+            Command::Status(peer, reply) => {
+                let oid = self.swarm.behaviour_mut().rpc.send_request(&peer, Request::Status);
+                self.statuses.insert(oid, reply);
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.peer_infos());
+            }
+            Command::Stats(reply) => {
+                let stats =
+                    NodeStats { malformed_requests: self.refused.load(Ordering::Relaxed), ..self.stats.clone() };
+                let _ = reply.send(stats);
+            }
+            Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
+        }
+    }
+
+    fn peer_infos(&self) -> Vec<PeerInfo> {
+        self.machine
+            .peers(self.now())
+            .into_iter()
+            .filter_map(|view| {
+                let peer = self.peers.id(view.peer)?;
+                let addresses = self.addrs.get(&peer).cloned().unwrap_or_default();
+                Some(PeerInfo::new(peer, addresses, view, self.rtt.get(&peer).copied()))
+            })
+            .collect()
+    }
+
+    /// Stops taking work and tells the mesh; the loop ends once accepted
+    /// pieces finished or the grace period passed.
+    fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
+        let now = self.now();
+        if self.stopping.is_none() {
+            tracing::debug!("shutting down: no new work, finishing accepted pieces");
+            self.machine.shutdown(now);
+            let jobs: Vec<JobId> = self.jobs.keys().copied().collect();
+            for job in jobs {
+                self.machine.cancel(job, now);
+            }
+            self.stopping = Some((Instant::now() + self.grace, Vec::new()));
+        }
+        if let (Some((_, waiters)), Some(r)) = (&mut self.stopping, reply) {
+            waiters.push(r);
+        }
+    }
+
+    fn stop_if_done(&mut self) -> bool {
+        let Some((deadline, _)) = &self.stopping else { return false };
+        if !self.machine.is_idle() && Instant::now() < *deadline {
+            return false;
+        }
+        let _ = self.swarm.behaviour_mut().load_gossip.unsubscribe(&advert_topic());
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in connected {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        if let Some((_, waiters)) = self.stopping.take() {
+            for w in waiters {
+                let _ = w.send(());
+            }
+        }
+        true
+    }
+
+    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let now = self.now();
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let me = *self.swarm.local_peer_id();
+                self.listen.push(address.with_p2p(me).unwrap_or_else(|a| a));
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
+                    self.remember(peer_id, address.clone());
+                }
+                self.redial.remove(&peer_id);
+                if num_established.get() == 1 {
+                    let key = self.peers.key(peer_id);
+                    self.machine.handle_peer_up(key, now);
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
+                tracing::debug!(peer = %peer_id, cause = ?cause, "disconnected");
+                let key = self.peers.key(peer_id);
+                self.machine.handle_peer_down(key, now);
+                if self.stopping.is_none() && self.addrs.contains_key(&peer_id) {
+                    self.redial.entry(peer_id).or_insert_with(Instant::now);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour(event, now),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour(&mut self, event: BehaviourEvent, now: Time) {
+        match event {
+            BehaviourEvent::Rpc(event) => self.on_rpc(event, now),
+            BehaviourEvent::LoadGossip(gossipsub::Event::Message { propagation_source, message_id, message }) => {
+                let Some(source) = message.source else { return };
+                let acceptance = match decode_advert(&message.data) {
+                    Ok(advert) => {
+                        let key = self.peers.key(source);
+                        match self.machine.handle_advert(key, &advert, now) {
+                            Ok(()) => MessageAcceptance::Accept,
+                            Err(AdvertError::Stale { .. }) => MessageAcceptance::Ignore,
+                            Err(e) => self.invalid_advert(source, e),
+                        }
+                    }
+                    Err(e) => self.invalid_advert(source, e),
+                };
+                if acceptance == MessageAcceptance::Accept
+                    && !self.swarm.is_connected(&source)
+                    && source != *self.swarm.local_peer_id()
+                {
+                    // Its advert proves it is alive: reconnect directly.
+                    self.redial.entry(source).or_insert_with(Instant::now);
+                }
+                let _ = self.swarm.behaviour_mut().load_gossip.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
+            }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocol_version != IDENTIFY_PROTOCOL {
+                    tracing::debug!(peer = %peer_id, version = info.protocol_version, "not a meshwork peer");
+                    return;
+                }
+                let kad = StreamProtocol::new(KAD_PROTOCOL);
+                let serves_kad = info.protocols.contains(&kad);
+                for addr in info.listen_addrs {
+                    if serves_kad {
+                        self.swarm.behaviour_mut().discovery.add_address(&peer_id, addr.clone());
+                    }
+                    self.remember(peer_id, addr);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.remember(peer, addr);
+                    if !self.swarm.is_connected(&peer) {
+                        self.dial_peer(peer);
+                    }
+                }
+            }
+            BehaviourEvent::Discovery(kad::Event::RoutingUpdated { peer, addresses, .. }) => {
+                for addr in addresses.iter() {
+                    self.remember(peer, addr.clone());
+                }
+                if !self.swarm.is_connected(&peer) {
+                    self.dial_peer(peer);
+                }
+            }
+            BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
+                self.rtt.insert(peer, rtt);
+            }
+            _ => {}
+        }
+    }
+
+    fn invalid_advert(&mut self, source: PeerId, error: AdvertError) -> MessageAcceptance {
+        tracing::warn!(peer = %source, %error, "invalid advert dropped");
+        self.stats.invalid_adverts += 1;
+        MessageAcceptance::Reject
+    }
+
+    fn on_rpc(&mut self, event: request_response::Event<Request, Response>, now: Time) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let id = InboundId(self.next_inbound);
+                    self.next_inbound += 1;
+                    self.inbound.insert(id, channel);
+                    let key = self.peers.key(peer);
+                    self.machine.handle_request(key, id, request, now);
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.statuses.remove(&request_id) {
+                        let load = match response {
+                            Response::Status(load) => Ok(load),
+                            other => Err(format!("answered Status with {other:?}")),
+                        };
+                        let _ = reply.send(load);
+                    } else if let Some(id) = self.outbound.remove(&request_id) {
+                        self.machine.handle_response(id, response, now);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+                tracing::debug!(%peer, %error, "request failed");
+                if let Some(reply) = self.statuses.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                } else if let Some(id) = self.outbound.remove(&request_id) {
+                    self.machine.handle_failure(id, &error.to_string(), now);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::warn!(%peer, %error, "bad or unanswered request");
+                self.stats.inbound_failures += 1;
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn remember(&mut self, peer: PeerId, addr: Multiaddr) {
+        let addrs = self.addrs.entry(peer).or_default();
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+
+    fn dial_peer(&mut self, peer: PeerId) {
+        let addrs = self.addrs.get(&peer).cloned().unwrap_or_default();
+        let opts = DialOpts::peer_id(peer).addresses(addrs).condition(PeerCondition::DisconnectedAndNotDialing).build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::trace!(%peer, error = %e, "not dialled");
+        }
+    }
+
+    fn dial_addr(&mut self, addr: &Multiaddr) {
+        if let Err(e) = self.swarm.dial(addr.clone()) {
+            tracing::warn!(%addr, error = %e, "cannot dial");
+        }
+    }
+
+    /// Dials peers judged down (until they answer or a long while passed)
+    /// and join addresses not yet connected.
+    fn redial(&mut self) {
+        self.redial.retain(|_, since| since.elapsed() < REDIAL_FOR);
+        let due: Vec<PeerId> = self.redial.keys().copied().filter(|p| !self.swarm.is_connected(p)).collect();
+        for peer in due {
+            self.dial_peer(peer);
+        }
+        if self.stopping.is_some() {
+            return;
+        }
+        let joins: Vec<Multiaddr> = self.joins.iter().filter(|a| !self.joined(a)).cloned().collect();
+        for addr in joins {
+            self.dial_addr(&addr);
+        }
+    }
+
+    /// Is the node behind a join address connected? (Unknown without a /p2p/ part: yes once any peer is.)
+    fn joined(&self, addr: &Multiaddr) -> bool {
+        match addr.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None }) {
+            Some(peer) => self.swarm.is_connected(&peer),
+            None => self.swarm.connected_peers().next().is_some(),
+        }
+    }
+}
+
+fn job_of(event: &JobEvent) -> JobId {
+    match event {
+        JobEvent::Placed { job, .. }
+        | JobEvent::Unplaceable { job, .. }
+        | JobEvent::Progress { job, .. }
+        | JobEvent::Retried { job, .. }
+        | JobEvent::Refused { job, .. }
+        | JobEvent::Finished { job, .. } => *job,
+    }
+}
+
+/// Replaces outputs that would push a response over the message limit by a
+/// failure that says so, so the submitter gets a clear error instead of a
+/// broken stream.
+fn fit(response: Response, limit: usize) -> Response {
+    let Response::Results(mut results) = response else { return response };
+    let size: usize = results.pieces.iter().map(|p| 32 + output_len(&p.outcome)).sum();
+    if size + 64 > limit {
+        for p in &mut results.pieces {
+            let len = output_len(&p.outcome);
+            if matches!(p.outcome, Outcome::Done { .. }) {
+                p.outcome = Outcome::Failed(format!(
+                    "output of {len} bytes (batch {size}) exceeds the message limit of {limit} bytes"
+                ));
+            }
+        }
+    }
+    Response::Results(results)
+}
+
+fn output_len(o: &Outcome) -> usize {
+    match o {
+        Outcome::Done { output, .. } => output.len(),
+        Outcome::Failed(s) => s.len(),
+        Outcome::Cancelled => 0,
+    }
+}

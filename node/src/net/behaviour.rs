@@ -1,0 +1,161 @@
+//! The composed libp2p behaviour. Fields are named by role; each becomes a
+//! variant of the generated `BehaviourEvent` the driver matches on. (That
+//! generated enum has no docs of its own, hence the `allow` below.)
+#![allow(missing_docs)]
+
+use super::codec::RpcCodec;
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds, TopicScoreParams,
+};
+use libp2p::identity::Keypair;
+use libp2p::kad::{self, store::MemoryStore};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{connection_limits, identify, mdns, memory_connection_limits, ping, request_response, StreamProtocol};
+use meshwork_protocol::wire::{ADVERT_TOPIC, KAD_PROTOCOL, MAX_ADVERT_BYTES, RPC_PROTOCOL};
+use std::time::Duration;
+
+/// Identify's protocol version string; peers with another one are not ours.
+pub const IDENTIFY_PROTOCOL: &str = "/meshwork/id/1";
+
+/// Limits and switches of the behaviours.
+#[derive(Clone, Debug)]
+pub struct BehaviourConfig {
+    /// Run mDNS discovery on the LAN.
+    pub mdns: bool,
+    /// Largest RPC message, in bytes.
+    pub max_message: usize,
+    /// Most established connections in all.
+    pub max_connections: u32,
+    /// Most established connections per peer.
+    pub max_connections_per_peer: u32,
+    /// Refuse new connections above this fraction of system memory in use.
+    pub max_memory_fraction: f64,
+}
+
+impl Default for BehaviourConfig {
+    fn default() -> BehaviourConfig {
+        BehaviourConfig {
+            mdns: true,
+            max_message: meshwork_protocol::wire::frame::DEFAULT_MAX_MESSAGE,
+            max_connections: 1024,
+            // Simultaneous mDNS dials open two connections per pair; a limit of
+            // one would refuse both (see shared/notes/libp2p-facts.md).
+            max_connections_per_peer: 2,
+            max_memory_fraction: 0.9,
+        }
+    }
+}
+
+/// Everything a meshwork node runs on each connection.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Connection count limits.
+    pub limits: connection_limits::Behaviour,
+    /// Refuses connections when memory runs short.
+    pub memory: memory_connection_limits::Behaviour,
+    /// Exchanges listen addresses and protocols.
+    pub identify: identify::Behaviour,
+    /// Round-trip times for the peers table.
+    pub ping: ping::Behaviour,
+    /// LAN discovery.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Mesh-wide discovery from a `--join` address.
+    pub discovery: kad::Behaviour<MemoryStore>,
+    /// Load adverts.
+    pub load_gossip: gossipsub::Behaviour,
+    /// Status, run and cancel requests.
+    pub rpc: request_response::Behaviour<RpcCodec>,
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `key`, with the RPC `codec`.
+    pub fn new(key: &Keypair, cfg: &BehaviourConfig, codec: RpcCodec) -> anyhow::Result<Behaviour> {
+        let me = key.public().to_peer_id();
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(cfg.max_connections))
+            .with_max_established_per_peer(Some(cfg.max_connections_per_peer))
+            .with_max_pending_incoming(Some(128));
+        let mdns = if cfg.mdns {
+            // Fast queries and a short TTL so a healed partition is seen within
+            // about a second (the defaults take minutes).
+            let c = mdns::Config {
+                ttl: Duration::from_secs(6),
+                query_interval: Duration::from_secs(1),
+                ..Default::default()
+            };
+            Some(mdns::tokio::Behaviour::new(c, me)?)
+        } else {
+            None
+        };
+        let mut kad_cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+        kad_cfg.set_query_timeout(Duration::from_secs(10));
+        kad_cfg.set_periodic_bootstrap_interval(Some(Duration::from_secs(30)));
+        let mut discovery = kad::Behaviour::with_config(me, MemoryStore::new(me), kad_cfg);
+        // Client mode until an external address is confirmed would hide LAN
+        // nodes from each other: every meshwork node serves the DHT.
+        discovery.set_mode(Some(kad::Mode::Server));
+        let rpc = request_response::Behaviour::with_codec(
+            codec,
+            [(StreamProtocol::new(RPC_PROTOCOL), request_response::ProtocolSupport::Full)],
+            // The machine owns deadlines and health; libp2p's timeout only
+            // reaps requests to peers the machine already gave up on.
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(24 * 3600))
+                .with_max_concurrent_streams(4096),
+        );
+        Ok(Behaviour {
+            limits: connection_limits::Behaviour::new(limits),
+            memory: memory_connection_limits::Behaviour::with_max_percentage(cfg.max_memory_fraction),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_agent_version(format!("meshwork/{}", env!("CARGO_PKG_VERSION")))
+                    .with_push_listen_addr_updates(true),
+            ),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
+            mdns: mdns.into(),
+            discovery,
+            load_gossip: gossip(key)?,
+            rpc,
+        })
+    }
+}
+
+/// The advert topic.
+pub fn advert_topic() -> IdentTopic {
+    IdentTopic::new(ADVERT_TOPIC)
+}
+
+/// Gossipsub for adverts: signed, validated by the application before they
+/// are forwarded, and scored so a peer sending invalid adverts is cut off.
+fn gossip(key: &Keypair) -> anyhow::Result<gossipsub::Behaviour> {
+    let config = gossipsub::ConfigBuilder::default()
+        .mesh_n(4)
+        .mesh_n_low(2)
+        .mesh_n_high(8)
+        .mesh_outbound_min(1)
+        .heartbeat_interval(Duration::from_secs(1))
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(MAX_ADVERT_BYTES * 2)
+        .build()
+        .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
+    let mut gossip = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
+        .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;
+    let mut params = PeerScoreParams::default();
+    let topic = TopicScoreParams {
+        topic_weight: 1.0,
+        invalid_message_deliveries_weight: -100.0,
+        invalid_message_deliveries_decay: 0.9,
+        // Adverts are few and regular: do not punish a quiet mesh for them.
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        ..TopicScoreParams::default()
+    };
+    params.topics.insert(advert_topic().hash(), topic);
+    gossip
+        .with_peer_score(params, PeerScoreThresholds::default())
+        .map_err(|e| anyhow::anyhow!("gossipsub scoring: {e}"))?;
+    gossip.subscribe(&advert_topic())?;
+    Ok(gossip)
+}

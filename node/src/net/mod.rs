@@ -1,0 +1,13 @@
+//! Networking: everything libp2p.
+//!
+//! - [`transport`]: TCP/QUIC/memory stacks, with pnet for private meshes.
+//! - [`behaviour`]: the composed behaviour (discovery, load gossip, RPC, health).
+//! - [`codec`]: the length-prefixed CBOR codec of the RPC.
+//! - [`identity`]: keypair files.
+//! - `peer_map`: libp2p peer ids ↔ the state machine's peer keys.
+
+pub mod behaviour;
+pub mod codec;
+pub mod identity;
+pub mod peer_map;
+pub mod transport;

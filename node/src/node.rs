@@ -1,0 +1,143 @@
+//! Starting a node: build the swarm, listen, dial the `--join` addresses,
+//! and spawn the driver that owns it all. What comes back is a [`Node`]:
+//! its peer id, its listen addresses and a [`Client`].
+
+use crate::client::Client;
+use crate::driver::Driver;
+use crate::net::behaviour::{Behaviour, BehaviourConfig};
+use crate::net::codec::RpcCodec;
+use crate::net::transport::{self, TransportConfig};
+use anyhow::Context;
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId, SwarmBuilder};
+use meshwork_protocol::task::Registry;
+use meshwork_protocol::{AcceptFrom, Config};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// How to start a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The node's identity.
+    pub keypair: Keypair,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Known nodes of the mesh to join.
+    pub join: Vec<Multiaddr>,
+    /// Tasks this node runs (and may submit).
+    pub registry: Registry,
+    /// Peers whose pieces this node runs (`None`: any member of the mesh).
+    pub accept_from: Option<Vec<PeerId>>,
+    /// State-machine knobs; `me`, `seed` and `tasks` are set by [`Node::start`].
+    pub protocol: Config,
+    /// Behaviour limits and switches (mDNS, message size, connections).
+    pub behaviour: BehaviourConfig,
+    /// Transports (pnet key, QUIC, memory).
+    pub transport: TransportConfig,
+    /// How long a shutting-down node lets accepted pieces finish.
+    pub shutdown_grace: Duration,
+}
+
+impl NodeConfig {
+    /// Defaults: listen on every interface (TCP and QUIC, ephemeral ports),
+    /// mDNS on, one slot per core.
+    pub fn new(keypair: Keypair, registry: Registry) -> NodeConfig {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        NodeConfig {
+            keypair,
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0".parse().expect("valid"),
+                "/ip4/0.0.0.0/udp/0/quic-v1".parse().expect("valid"),
+            ],
+            join: Vec::new(),
+            registry,
+            accept_from: None,
+            protocol: Config::new(meshwork_protocol::PeerKey(0), 0).with_slots(cores),
+            behaviour: BehaviourConfig::default(),
+            transport: TransportConfig { psk: None, quic: true, memory: false },
+            shutdown_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    client: Client,
+    listen: Vec<Multiaddr>,
+    task: JoinHandle<()>,
+}
+
+impl Node {
+    /// Builds and starts a node; returns once it listens on every address asked for.
+    pub async fn start(cfg: NodeConfig) -> anyhow::Result<Node> {
+        let me = cfg.keypair.public().to_peer_id();
+        let transport = transport::build(&cfg.keypair, &cfg.transport).context("building transports")?;
+        let codec = RpcCodec::new(cfg.behaviour.max_message);
+        let refused = codec.refused();
+        let behaviour = Behaviour::new(&cfg.keypair, &cfg.behaviour, codec).context("building behaviours")?;
+        let mut swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
+            .with_tokio()
+            .with_other_transport(|_| transport)?
+            .with_dns()?
+            .with_behaviour(|_| behaviour)?
+            // Liveness is tracked by the machine; libp2p must not drop quiet peers.
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+            .build();
+        let mut listeners = Vec::new();
+        for addr in &cfg.listen {
+            let id = swarm.listen_on(addr.clone()).with_context(|| format!("listening on {addr}"))?;
+            listeners.push(id);
+        }
+        let mut protocol = cfg.protocol.clone();
+        protocol.me = meshwork_protocol::PeerKey(0);
+        protocol.seed = rand::random();
+        protocol.tasks = cfg.registry.names();
+        tracing::debug!(seed = protocol.seed, "state machine seeded");
+        let (tx, rx) = mpsc::channel(256);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let mut driver = Driver::new(swarm, &cfg, protocol, rx, refused);
+        let names = driver.names();
+        for addr in &cfg.join {
+            driver.join(addr.clone());
+        }
+        let task = tokio::spawn(async move { driver.run(listeners, ready_tx).await });
+        let listen = ready_rx.await.context("the node stopped while starting")??;
+        Ok(Node { client: Client::new(tx, names, me), listen, task })
+    }
+
+    /// A handle to talk to the node.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.client.peer_id()
+    }
+
+    /// The addresses it listens on, each ending in `/p2p/<peer id>`.
+    pub fn listen_addrs(&self) -> &[Multiaddr] {
+        &self.listen
+    }
+
+    /// Shuts the node down cleanly and waits for it.
+    pub async fn shutdown(self) {
+        self.client.shutdown().await;
+        let _ = self.task.await;
+    }
+
+    /// Waits until the node stops (after [`Client::shutdown`]).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// The state machine's view of `accept_from`, given the peer keys assigned to the allowed ids.
+pub(crate) fn accept_policy(allowed: Option<Vec<meshwork_protocol::PeerKey>>) -> AcceptFrom {
+    match allowed {
+        None => AcceptFrom::Any,
+        Some(keys) => AcceptFrom::Only(keys.into_iter().collect()),
+    }
+}

@@ -1,0 +1,197 @@
+//! The mesh (issue: nodes find each other, gossip load, answer RPC), with
+//! real libp2p nodes on loopback.
+
+use libp2p::PeerId;
+use meshwork::Node;
+use meshwork_protocol::wire::{to_cbor, Advert, PROTOCOL_VERSION};
+use meshwork_tests::procs::{node, Proc};
+use meshwork_tests::rogue::Rogue;
+use meshwork_tests::{local_config, local_mesh, tcp_addr, wait_connected, wait_until};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_find_each_other_through_one_join_address_and_answer_status() {
+    // B and C only know A; C must find B through Kademlia and identify.
+    let a = Node::start(local_config(1)).await.unwrap();
+    let mut cfg = local_config(2);
+    cfg.join = vec![tcp_addr(&a)];
+    let b = Node::start(cfg).await.unwrap();
+    let mut cfg = local_config(3);
+    cfg.join = vec![tcp_addr(&a)];
+    let c = Node::start(cfg).await.unwrap();
+    let nodes = [a, b, c];
+    let took = wait_connected(&nodes, T).await.unwrap();
+    eprintln!("three nodes fully connected after {took:?}");
+    let peers = nodes[2].client().peers().await.unwrap();
+    let b_seen = peers.iter().find(|p| p.peer_id == nodes[1].peer_id().to_string()).expect("C knows B");
+    assert_eq!(b_seen.slots, Some(2), "C sees B's advertised slots");
+    assert!(b_seen.tasks.contains(&"primes".to_string()));
+    let load = nodes[0].client().status(nodes[2].peer_id()).await.unwrap().expect("status answered");
+    assert_eq!(load.slots, 3);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_is_marked_down_and_seen_again_after_restart() {
+    let (stopped, addr) = node(&["--slots", "1"]);
+    let mut cfg = local_config(1);
+    cfg.join = vec![addr.parse().unwrap()];
+    let watcher = Node::start(cfg).await.unwrap();
+    let client = watcher.client();
+    let peer = addr.rsplit('/').next().unwrap().to_string();
+    let state = |client: meshwork::Client, peer: String| async move {
+        client.peers().await.unwrap().into_iter().find(|p| p.peer_id == peer)
+    };
+    wait_until("the node's advert", T, || {
+        let (c, p) = (client.clone(), peer.clone());
+        async move { state(c, p).await.is_some_and(|p| p.is_live()) }
+    })
+    .await
+    .unwrap();
+    // SIGSTOP: the connection stays open, the adverts stop.
+    stopped.signal(libc::SIGSTOP);
+    let took = wait_until("the stopped node marked down", T, || {
+        let (c, p) = (client.clone(), peer.clone());
+        async move { state(c, p).await.is_some_and(|p| p.down.is_some()) }
+    })
+    .await
+    .unwrap();
+    eprintln!("SIGSTOP → marked down after {took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    // SIGCONT: it is redialled and live again.
+    stopped.signal(libc::SIGCONT);
+    let back = wait_until("the node live again", T, || {
+        let (c, p) = (client.clone(), peer.clone());
+        async move { state(c, p).await.is_some_and(|p| p.is_live()) }
+    })
+    .await
+    .unwrap();
+    eprintln!("SIGCONT → live again after {back:?}");
+    // SIGKILL: the connection closes at once.
+    stopped.signal(libc::SIGKILL);
+    let killed = wait_until("the killed node marked down", T, || {
+        let (c, p) = (client.clone(), peer.clone());
+        async move { state(c, p).await.is_some_and(|p| p.down.is_some()) }
+    })
+    .await
+    .unwrap();
+    eprintln!("SIGKILL → marked down after {killed:?}");
+    drop(stopped);
+    watcher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_oversized_rpc_messages_are_refused_and_the_node_keeps_serving() {
+    let mut nodes = local_mesh(2, 1).await.unwrap();
+    wait_connected(&nodes, T).await.unwrap();
+    let target = nodes.remove(0);
+    let rogue = Rogue::start().await.unwrap();
+    rogue.dial(tcp_addr(&target)).await;
+    let id = target.peer_id();
+    let garbage = rogue_send(&rogue, id, vec![0, 0, 0, 4, 0xff, 0xfe, 0xfd, 0xfc]).await;
+    assert!(garbage.is_err(), "garbage got an answer: {garbage:?}");
+    let oversized = rogue_send(&rogue, id, vec![0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).await;
+    assert!(oversized.is_err(), "oversized got an answer: {oversized:?}");
+    let truncated = rogue_send(&rogue, id, vec![0, 0, 0, 100, 0xa1]).await;
+    assert!(truncated.is_err());
+    let client = target.client();
+    wait_until("three refused messages counted", T, || {
+        let c = client.clone();
+        async move { c.stats().await.unwrap().malformed_requests >= 3 }
+    })
+    .await
+    .unwrap();
+    // A well-formed Status from the rogue still gets an answer, and so does the other node.
+    let status = rogue_send(
+        &rogue,
+        id,
+        meshwork_protocol::wire::frame::encode(&to_cbor(&meshwork_protocol::wire::Request::Status), 1 << 20).unwrap(),
+    )
+    .await;
+    assert!(status.is_ok(), "{status:?}");
+    let load = nodes[0].client().status(id).await.unwrap().expect("still serving");
+    assert_eq!(load.slots, 1);
+    target.shutdown().await;
+    nodes.remove(0).shutdown().await;
+}
+
+/// Sends raw bytes, retrying while the connection is still being set up.
+async fn rogue_send(rogue: &Rogue, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    for _ in 0..50 {
+        match rogue.send_raw(peer, bytes.clone()).await {
+            Err(e) if e.contains("dial") => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => return other,
+        }
+    }
+    Err("never connected".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_adverts_are_dropped_counted_and_never_trusted() {
+    let target = Node::start(local_config(1)).await.unwrap();
+    let absurd = Advert {
+        version: PROTOCOL_VERSION,
+        seq: 1,
+        slots: 1_000_000,
+        running: 0,
+        queued: 0,
+        capacity: u32::MAX,
+        tasks: vec!["primes".into()],
+    };
+    // One rogue per payload: after its first invalid advert a peer's gossip
+    // score drops below the graylist threshold and nothing more of it is read.
+    let client = target.client();
+    let mut rogues = Vec::new();
+    for (i, payload) in [vec![0xff, 0x00, 0x42], to_cbor(&absurd)].into_iter().enumerate() {
+        let rogue = Rogue::start().await.unwrap();
+        rogue.dial(tcp_addr(&target)).await;
+        wait_until("the rogue publishing", T, || {
+            let (p, r) = (payload.clone(), &rogue);
+            async move { r.publish(p).await.is_ok() }
+        })
+        .await
+        .unwrap();
+        wait_until("the invalid advert counted", T, || {
+            let c = client.clone();
+            async move { c.stats().await.unwrap().invalid_adverts > i as u64 }
+        })
+        .await
+        .unwrap();
+        rogues.push(rogue);
+    }
+    let rogue = &rogues[1];
+    let peers = client.peers().await.unwrap();
+    let rogue_row = peers.iter().find(|p| p.peer_id == rogue.peer_id.to_string());
+    assert!(rogue_row.is_none_or(|r| r.slots.is_none()), "the absurd advert was not trusted: {rogue_row:?}");
+    target.shutdown().await;
+}
+
+#[test]
+fn node_and_peers_commands_find_each_other_as_processes() {
+    let (n, addr) = node(&["--slots", "3"]);
+    let peer = addr.rsplit('/').next().unwrap().to_string();
+    let rss = n.rss_kib();
+    eprintln!("idle node RSS: {rss:?} KiB");
+    let mut p = Proc::start(&[
+        "peers",
+        "--no-mdns",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--join",
+        &addr,
+        "--json",
+        "--wait",
+        "20",
+    ]);
+    let (code, out) = p.output(Duration::from_secs(60)).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let table: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = table.as_array().unwrap().iter().find(|r| r["peer_id"] == peer).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(row["slots"], 3);
+    assert!(row["addresses"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().contains("127.0.0.1")));
+    drop(n);
+}
