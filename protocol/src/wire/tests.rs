@@ -85,3 +85,62 @@ fn frames_carry_a_length_and_refuse_oversized_bodies() {
     assert_eq!(err.to_string(), "message of 256 bytes exceeds the limit of 10 bytes");
     assert!(frame::encode(&[0; 11], 10).is_err());
 }
+
+/// The examples PROTOCOL.md shows, by name.
+pub(crate) fn examples() -> Vec<(&'static str, Vec<u8>)> {
+    let load = Load { slots: 2, running: 1, queued: 0, capacity: 16384 };
+    vec![
+        ("advert", to_cbor(&advert())),
+        ("status-request", to_cbor(&Request::Status)),
+        (
+            "run-request",
+            to_cbor(&Request::Run(RunRequest {
+                version: PROTOCOL_VERSION,
+                job: JobId(0x0123_4567_89ab_cdef),
+                task: "noop".into(),
+                piece_timeout_ms: 300_000,
+                pieces: vec![PieceInput { piece: 0, input: vec![0x00] }, PieceInput { piece: 1, input: vec![0x01] }],
+            })),
+        ),
+        ("cancel-request", to_cbor(&Request::Cancel(CancelRequest { job: JobId(7), pieces: None }))),
+        ("status-response", to_cbor(&Response::Status(load))),
+        (
+            "results-response",
+            to_cbor(&Response::Results(Results {
+                load,
+                exec_us: 12,
+                pieces: vec![
+                    PieceResult { piece: 0, outcome: Outcome::Done { output: vec![0x00], conclusive: false } },
+                    PieceResult { piece: 1, outcome: Outcome::Failed("boom".into()) },
+                    PieceResult { piece: 2, outcome: Outcome::Cancelled },
+                ],
+            })),
+        ),
+        ("rejected-response", to_cbor(&Response::Rejected(Rejected { load, reason: RejectReason::Busy }))),
+        ("cancelled-response", to_cbor(&Response::Cancelled(load))),
+    ]
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn protocol_md_hex_examples_match_the_encoder() {
+    let doc = include_str!("../../../PROTOCOL.md");
+    for (name, bytes) in examples() {
+        let marker = format!("<!-- example: {name} -->");
+        let at = doc.find(&marker).unwrap_or_else(|| panic!("PROTOCOL.md lacks example {name}"));
+        let block = doc[at..].split("```").nth(1).expect("a code block after the marker");
+        let shown: String = block.trim_start_matches("hex").split_whitespace().collect();
+        assert_eq!(shown, hex(&bytes), "PROTOCOL.md example {name} is out of date");
+    }
+}
+
+#[test]
+#[ignore = "prints the examples for PROTOCOL.md"]
+fn print_examples() {
+    for (name, bytes) in examples() {
+        println!("{name}\n{}\n", hex(&bytes));
+    }
+}
