@@ -315,14 +315,7 @@ impl PeerTable {
 
     /// Pieces of `task` that `peer` can take now.
     pub(crate) fn room(&self, peer: PeerKey, task: &str, now: Time) -> u32 {
-        let Some(info) = self.peers.get(&peer) else { return 0 };
-        let usable = info.connected && info.down.is_none() && info.runs(task) && info.cooldown_until <= now;
-        if !usable {
-            return 0;
-        }
-        let depth = self.depth(task);
-        let window = info.load.slots.saturating_mul(depth.per_slot).min(info.load.capacity);
-        window.saturating_sub(info.estimated_load())
+        self.peers.get(&peer).map_or(0, |info| room_of(info, task, self.depth(task), now))
     }
 
     /// `peer` as placement weighs it.
@@ -333,23 +326,19 @@ impl PeerTable {
 
     /// Keeps `peer`'s membership of every task index right.
     pub(crate) fn refresh(&mut self, peer: PeerKey, now: Time) {
-        let tasks: Vec<String> = self.index.keys().cloned().collect();
-        for task in tasks {
-            let open = self.room(peer, &task, now) > 0;
-            if let Some(idx) = self.index.get_mut(&task) {
-                idx.set_open(peer, open);
-            }
+        let info = self.peers.get(&peer);
+        for (task, idx) in self.index.iter_mut() {
+            let open = info.is_some_and(|i| room_of(i, task, idx.depth, now) > 0);
+            idx.set_open(peer, open);
         }
     }
 
     fn refresh_task(&mut self, task: &str, now: Time) {
+        let Some(idx) = self.index.get_mut(task) else { return };
         let mut keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         keys.sort_unstable();
         for peer in keys {
-            let open = self.room(peer, task, now) > 0;
-            if let Some(idx) = self.index.get_mut(task) {
-                idx.set_open(peer, open);
-            }
+            idx.set_open(peer, room_of(&self.peers[&peer], task, idx.depth, now) > 0);
         }
     }
 
@@ -472,6 +461,16 @@ impl PeerTable {
         v.sort_by_key(|v| v.peer);
         v
     }
+}
+
+/// Pieces of `task` a peer described by `info` can take now, at `depth`.
+fn room_of(info: &PeerInfo, task: &str, depth: Depth, now: Time) -> u32 {
+    let usable = info.connected && info.down.is_none() && info.runs(task) && info.cooldown_until <= now;
+    if !usable {
+        return 0;
+    }
+    let window = info.load.slots.saturating_mul(depth.per_slot).min(info.load.capacity);
+    window.saturating_sub(info.estimated_load())
 }
 
 /// What a maintenance pass found.
