@@ -9,7 +9,7 @@ use meshwork_protocol::wire::Load;
 use meshwork_protocol::{JobError, JobEvent, JobId, JobOutput, JobSpec, PeerView, SubmitError};
 use serde::Serialize;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// A request to the driver.
 #[derive(Debug)]
@@ -26,6 +26,15 @@ pub(crate) enum Command {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Stats(oneshot::Sender<NodeStats>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// A peer joined or left the live mesh (connected and advertising).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MeshEvent {
+    /// It is live (again).
+    PeerUp(PeerId),
+    /// It is no longer usable, and why.
+    PeerDown(PeerId, String),
 }
 
 /// Counters of things a node refused or noticed.
@@ -191,11 +200,22 @@ pub struct Client {
     tx: mpsc::Sender<Command>,
     names: PeerNames,
     me: PeerId,
+    mesh_events: broadcast::Sender<MeshEvent>,
 }
 
 impl Client {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, names: PeerNames, me: PeerId) -> Client {
-        Client { tx, names, me }
+    pub(crate) fn new(
+        tx: mpsc::Sender<Command>,
+        names: PeerNames,
+        me: PeerId,
+        mesh_events: broadcast::Sender<MeshEvent>,
+    ) -> Client {
+        Client { tx, names, me, mesh_events }
+    }
+
+    /// Peers going up and down from now on.
+    pub fn mesh_events(&self) -> broadcast::Receiver<MeshEvent> {
+        self.mesh_events.subscribe()
     }
 
     /// The node's peer id.

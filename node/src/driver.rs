@@ -3,7 +3,7 @@
 //! and the machine's timer into machine inputs, and the machine's actions
 //! into swarm calls. It decides nothing about placement, retries or merging.
 
-use crate::client::{Command, NodeStats, PeerInfo};
+use crate::client::{Command, MeshEvent, NodeStats, PeerInfo};
 use crate::executor::{Executor, Finished};
 use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
 use crate::net::peer_map::{PeerMap, PeerNames};
@@ -17,12 +17,12 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, kad, mdns, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use meshwork_protocol::wire::{decode_advert, to_cbor, AdvertError, Load, Outcome, Request, Response, KAD_PROTOCOL};
-use meshwork_protocol::{Action, Config, InboundId, JobEvent, JobId, Machine, RequestId, Time};
+use meshwork_protocol::{Action, Config, InboundId, JobEvent, JobId, Machine, PeerEvent, RequestId, Time};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// How often unreachable peers and join addresses are dialled again.
 const REDIAL_EVERY: Duration = Duration::from_secs(1);
@@ -55,6 +55,7 @@ pub(crate) struct Driver {
     refused: Arc<AtomicU64>,
     grace: Duration,
     stopping: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+    mesh_events: broadcast::Sender<MeshEvent>,
 }
 
 impl Driver {
@@ -94,11 +95,17 @@ impl Driver {
             refused,
             grace: cfg.shutdown_grace,
             stopping: None,
+            mesh_events: broadcast::channel(1024).0,
         }
     }
 
     pub(crate) fn names(&self) -> PeerNames {
         self.peers.names()
+    }
+
+    /// Where peer up/down events go.
+    pub(crate) fn mesh_events(&self) -> broadcast::Sender<MeshEvent> {
+        self.mesh_events.clone()
     }
 
     /// Dials a known member of the mesh now and again until connected.
@@ -202,6 +209,16 @@ impl Driver {
                         self.redial.entry(peer).or_insert_with(Instant::now);
                     }
                 }
+            }
+        }
+        while let Some(event) = self.machine.poll_peer_event() {
+            let mesh_event = match event {
+                PeerEvent::Up(key) => self.peers.id(key).map(MeshEvent::PeerUp),
+                PeerEvent::Down(key, reason) => self.peers.id(key).map(|p| MeshEvent::PeerDown(p, reason.to_string())),
+            };
+            if let Some(e) = mesh_event {
+                // Err: nobody is listening, which is fine.
+                let _ = self.mesh_events.send(e);
             }
         }
         while let Some(event) = self.machine.poll_event() {

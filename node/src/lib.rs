@@ -23,5 +23,5 @@ pub mod net;
 pub mod node;
 pub mod tasks;
 
-pub use client::{Client, JobOptions, JobReport, NodeStats, PeerInfo, RunError};
+pub use client::{Client, JobOptions, JobReport, MeshEvent, NodeStats, PeerInfo, RunError};
 pub use node::{Node, NodeConfig};

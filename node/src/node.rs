@@ -99,12 +99,13 @@ impl Node {
         let (ready_tx, ready_rx) = oneshot::channel();
         let mut driver = Driver::new(swarm, &cfg, protocol, rx, refused);
         let names = driver.names();
+        let mesh_events = driver.mesh_events();
         for addr in &cfg.join {
             driver.join(addr.clone());
         }
         let task = tokio::spawn(async move { driver.run(listeners, ready_tx).await });
         let listen = ready_rx.await.context("the node stopped while starting")??;
-        Ok(Node { client: Client::new(tx, names, me), listen, task })
+        Ok(Node { client: Client::new(tx, names, me, mesh_events), listen, task })
     }
 
     /// A handle to talk to the node.

@@ -40,7 +40,7 @@ pub use ids::{ExecId, InboundId, JobId, PeerKey, RequestId};
 pub use job::{JobError, JobEvent, JobOutput, JobSpec, JobStats, PieceFailure, SubmitError, Unplaceable};
 pub use machine::Machine;
 pub use outbox::Action;
-pub use peers::{DownReason, PeerView};
+pub use peers::{DownReason, PeerEvent, PeerView};
 pub use policy::Policy;
 pub use time::Time;
 pub use worker::Execution;

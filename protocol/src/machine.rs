@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::ids::{ExecId, InboundId, JobId, PeerKey, RequestId};
 use crate::job::{JobEvent, JobSpec, SubmitError};
 use crate::outbox::{Action, Outbox};
-use crate::peers::{DownReason, PeerTable, PeerView};
+use crate::peers::{DownReason, PeerEvent, PeerTable, PeerView};
 use crate::scheduler::{Ctx, Scheduler};
 use crate::time::Time;
 use crate::wire::{Advert, AdvertError, Load, Outcome, Rejected, Request, Response, PROTOCOL_VERSION};
@@ -34,7 +34,7 @@ struct AdvertClock {
 /// `handle_execution` (a local batch ended), `submit`, `cancel`,
 /// `handle_timeout` (when [`poll_timeout`](Self::poll_timeout) said).
 /// After each input, drain [`poll_action`](Self::poll_action) and
-/// [`poll_event`](Self::poll_event) until `None`, then re-arm the single
+/// [`poll_event`](Self::poll_event) (and [`poll_peer_event`](Self::poll_peer_event)) until `None`, then re-arm the single
 /// timer from `poll_timeout`. A spurious `handle_timeout` is harmless.
 /// Nothing here reads a clock or the OS's randomness, so the same inputs
 /// give the same outputs: the node and the simulator drive the same code.
@@ -184,6 +184,11 @@ impl Machine {
     /// The next thing for the driver to do.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.out.actions.pop_front()
+    }
+
+    /// The next change in the live mesh (a peer up or down).
+    pub fn poll_peer_event(&mut self) -> Option<PeerEvent> {
+        self.peers.poll_event()
     }
 
     /// The next job event.

@@ -12,7 +12,7 @@ use crate::policy::Candidate;
 use crate::time::Time;
 use crate::wire::{Advert, AdvertError, Load};
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 /// Why a peer is considered down.
@@ -34,6 +34,15 @@ impl std::fmt::Display for DownReason {
             DownReason::ProbeTimeout => "health probe unanswered",
         })
     }
+}
+
+/// A change in whether a peer is part of the mesh, for drivers to report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// Connected and advertising (again).
+    Up(PeerKey),
+    /// No longer usable, and why.
+    Down(PeerKey, DownReason),
 }
 
 /// A peer's state, as drivers show it (`meshwork peers`).
@@ -82,6 +91,8 @@ struct PeerInfo {
     rtt: Option<Duration>,
     /// It said "busy": leave it alone until then.
     cooldown_until: Time,
+    /// Connected, advertising and not judged down (last reported in a [`PeerEvent`]).
+    live: bool,
 }
 
 impl PeerInfo {
@@ -97,6 +108,7 @@ impl PeerInfo {
             probe: None,
             rtt: None,
             cooldown_until: Time::ZERO,
+            live: false,
         }
     }
 
@@ -170,6 +182,7 @@ pub(crate) struct PeerTable {
     me: PeerKey,
     peers: FxHashMap<PeerKey, PeerInfo>,
     index: BTreeMap<String, TaskIndex>,
+    events: VecDeque<PeerEvent>,
 }
 
 impl PeerTable {
@@ -181,7 +194,7 @@ impl PeerTable {
         info.advert = Some(AdvertInfo { seq: 0, tasks, received: now });
         let mut peers = FxHashMap::default();
         peers.insert(me, info);
-        PeerTable { me, peers, index: BTreeMap::new() }
+        PeerTable { me, peers, index: BTreeMap::new(), events: VecDeque::new() }
     }
 
     /// Records our own worker's exact load (it includes our own pieces).
@@ -324,8 +337,19 @@ impl PeerTable {
         Candidate { peer, load: info.map_or(0, PeerInfo::estimated_load), slots: info.map_or(0, |i| i.load.slots) }
     }
 
-    /// Keeps `peer`'s membership of every task index right.
+    /// Keeps `peer`'s membership of every task index right, and reports
+    /// when it joins or leaves the live mesh.
     pub(crate) fn refresh(&mut self, peer: PeerKey, now: Time) {
+        if let Some(info) = self.peers.get_mut(&peer).filter(|_| peer != self.me) {
+            let live = info.connected && info.down.is_none() && info.advert.is_some();
+            if live != info.live {
+                info.live = live;
+                self.events.push_back(match live {
+                    true => PeerEvent::Up(peer),
+                    false => PeerEvent::Down(peer, info.down.clone().unwrap_or(DownReason::Disconnected)),
+                });
+            }
+        }
         let info = self.peers.get(&peer);
         for (task, idx) in self.index.iter_mut() {
             let open = info.is_some_and(|i| room_of(i, task, idx.depth, now) > 0);
@@ -434,6 +458,11 @@ impl PeerTable {
         }
         let why = Unplaceable { me: self.me, reasons: reasons.into_iter().collect() };
         (waiting, why)
+    }
+
+    /// The next change in the live mesh.
+    pub(crate) fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
     }
 
     /// Peers known, this node included.

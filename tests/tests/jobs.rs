@@ -101,7 +101,10 @@ type Log = Arc<Mutex<Vec<(Instant, JobEvent)>>>;
 
 /// Three `meshwork node` processes and an in-process submitter joined to them.
 async fn process_mesh() -> (Vec<(Proc, String)>, Node) {
-    let procs: Vec<(Proc, String)> = (0..3).map(|_| node(&["--slots", "1"])).collect();
+    let first = node(&["--slots", "1"]);
+    let join = first.1.clone();
+    let mut procs = vec![first];
+    procs.extend((0..2).map(|_| node(&["--slots", "1", "--join", &join])));
     let mut cfg = local_config(1);
     cfg.join = vec![procs[0].1.parse().unwrap()];
     let submitter = Node::start(cfg).await.unwrap();
@@ -159,7 +162,7 @@ fn first_retry_on(client: &Client, log: &Log, peer: &str, since: Instant) -> Opt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_has_its_pieces_replaced_and_the_result_is_right() {
-    let (mut procs, submitter) = process_mesh().await;
+    let (procs, submitter) = process_mesh().await;
     let client = submitter.client();
     let log: Log = Arc::default();
     let job = start_sleep_job(&client, &log, 24, 300);

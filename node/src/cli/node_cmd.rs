@@ -1,6 +1,7 @@
 //! `meshwork node`: a long-running member of the mesh.
 
 use super::{slots_or_cores, terminated, PeerOpts};
+use crate::client::MeshEvent;
 use crate::net::identity;
 use crate::node::Node;
 use anyhow::Context;
@@ -8,8 +9,11 @@ use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tokio::sync::broadcast;
 
-/// Arguments of `meshwork node`.
+/// Arguments of `meshwork node`. It prints `listening <multiaddr>` for each
+/// listen address, then `peer-up <peer id>` and `peer-down <peer id>
+/// <reason>` as peers join and leave the live mesh.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     #[command(flatten)]
@@ -35,7 +39,24 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     drop(out);
     tracing::info!(peer = %node.peer_id(), "node running; Ctrl-C to stop");
-    terminated().await?;
+    let mut events = node.client().mesh_events();
+    let report = async move {
+        // One line per change of the live mesh, for people and scripts.
+        loop {
+            let line = match events.recv().await {
+                Ok(MeshEvent::PeerUp(p)) => format!("peer-up {p}"),
+                Ok(MeshEvent::PeerDown(p, why)) => format!("peer-down {p} {why}"),
+                Err(broadcast::error::RecvError::Lagged(n)) => format!("missed {n} peer events"),
+                Err(broadcast::error::RecvError::Closed) => break,
+            };
+            // A closed stdout must not stop the node.
+            let _ = writeln!(std::io::stdout(), "{line}");
+        }
+    };
+    tokio::select! {
+        r = terminated() => r?,
+        _ = report => {}
+    }
     node.shutdown().await;
     tracing::info!("node stopped");
     Ok(ExitCode::SUCCESS)

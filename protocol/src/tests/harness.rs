@@ -8,7 +8,7 @@
 use crate::wire::{Outcome, Request, Response};
 use crate::*;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 /// The piece fails on every worker.
@@ -80,6 +80,10 @@ pub(crate) struct Net {
     pub(crate) cancels: Vec<u32>,
     /// Pieces each node started.
     pub(crate) executed: Vec<u32>,
+    /// Connections (both directions listed).
+    links: BTreeSet<(usize, usize)>,
+    /// Peers going up or down, as each node saw it.
+    pub(crate) peer_events: Vec<(usize, Time, PeerEvent)>,
     /// Disconnects each node asked for.
     pub(crate) disconnects: Vec<(usize, usize, Time)>,
 }
@@ -118,6 +122,8 @@ impl Net {
             cancels: vec![0; n],
             executed: vec![0; n],
             disconnects: Vec::new(),
+            peer_events: Vec::new(),
+            links: BTreeSet::new(),
         };
         for a in 0..n {
             for b in 0..n {
@@ -232,6 +238,13 @@ impl Net {
             Ev::Response { rid, resp, .. } => m.handle_response(rid, resp, now),
             Ev::Advert { from, advert, .. } => {
                 let _ = m.handle_advert(PeerKey(from as u32), &advert, now);
+                // Like the node's driver: an advert from a peer we are not
+                // connected to proves it alive, so redial it.
+                if self.links.insert((node, from)) {
+                    self.links.insert((from, node));
+                    self.later(Ev::Up { node, peer: from });
+                    self.later(Ev::Up { node: from, peer: node });
+                }
             }
             Ev::Exec { id, outcomes, elapsed, .. } => {
                 let st = &mut self.state[node];
@@ -246,8 +259,14 @@ impl Net {
                 self.state[node].timer = None;
                 m.handle_timeout(now);
             }
-            Ev::Up { peer, .. } => m.handle_peer_up(PeerKey(peer as u32), now),
-            Ev::Down { peer, .. } => m.handle_peer_down(PeerKey(peer as u32), now),
+            Ev::Up { peer, .. } => {
+                self.links.insert((node, peer));
+                m.handle_peer_up(PeerKey(peer as u32), now)
+            }
+            Ev::Down { peer, .. } => {
+                self.links.remove(&(node, peer));
+                m.handle_peer_down(PeerKey(peer as u32), now)
+            }
         }
         self.drain(node);
     }
@@ -300,6 +319,9 @@ impl Net {
         }
         while let Some(e) = self.nodes[node].poll_event() {
             self.events.push((node, e));
+        }
+        while let Some(e) = self.nodes[node].poll_peer_event() {
+            self.peer_events.push((node, self.now, e));
         }
         if let Some(at) = self.nodes[node].poll_timeout() {
             let at = at.max(self.now);

@@ -250,9 +250,11 @@ fn a_silent_peer_is_marked_down_when_its_adverts_expire() {
     assert!(took <= Duration::from_millis(3500), "{took:?}");
     let view = net.nodes[0].peers(net.now).into_iter().find(|p| p.peer == PeerKey(2)).unwrap();
     assert_eq!(view.down, Some(DownReason::AdvertExpired));
+    assert!(net.peer_events.contains(&(0, net.now, PeerEvent::Down(PeerKey(2), DownReason::AdvertExpired))));
     // It comes back: reconnects and is up again.
     net.hang(2, false);
-    assert!(net.run_until(5 * SEC, |n| n.disconnects.iter().any(|(a, b, _)| (*a, *b) == (0, 2))));
+    let up = |n: &Net| n.peer_events.iter().any(|(at, t, e)| *at == 0 && *t > t0 && *e == PeerEvent::Up(PeerKey(2)));
+    assert!(net.run_until(5 * SEC, up), "node 0 saw node 2 come back");
 }
 
 #[test]
