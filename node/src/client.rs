@@ -288,6 +288,7 @@ impl Client {
         spec.stall_timeout = opts.stall_timeout;
         spec.explain = opts.explain;
         spec.backups = opts.backups;
+        spec.early_exit = T::EARLY_EXIT;
         let (id, mut events) = self.submit(spec).await?;
         while let Some(event) = events.recv().await {
             on_event(id, &event);

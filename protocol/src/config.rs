@@ -4,6 +4,7 @@
 use crate::ids::PeerKey;
 use crate::policy::Policy;
 use crate::wire::frame::DEFAULT_MAX_MESSAGE;
+use crate::wire::MAX_CAPACITY;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -44,6 +45,9 @@ pub struct Config {
     pub accept_from: AcceptFrom,
     /// Most pieces accepted at once from one submitter.
     pub max_pieces_per_submitter: u32,
+    /// Longest deadline a submitter may ask for one piece on this worker; a
+    /// piece running longer is failed and its slot freed.
+    pub max_piece_timeout: Duration,
     /// Longest gap between two adverts.
     pub advert_interval: Duration,
     /// Shortest gap between two adverts when the load changes.
@@ -87,6 +91,7 @@ impl Config {
             tasks: Vec::new(),
             accept_from: AcceptFrom::Any,
             max_pieces_per_submitter: u32::MAX,
+            max_piece_timeout: Duration::from_secs(3600),
             advert_interval: Duration::from_secs(1),
             advert_debounce: Duration::from_millis(100),
             advert_expiry: Duration::from_secs(3),
@@ -111,7 +116,8 @@ impl Config {
     }
 }
 
-/// Room for two full batches per slot: one running, one on its way.
+/// Room for two full batches per slot (one running, one on its way),
+/// within what adverts may claim.
 pub fn default_capacity(slots: u32, max_batch: u32) -> u32 {
-    slots.saturating_mul(max_batch).saturating_mul(2).max(slots)
+    slots.saturating_mul(max_batch).saturating_mul(2).clamp(slots, MAX_CAPACITY.max(slots))
 }

@@ -29,6 +29,9 @@ pub struct JobSpec {
     pub explain: bool,
     /// Launch speculative backups of stragglers.
     pub backups: bool,
+    /// A conclusive output ends the job early (the task allows it; see
+    /// `Task::EARLY_EXIT`). Otherwise workers' conclusive flags are ignored.
+    pub early_exit: bool,
 }
 
 impl JobSpec {
@@ -42,6 +45,7 @@ impl JobSpec {
             stall_timeout: Duration::from_secs(10),
             explain: false,
             backups: true,
+            early_exit: false,
         }
     }
 }

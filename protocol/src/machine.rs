@@ -55,13 +55,7 @@ pub struct Machine {
 impl Machine {
     /// A machine configured by `cfg`, starting at `now`.
     pub fn new(cfg: Config, now: Time) -> Machine {
-        let worker = Worker::new(
-            cfg.slots,
-            cfg.capacity,
-            cfg.max_pieces_per_submitter,
-            cfg.tasks.clone(),
-            cfg.accept_from.clone(),
-        );
+        let worker = Worker::new(&cfg);
         let peers = PeerTable::new(cfg.me, worker.tasks().to_vec(), worker.load(), now);
         Machine {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),

@@ -36,6 +36,9 @@ impl std::fmt::Display for DownReason {
     }
 }
 
+/// Slots of a new peer believed before it has answered anything.
+pub(crate) const TRUSTED_SLOTS: u32 = 8;
+
 /// A change in whether a peer is part of the mesh, for drivers to report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerEvent {
@@ -93,6 +96,8 @@ struct PeerInfo {
     cooldown_until: Time,
     /// Connected, advertising and not judged down (last reported in a [`PeerEvent`]).
     live: bool,
+    /// Batches it answered with results: trust in its advertised slots grows with them.
+    answered: u32,
 }
 
 impl PeerInfo {
@@ -109,7 +114,15 @@ impl PeerInfo {
             rtt: None,
             cooldown_until: Time::ZERO,
             live: false,
+            answered: 0,
         }
+    }
+
+    /// The slots we believe it has: what it advertises, but no more than
+    /// [`TRUSTED_SLOTS`] plus the batches it has answered, so an advert
+    /// claiming a huge capacity cannot attract a flood of pieces it never returns.
+    fn trusted_slots(&self) -> u32 {
+        self.load.slots.min(TRUSTED_SLOTS.saturating_add(self.answered))
     }
 
     /// Its load now: what it reported, minus our pieces it had then, plus ours now.
@@ -191,6 +204,7 @@ impl PeerTable {
         let mut info = PeerInfo::new(now);
         info.connected = true;
         info.load = load;
+        info.answered = u32::MAX; // ourselves: fully trusted
         info.advert = Some(AdvertInfo { seq: 0, tasks, received: now });
         let mut peers = FxHashMap::default();
         peers.insert(me, info);
@@ -263,6 +277,13 @@ impl PeerTable {
         }
         self.refresh(peer, now);
         Ok(())
+    }
+
+    /// `peer` answered a batch with results: trust its slots a little more.
+    pub(crate) fn answered_batch(&mut self, peer: PeerKey) {
+        if let Some(info) = self.peers.get_mut(&peer) {
+            info.answered = info.answered.saturating_add(1);
+        }
     }
 
     /// `peer` answered or asked something: it is alive, and maybe reported its load.
@@ -498,7 +519,7 @@ fn room_of(info: &PeerInfo, task: &str, depth: Depth, now: Time) -> u32 {
     if !usable {
         return 0;
     }
-    let window = info.load.slots.saturating_mul(depth.per_slot).min(info.load.capacity);
+    let window = info.trusted_slots().saturating_mul(depth.per_slot).min(info.load.capacity);
     window.saturating_sub(info.estimated_load())
 }
 

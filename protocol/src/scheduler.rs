@@ -262,6 +262,7 @@ impl Scheduler {
 
     fn on_results(&mut self, rid: RequestId, b: Batch, r: Results, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get_mut(&b.job) else { return };
+        ctx.peers.answered_batch(b.peer);
         job.durations.record(ctx.now.since(b.sent));
         let n = r.pieces.len().max(1) as u64;
         let task = job.spec.task.clone();
@@ -297,7 +298,7 @@ impl Scheduler {
                     job.done += 1;
                     *job.stats.per_peer.entry(b.peer).or_default() += 1;
                     job.stats.backups_won += b.backup as u32;
-                    if c && conclusive.is_none() {
+                    if c && job.spec.early_exit && conclusive.is_none() {
                         conclusive = Some(pr.piece);
                     }
                 }
@@ -443,7 +444,7 @@ impl Scheduler {
             let timeout = job.spec.piece_timeout;
             let Some(b) = self.inflight.retire(rid, job, ctx) else { continue };
             self.inflight.cancel(peer, job_id, Some(b.pieces.clone()), ctx);
-            self.fail_pieces(rid, b, &format!("no result within the piece timeout of {timeout:?}"), ctx);
+            self.fail_pieces(rid, b, &format!("no result within the piece deadline of {timeout:?}"), ctx);
         }
     }
 

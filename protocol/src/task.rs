@@ -81,6 +81,11 @@ pub trait Task: Send + Sync + 'static {
     /// After a conclusive output ended the job early, only the outputs that
     /// arrived are passed.
     fn merge(&self, input: &Self::Input, outputs: Vec<Self::Output>) -> Result<Self::Result, TaskError>;
+    /// Can one output settle the whole job ([`Task::is_conclusive`])? Only
+    /// then does the submitter honour a worker's claim that an output is
+    /// conclusive, so a lying worker cannot cut other jobs short.
+    const EARLY_EXIT: bool = false;
+
     /// Does this output settle the whole job (the other pieces get cancelled)?
     fn is_conclusive(&self, _output: &Self::Output) -> bool {
         false

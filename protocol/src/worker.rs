@@ -3,7 +3,7 @@
 //! with results. One batch occupies one slot and runs its pieces in order,
 //! so a batch of tiny pieces costs one wake-up, not one per piece.
 
-use crate::config::AcceptFrom;
+use crate::config::{AcceptFrom, Config};
 use crate::ids::{ExecId, InboundId, JobId, PeerKey, RequestId};
 use crate::time::Time;
 use crate::wire::{
@@ -71,6 +71,7 @@ pub(crate) struct Worker {
     slots: u32,
     capacity: u32,
     per_submitter: u32,
+    max_timeout: Duration,
     tasks: Vec<String>,
     accept: AcceptFrom,
     accepting: bool,
@@ -84,13 +85,14 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(slots: u32, capacity: u32, per_submitter: u32, tasks: Vec<String>, accept: AcceptFrom) -> Worker {
+    pub(crate) fn new(cfg: &Config) -> Worker {
         Worker {
-            slots,
-            capacity,
-            per_submitter,
-            tasks,
-            accept,
+            slots: cfg.slots,
+            capacity: cfg.capacity,
+            per_submitter: cfg.max_pieces_per_submitter,
+            max_timeout: cfg.max_piece_timeout,
+            tasks: cfg.tasks.clone(),
+            accept: cfg.accept_from.clone(),
             accepting: true,
             execs: FxHashMap::default(),
             queue: VecDeque::new(),
@@ -163,7 +165,7 @@ impl Worker {
             task: req.task,
             pieces: req.pieces.iter().map(|p| p.piece).collect(),
             inputs: req.pieces,
-            timeout: Duration::from_millis(req.piece_timeout_ms),
+            timeout: Duration::from_millis(req.piece_timeout_ms).min(self.max_timeout),
             state: State::Queued,
         };
         self.execs.insert(id, exec);

@@ -1,13 +1,15 @@
 //! A hostile peer: a bare libp2p swarm that speaks meshwork's protocols
 //! but sends whatever bytes a test gives it (garbage frames, oversized
-//! lengths, lying adverts). Tests use it to check a node survives them.
+//! lengths, lying adverts) and, as a worker, answers run requests however a
+//! test likes (unsolicited or duplicate results). Tests use it to check a
+//! node survives all of it.
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
-use meshwork_protocol::wire::{ADVERT_TOPIC, RPC_PROTOCOL};
+use meshwork_protocol::wire::{frame, from_cbor, to_cbor, Advert, Request, Response, ADVERT_TOPIC, RPC_PROTOCOL};
 use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
@@ -69,8 +71,13 @@ struct RogueBehaviour {
     rpc: request_response::Behaviour<RawCodec>,
 }
 
+/// How a rogue worker answers a run request.
+pub type Answer = Box<dyn Fn(Request) -> Response + Send>;
+
 enum Cmd {
     Dial(Multiaddr),
+    Serve(Answer),
+    Advertise(Advert),
     Publish(Vec<u8>, oneshot::Sender<Result<(), String>>),
     Send(PeerId, Vec<u8>, oneshot::Sender<Result<Vec<u8>, String>>),
 }
@@ -101,7 +108,7 @@ impl Rogue {
                     gossip,
                     rpc: request_response::Behaviour::with_codec(
                         RawCodec,
-                        [(StreamProtocol::new(RPC_PROTOCOL), ProtocolSupport::Outbound)],
+                        [(StreamProtocol::new(RPC_PROTOCOL), ProtocolSupport::Full)],
                         request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
                     ),
                 }
@@ -118,6 +125,16 @@ impl Rogue {
     /// Connects to `addr`.
     pub async fn dial(&self, addr: Multiaddr) {
         let _ = self.tx.send(Cmd::Dial(addr)).await;
+    }
+
+    /// Answers every inbound RPC request with `answer` (a lying worker).
+    pub async fn serve(&self, answer: Answer) {
+        let _ = self.tx.send(Cmd::Serve(answer)).await;
+    }
+
+    /// Publishes `advert` every 500 ms from now on, with an increasing seq.
+    pub async fn advertise(&self, advert: Advert) {
+        let _ = self.tx.send(Cmd::Advertise(advert)).await;
     }
 
     /// Publishes `bytes` on the advert topic (fails until a subscriber is known).
@@ -137,11 +154,22 @@ impl Rogue {
 
 async fn drive(mut swarm: Swarm<RogueBehaviour>, mut rx: mpsc::Receiver<Cmd>) {
     let mut pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> = HashMap::new();
+    let mut answer: Option<Answer> = None;
+    let mut advert: Option<Advert> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
+            _ = tick.tick() => {
+                if let Some(a) = &mut advert {
+                    a.seq += 1;
+                    let _ = swarm.behaviour_mut().gossip.publish(IdentTopic::new(ADVERT_TOPIC), to_cbor(a));
+                }
+            }
             cmd = rx.recv() => match cmd {
                 None => return,
                 Some(Cmd::Dial(a)) => { let _ = swarm.dial(a); }
+                Some(Cmd::Serve(a)) => answer = Some(a),
+                Some(Cmd::Advertise(a)) => advert = Some(a),
                 Some(Cmd::Publish(b, reply)) => {
                     let r = swarm.behaviour_mut().gossip.publish(IdentTopic::new(ADVERT_TOPIC), b);
                     let _ = reply.send(r.map(|_| ()).map_err(|e| e.to_string()));
@@ -159,6 +187,14 @@ async fn drive(mut swarm: Swarm<RogueBehaviour>, mut rx: mpsc::Receiver<Cmd>) {
                         }
                         request_response::Event::OutboundFailure { request_id, error, .. } => {
                             if let Some(r) = pending.remove(&request_id) { let _ = r.send(Err(error.to_string())); }
+                        }
+                        request_response::Event::Message { message: request_response::Message::Request { request, channel, .. }, .. } => {
+                            let decoded = request.get(frame::HEADER_LEN..).and_then(|b| from_cbor::<Request>(b).ok());
+                            if let (Some(answer), Some(req)) = (&answer, decoded) {
+                                let body = to_cbor(&answer(req));
+                                let framed = frame::encode(&body, usize::MAX).expect("small response");
+                                let _ = swarm.behaviour_mut().rpc.send_response(channel, framed);
+                            }
                         }
                         _ => {}
                     }

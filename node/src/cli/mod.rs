@@ -3,6 +3,7 @@
 
 mod demo;
 mod keygen;
+mod limits;
 mod mesh;
 mod node_cmd;
 mod peers_cmd;
@@ -89,6 +90,9 @@ pub struct PeerOpts {
     /// Only nodes with the same key can connect; QUIC is turned off.
     #[arg(long, value_name = "PATH", env = "MESHWORK_SECRET_FILE", global = true)]
     pub secret_file: Option<PathBuf>,
+    /// Limits and who may submit work.
+    #[command(flatten)]
+    pub limits: limits::LimitOpts,
 }
 
 impl PeerOpts {
@@ -100,7 +104,18 @@ impl PeerOpts {
         }
         cfg.join = self.join.clone();
         cfg.protocol = cfg.protocol.with_slots(slots);
-        cfg.behaviour = BehaviourConfig { mdns: !self.no_mdns, ..BehaviourConfig::default() };
+        cfg.protocol.max_piece_timeout = self.limits.max_piece_time()?;
+        if let Some(n) = self.limits.max_pieces_per_peer {
+            cfg.protocol.max_pieces_per_submitter = n;
+        }
+        cfg.protocol.max_batch_bytes = self.limits.max_message / 2;
+        cfg.accept_from = self.limits.allowed()?;
+        cfg.behaviour = BehaviourConfig {
+            mdns: !self.no_mdns,
+            max_message: self.limits.max_message,
+            max_connections: self.limits.max_connections,
+            ..BehaviourConfig::default()
+        };
         let psk = match &self.secret_file {
             Some(path) => Some(keygen::read(path)?),
             None => None,

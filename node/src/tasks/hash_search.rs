@@ -156,6 +156,8 @@ impl Task for HashSearch {
         Ok(HashSearchSolution { nonce, digest: hex(&digest) })
     }
 
+    const EARLY_EXIT: bool = true;
+
     fn is_conclusive(&self, output: &Option<u64>) -> bool {
         output.is_some()
     }

@@ -78,7 +78,7 @@ pub fn run_locally<T: Task>(task: &T, input: &T::Input) -> Result<T::Result, Tas
     for piece in encode_pieces::<T>(&pieces) {
         let output = task.run_encoded(&piece, &CancelFlag::new())?;
         outputs.push(output.bytes);
-        if output.conclusive {
+        if T::EARLY_EXIT && output.conclusive {
             break;
         }
     }

@@ -203,7 +203,9 @@ fn a_conclusive_output_ends_the_job_and_cancels_the_rest() {
     warm(&mut net);
     let mut inputs = pieces(30, 500_000);
     inputs[1] = piece(1_000, CONCLUSIVE);
-    let id = net.submit(0, job(inputs.clone()));
+    let mut spec = job(inputs.clone());
+    spec.early_exit = true;
+    let id = net.submit(0, spec);
     let out = ok(net.run_job(0, id, 10 * SEC));
     assert_eq!(out.conclusive, Some(1));
     assert!(out.outputs.contains(&inputs[1]));
@@ -278,4 +280,36 @@ fn same_seed_same_run() {
     };
     assert_eq!(trace(21), trace(21));
     assert_ne!(trace(21), trace(22));
+}
+
+#[test]
+fn an_advert_claiming_huge_capacity_cannot_attract_unbounded_work() {
+    // Node 1 claims 4096 slots but is hung: it never answers a batch.
+    let mut net = Net::new(2, 15, |i, c| {
+        if i == 1 {
+            *c = c.clone().with_slots(4096);
+        }
+    });
+    warm(&mut net);
+    net.hang(1, true);
+    let mut spec = job(pieces(200, 50_000));
+    spec.backups = false;
+    let id = net.submit(0, spec);
+    net.run_until(Duration::from_millis(300), |_| false);
+    let at_liar = net.nodes[0].peers(net.now).into_iter().find(|p| p.peer == PeerKey(1)).unwrap().inflight;
+    assert!(at_liar <= 8, "{at_liar} pieces sent to a peer that never answered");
+    let out = ok(net.run_job(0, id, 60 * SEC));
+    assert_eq!(out.outputs.len(), 200);
+}
+
+#[test]
+fn conclusive_claims_are_ignored_unless_the_job_allows_an_early_exit() {
+    let mut net = Net::new(2, 16, |_, _| {});
+    warm(&mut net);
+    let mut inputs = pieces(10, 1_000);
+    inputs[3] = piece(1_000, CONCLUSIVE);
+    let id = net.submit(0, job(inputs.clone()));
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    assert_eq!(out.conclusive, None);
+    assert_eq!(out.outputs, inputs, "every piece ran and merged");
 }
