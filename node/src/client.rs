@@ -24,6 +24,7 @@ pub(crate) enum Command {
     /// A Status request sent straight to a peer (outside the machine).
     Status(PeerId, oneshot::Sender<Result<Load, String>>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Load(oneshot::Sender<Load>),
     Stats(oneshot::Sender<NodeStats>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -48,6 +49,12 @@ pub struct NodeStats {
     pub inbound_failures: u64,
     /// Peers the health checks judged down.
     pub marked_down: u64,
+    /// RPC requests sent.
+    pub requests_sent: u64,
+    /// RPC responses sent.
+    pub responses_sent: u64,
+    /// Adverts published.
+    pub adverts_published: u64,
 }
 
 /// One row of `meshwork peers`.
@@ -242,6 +249,11 @@ impl Client {
     /// Sends a Status request to `peer` and returns the load it reports.
     pub async fn status(&self, peer: PeerId) -> Result<Result<Load, String>, RunError> {
         self.ask(|reply| Command::Status(peer, reply)).await
+    }
+
+    /// This node's own worker load.
+    pub async fn load(&self) -> Result<Load, RunError> {
+        self.ask(Command::Load).await
     }
 
     /// The node's counters.

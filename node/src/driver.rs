@@ -183,6 +183,7 @@ impl Driver {
                     Some(peer) => {
                         let oid = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
                         self.outbound.insert(oid, id);
+                        self.stats.requests_sent += 1;
                     }
                     None => self.machine.handle_failure(id, "unknown peer", self.now()),
                 },
@@ -191,12 +192,14 @@ impl Driver {
                         let response = fit(response, self.max_message);
                         // Err: the requester is gone; nothing to tell it.
                         let _ = self.swarm.behaviour_mut().rpc.send_response(channel, response);
+                        self.stats.responses_sent += 1;
                     }
                 }
                 Action::Publish(advert) => {
                     let topic = advert_topic();
-                    if let Err(e) = self.swarm.behaviour_mut().load_gossip.publish(topic, to_cbor(&advert)) {
-                        tracing::trace!(error = %e, "advert not published");
+                    match self.swarm.behaviour_mut().load_gossip.publish(topic, to_cbor(&advert)) {
+                        Ok(_) => self.stats.adverts_published += 1,
+                        Err(e) => tracing::trace!(error = %e, "advert not published"),
                     }
                 }
                 Action::Execute(e) => self.executor.spawn(e),
@@ -251,6 +254,9 @@ impl Driver {
             Command::Status(peer, reply) => {
                 let oid = self.swarm.behaviour_mut().rpc.send_request(&peer, Request::Status);
                 self.statuses.insert(oid, reply);
+            }
+            Command::Load(reply) => {
+                let _ = reply.send(self.machine.load());
             }
             Command::Peers(reply) => {
                 let _ = reply.send(self.peer_infos());

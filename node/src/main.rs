@@ -1,14 +1,18 @@
 //! The `meshwork` binary: parse, run, map errors to one line and an exit code.
 
 use clap::Parser;
-use meshwork::cli::{Cli, UsageError, EXIT_MESH};
+use meshwork::cli::{Cli, Command, UsageError, EXIT_MESH};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,libp2p_kad=error,meshwork=info"));
+    // Nodes say what they do; commands that start many peers stay quiet.
+    let default = match cli.command {
+        Command::Simulate(_) | Command::Demo(_) => "warn,libp2p_kad=error",
+        _ => "warn,libp2p_kad=error,meshwork=info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     // A panicking task is contained by the executor; report it as a log line.
     std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));

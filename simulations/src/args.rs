@@ -54,6 +54,10 @@ pub struct SimArgs {
     /// Nodes that each submit a job of pieces/submitters pieces at the start (nodes 0..K).
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub submitters: u32,
+    /// Submitter i submits its job at i × this (default: all at the start). Jobs that arrive
+    /// one after another while stale adverts describe the earlier ones are where policies differ.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub stagger: Duration,
     /// Seed of every random draw: the same seed and options give the same run.
     #[arg(long, default_value_t = 1, value_name = "S")]
     pub seed: u64,
@@ -137,6 +141,7 @@ impl SimArgs {
         opt("scenario", self.scenario.is_some(), path(&self.scenario));
         opt("policy", self.policy != d.policy, self.policy.to_string());
         opt("submitters", self.submitters != d.submitters, self.submitters.to_string());
+        opt("stagger", self.stagger != d.stagger, format_duration(self.stagger));
         opt("max-attempts", self.max_attempts != d.max_attempts, self.max_attempts.to_string());
         opt("piece-timeout", self.piece_timeout != d.piece_timeout, format_duration(self.piece_timeout));
         opt("time-limit", self.time_limit.is_some(), self.time_limit.map(format_duration).unwrap_or_default());

@@ -7,7 +7,9 @@ mod limits;
 mod mesh;
 mod node_cmd;
 mod peers_cmd;
+mod real_sim;
 mod run_cmd;
+mod simulate;
 mod tasks_cmd;
 
 use crate::net::behaviour::BehaviourConfig;
@@ -55,6 +57,9 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Start a local mesh of real nodes on this machine and run a job on it.
     Demo(demo::DemoArgs),
+    /// Simulate a mesh in virtual time (thousands of nodes, the real
+    /// scheduler), or with --real on real nodes in this process.
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 impl Cli {
@@ -67,6 +72,7 @@ impl Cli {
             Command::Tasks => tasks_cmd::run(),
             Command::Keygen(a) => keygen::run(a),
             Command::Demo(a) => demo::run(a).await,
+            Command::Simulate(a) => simulate::run(*a).await,
         }
     }
 }
