@@ -69,7 +69,12 @@ struct Exec {
 #[derive(Debug)]
 pub(crate) struct Worker {
     slots: u32,
+    /// Hard cap on accepted pieces; the working limit is [`Worker::limit`].
     capacity: u32,
+    /// Work to keep queued per slot (the submitters' batch target).
+    batch_target: Duration,
+    /// Measured execution time of one piece (EWMA, µs), any task.
+    piece_us: Option<u64>,
     per_submitter: u32,
     max_timeout: Duration,
     tasks: Vec<String>,
@@ -89,6 +94,8 @@ impl Worker {
         Worker {
             slots: cfg.slots,
             capacity: cfg.capacity,
+            batch_target: cfg.batch_target,
+            piece_us: None,
             per_submitter: cfg.max_pieces_per_submitter,
             max_timeout: cfg.max_piece_timeout,
             tasks: cfg.tasks.clone(),
@@ -110,8 +117,21 @@ impl Worker {
             slots: self.slots,
             running: self.running,
             queued: self.outstanding.saturating_sub(self.running),
-            capacity: self.capacity,
+            capacity: self.limit().max(self.outstanding),
         }
+    }
+
+    /// Pieces it accepts at once: one running and one waiting per slot for
+    /// long pieces; for short ones about twice the submitters' batch target
+    /// of work per slot, with room to spare so a submitter's slightly older
+    /// estimate of piece time is not refused. Never more than the hard cap.
+    fn limit(&self) -> u32 {
+        let target = self.batch_target.as_micros() as u64;
+        let per_slot = match self.piece_us {
+            Some(us) if us < target => (4 * target / us.max(1)).clamp(2, u32::MAX as u64) as u32,
+            _ => 2,
+        };
+        self.slots.saturating_mul(per_slot).min(self.capacity).max(self.slots)
     }
 
     /// Tasks it runs (none without slots, or once shutting down).
@@ -151,7 +171,7 @@ impl Worker {
         if !self.accept.allows(from) {
             return Err(RejectReason::NotAllowed);
         }
-        if self.outstanding.saturating_add(n) > self.capacity || from_peer.saturating_add(n) > self.per_submitter {
+        if self.outstanding.saturating_add(n) > self.limit() || from_peer.saturating_add(n) > self.per_submitter {
             return Err(RejectReason::Busy);
         }
         let id = ExecId(self.next_id);
@@ -203,6 +223,8 @@ impl Worker {
         out: &mut Vec<WorkerOut>,
     ) -> bool {
         let Some(exec) = self.execs.remove(&id) else { return false };
+        let sample = elapsed.as_micros() as u64 / exec.pieces.len().max(1) as u64;
+        self.piece_us = Some(self.piece_us.map_or(sample, |us| (us * 7 + sample) / 8));
         let mut outcomes = outcomes.into_iter();
         let pieces = exec
             .pieces

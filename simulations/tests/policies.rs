@@ -31,13 +31,15 @@ fn p2c_max_load_is_clearly_below_random() {
 }
 
 /// With stale adverts (500 ms old, one per second) and eight submitters,
-/// every submitter fills every peer to the room it believes is there, so
-/// each peer ends up with up to 8 × its slots whatever the policy: the
-/// policy only orders the fill. This pins that behaviour down (see the
-/// README, "Policies"): if placement ever accounts for the other
-/// submitters' work, the peak drops and this test says so.
+/// every submitter tries to fill every peer to the room it believes is
+/// there; workers bound their queues (one piece waiting per slot for pieces
+/// this long) and refuse the rest as busy, so no peer ends up with more than
+/// twice its slots whatever the policy. Under such saturation the policy
+/// only orders the fill, so p2c and least-loaded finish together (see the
+/// README, "Policies": the herd that least-loaded causes in theory needs
+/// placement that ignores its own in-flight work, which meshwork never does).
 #[test]
-fn stale_adverts_overcommit_peers_by_the_number_of_submitters_whatever_the_policy() {
+fn stale_adverts_and_many_submitters_cannot_pile_work_on_a_peer() {
     let mut peaks = Vec::new();
     for policy in ["p2c", "least-loaded"] {
         let (args, r) = simulate(&[
@@ -59,9 +61,8 @@ fn stale_adverts_overcommit_peers_by_the_number_of_submitters_whatever_the_polic
         check_ok(&args, &r);
         peaks.push((r.load.peak, r.makespan_over_ideal.unwrap()));
     }
-    for (peak, ratio) in &peaks {
-        assert_eq!(*peak, 8 * 4, "{peaks:?}");
-        assert!(*ratio > 1.15, "overcommitted peers queue work others could run: {peaks:?}");
+    for (peak, _) in &peaks {
+        assert!(*peak <= 2 * 4, "a worker accepted more than two pieces per slot: {peaks:?}");
     }
     let (p2c, ll) = (peaks[0].1, peaks[1].1);
     assert!((p2c - ll).abs() / p2c < 0.05, "the policies finish within 5% of each other: {peaks:?}");
