@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Nodes say what they do; commands that start many peers stay quiet.
     let default = match cli.command {
-        Command::Simulate(_) | Command::Demo(_) => "warn,libp2p_kad=error",
+        Command::Simulate(_) | Command::Demo(_) | Command::Bench(_) => "warn,libp2p_kad=error",
         _ => "warn,libp2p_kad=error,meshwork=info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

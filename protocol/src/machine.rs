@@ -79,6 +79,8 @@ impl Machine {
     /// A first connection to `peer` opened.
     pub fn handle_peer_up(&mut self, peer: PeerKey, now: Time) {
         self.peers.peer_up(peer, now);
+        // A new neighbour should learn our load soon, not at the next interval.
+        self.advert.dirty = true;
         self.settle(now);
     }
 

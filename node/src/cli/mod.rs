@@ -1,6 +1,7 @@
 //! The `meshwork` command line. One module per subcommand; options shared
 //! by every command that starts a peer live in [`PeerOpts`].
 
+mod bench;
 mod demo;
 mod keygen;
 mod limits;
@@ -57,6 +58,9 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Start a local mesh of real nodes on this machine and run a job on it.
     Demo(demo::DemoArgs),
+    /// Measure the peer-baseline workloads (noop, primes, single, fault) on a
+    /// 2-node mesh on this machine; one JSON line each.
+    Bench(bench::BenchArgs),
     /// Simulate a mesh in virtual time (thousands of nodes, the real
     /// scheduler), or with --real on real nodes in this process.
     Simulate(Box<simulate::SimulateArgs>),
@@ -73,6 +77,7 @@ impl Cli {
             Command::Keygen(a) => keygen::run(a),
             Command::Demo(a) => demo::run(a).await,
             Command::Simulate(a) => simulate::run(*a).await,
+            Command::Bench(a) => bench::run(a).await,
         }
     }
 }
