@@ -16,7 +16,11 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     // A panicking task is contained by the executor; report it as a log line.
     std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread drives the node (the swarm, the machine and the CLI's own
+    // tasks): they hand work to each other without crossing threads, which
+    // keeps round trips short and memory small. Pieces run on tokio's
+    // blocking pool, never on this thread.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
