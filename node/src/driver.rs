@@ -345,6 +345,12 @@ impl Driver {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                // Keep trying a meshwork peer we know, until it answers or a long while passed.
+                if let Some(peer) = peer_id.filter(|p| self.addrs.contains_key(p) && !self.swarm.is_connected(p)) {
+                    if self.stopping.is_none() {
+                        self.redial.entry(peer).or_insert_with(Instant::now);
+                    }
+                }
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour(event, now),
             _ => {}
@@ -470,14 +476,22 @@ impl Driver {
 
     fn dial_peer(&mut self, peer: PeerId) {
         let addrs = self.addrs.get(&peer).cloned().unwrap_or_default();
-        let opts = DialOpts::peer_id(peer).addresses(addrs).condition(PeerCondition::DisconnectedAndNotDialing).build();
+        // A fresh port: two nodes that discover each other at the same
+        // instant (mDNS) would otherwise both dial from their listen ports,
+        // a TCP simultaneous open on which both handshakes fail.
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .allocate_new_port()
+            .build();
         if let Err(e) = self.swarm.dial(opts) {
             tracing::trace!(%peer, error = %e, "not dialled");
         }
     }
 
     fn dial_addr(&mut self, addr: &Multiaddr) {
-        if let Err(e) = self.swarm.dial(addr.clone()) {
+        let opts = DialOpts::unknown_peer_id().address(addr.clone()).allocate_new_port().build();
+        if let Err(e) = self.swarm.dial(opts) {
             tracing::warn!(%addr, error = %e, "cannot dial");
         }
     }

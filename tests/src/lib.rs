@@ -2,6 +2,7 @@
 //! loopback, real `meshwork` processes killed by PID, and waits with
 //! deadlines (never sleeps as synchronisation).
 
+pub mod lab;
 pub mod procs;
 pub mod rogue;
 
@@ -80,4 +81,20 @@ pub fn tcp_addr(node: &Node) -> Multiaddr {
         .find(|a| a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_))))
         .cloned()
         .expect("a TCP listen address")
+}
+
+/// Waits until `client`'s row for `peer` (a peer id string) satisfies
+/// `holds`; returns how long that took.
+pub async fn wait_peer(
+    client: &meshwork::Client,
+    peer: &str,
+    what: &str,
+    timeout: Duration,
+    holds: impl Fn(&meshwork::PeerInfo) -> bool,
+) -> anyhow::Result<Duration> {
+    let holds = &holds;
+    wait_until(what, timeout, || async move {
+        client.peers().await.map(|rows| rows.iter().any(|r| r.peer_id == peer && holds(r))).unwrap_or(false)
+    })
+    .await
 }

@@ -1,10 +1,13 @@
-//! Real `meshwork` processes: built once, started with piped output, waited
-//! on with deadlines, signalled and killed by PID, always reaped.
+//! Real `meshwork` processes: built once, started with piped output (each
+//! line stamped with the instant it arrived; stderr optionally captured,
+//! also through a pseudo-terminal), waited on with deadlines, signalled and
+//! killed by PID, always reaped.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -17,7 +20,9 @@ pub fn meshwork_bin() -> PathBuf {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "meshwork", "--bin", "meshwork"]);
+        // The same package selection as `cargo test --workspace`, so features
+        // unify the same way and nothing is rebuilt back and forth.
+        cmd.args(["build", "-q", "--workspace", "--bin", "meshwork"]);
         if release {
             cmd.arg("--release");
         }
@@ -28,12 +33,56 @@ pub fn meshwork_bin() -> PathBuf {
     .clone()
 }
 
+/// Which output stream a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error (when captured, see [`Stderr`]).
+    Stderr,
+}
+
+/// One line of a process's output and the instant it arrived.
+#[derive(Clone, Debug)]
+pub struct Line {
+    /// When the reader thread received it (good to a millisecond or so).
+    pub at: Instant,
+    /// Which stream it came from.
+    pub stream: Stream,
+    /// The text, without the line break.
+    pub text: String,
+}
+
+/// What happens to a process's standard error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stderr {
+    /// Shared with the test (the default, as [`Proc::start`] does).
+    #[default]
+    Inherit,
+    /// Captured line by line into [`Proc::log`].
+    Pipe,
+}
+
+/// How to start a process with [`Proc::spawn`].
+#[derive(Clone, Debug, Default)]
+pub struct Spawn {
+    /// Network namespace to run in (`ip netns exec <ns> meshwork ...`).
+    pub netns: Option<String>,
+    /// Where its stderr goes.
+    pub stderr: Stderr,
+    /// SIGKILL it when the thread that started it ends (`PR_SET_PDEATHSIG`),
+    /// so nothing outlives a test process that is itself killed.
+    pub die_with_parent: bool,
+}
+
 /// A running `meshwork` process. Dropping it kills it (SIGKILL) and reaps it.
 pub struct Proc {
     child: Child,
-    lines: Receiver<String>,
+    lines: Receiver<Line>,
     /// Every stdout line seen so far.
     pub seen: Vec<String>,
+    /// Every line seen so far, stdout and captured stderr, in arrival order.
+    pub log: Vec<Line>,
 }
 
 impl Proc {
@@ -44,7 +93,12 @@ impl Proc {
 
     /// Starts `meshwork <args>` in network namespace `ns` when given.
     pub fn start_in(ns: Option<&str>, args: &[&str]) -> Proc {
-        let mut cmd = match ns {
+        Proc::spawn(&Spawn { netns: ns.map(str::to_string), ..Spawn::default() }, args)
+    }
+
+    /// Starts `meshwork <args>` as `how` says.
+    pub fn spawn(how: &Spawn, args: &[&str]) -> Proc {
+        let mut cmd = match &how.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns]).arg(meshwork_bin());
@@ -52,21 +106,33 @@ impl Proc {
             }
             None => Command::new(meshwork_bin()),
         };
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.args(args).stdout(Stdio::piped());
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
         }
-        let mut child = cmd.spawn().expect("starting meshwork");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+        if how.die_with_parent {
+            // SAFETY: prctl(2) is async-signal-safe and touches nothing of the parent.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
             }
+        }
+        cmd.stderr(match how.stderr {
+            Stderr::Inherit => Stdio::inherit(),
+            Stderr::Pipe => Stdio::piped(),
         });
-        Proc { child, lines, seen: Vec::new() }
+        let mut child = cmd.spawn().expect("starting meshwork");
+        let (tx, lines) = channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        read_lines(stdout, Stream::Stdout, tx.clone());
+        if let Some(stderr) = child.stderr.take() {
+            read_lines(stderr, Stream::Stderr, tx);
+        }
+        Proc { child, lines, seen: Vec::new(), log: Vec::new() }
     }
 
     /// The process id.
@@ -74,20 +140,53 @@ impl Proc {
         self.child.id()
     }
 
+    fn record(&mut self, line: Line) {
+        if line.stream == Stream::Stdout {
+            self.seen.push(line.text.clone());
+        }
+        self.log.push(line);
+    }
+
+    /// Takes every line that has arrived, without waiting; false once the
+    /// process has closed its output.
+    pub fn pump(&mut self) -> bool {
+        loop {
+            match self.lines.try_recv() {
+                Ok(line) => self.record(line),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
     /// Waits for a stdout line starting with `prefix`; returns its rest.
     pub fn wait_line(&mut self, prefix: &str, timeout: Duration) -> anyhow::Result<String> {
+        let line = self.wait_for(&format!("line starting {prefix:?}"), timeout, |l| {
+            l.stream == Stream::Stdout && l.text.starts_with(prefix)
+        })?;
+        Ok(line.text[prefix.len()..].to_string())
+    }
+
+    /// Waits for a new line (either stream) that `matches`; returns it.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut matches: impl FnMut(&Line) -> bool,
+    ) -> anyhow::Result<Line> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
-                    self.seen.push(line.clone());
-                    if let Some(rest) = line.strip_prefix(prefix) {
-                        return Ok(rest.to_string());
+                    let hit = matches(&line);
+                    self.record(line.clone());
+                    if hit {
+                        return Ok(line);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => anyhow::bail!("no line starting {prefix:?} within {timeout:?}"),
-                Err(RecvTimeoutError::Disconnected) => anyhow::bail!("process ended before printing {prefix:?}"),
+                Err(RecvTimeoutError::Timeout) => anyhow::bail!("no {what} within {timeout:?}"),
+                Err(RecvTimeoutError::Disconnected) => anyhow::bail!("process ended before printing {what}"),
             }
         }
     }
@@ -98,7 +197,7 @@ impl Proc {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
+                Ok(line) => self.record(line),
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => anyhow::bail!("process still running after {timeout:?}"),
             }
@@ -129,6 +228,17 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends each line of `from` to `to`, stamped with its arrival, on a thread of its own.
+fn read_lines(from: impl Read + Send + 'static, stream: Stream, to: Sender<Line>) {
+    std::thread::spawn(move || {
+        for text in BufReader::new(from).lines().map_while(Result::ok) {
+            if to.send(Line { at: Instant::now(), stream, text }).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 /// Starts `meshwork node` on loopback (no mDNS) and returns it with its first listen address.

@@ -3,11 +3,11 @@
 //! pieces re-placed without losing or double-counting a result.
 
 use meshwork::tasks::{hash_search, mandelbrot, noop, primes, run_locally, sleep, wordcount};
-use meshwork::{Client, JobOptions, Node};
+use meshwork::{Client, JobOptions, Node, PeerInfo};
 use meshwork_protocol::task::Task;
 use meshwork_protocol::{JobEvent, JobId};
 use meshwork_tests::procs::{node, Proc};
-use meshwork_tests::{local_config, local_mesh, wait_connected, wait_until};
+use meshwork_tests::{local_config, local_mesh, wait_connected, wait_peer, wait_until};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -160,49 +160,45 @@ fn first_retry_on(client: &Client, log: &Log, peer: &str, since: Instant) -> Opt
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_job_has_its_pieces_replaced_and_the_result_is_right() {
+/// Runs 24 sleep pieces of 300 ms on a fresh process mesh, sends `signal` to
+/// worker `victim` once it holds pieces, and checks the job's result is
+/// exact. Returns the mesh, the victim's peer id, the job's report and the
+/// time from the signal to the re-placement of the victim's pieces.
+async fn signal_mid_job(
+    victim: usize,
+    signal: i32,
+) -> (Vec<(Proc, String)>, Node, String, meshwork::JobReport, Duration) {
     let (procs, submitter) = process_mesh().await;
     let client = submitter.client();
     let log: Log = Arc::default();
     let job = start_sleep_job(&client, &log, 24, 300);
-    let victim_peer = procs[1].1.rsplit('/').next().unwrap().to_string();
+    let victim_peer = procs[victim].1.rsplit('/').next().unwrap().to_string();
     wait_placed_on(&client, &log, &victim_peer).await;
-    procs[1].0.signal(libc::SIGKILL);
-    let killed = Instant::now();
+    procs[victim].0.signal(signal);
+    let at = Instant::now();
     let (total, report) = tokio::time::timeout(T, job).await.unwrap().unwrap().unwrap();
     assert_eq!(total, 24 * 300, "every piece counted exactly once");
     assert!(report.retries >= 1, "{report:?}");
-    let replaced = first_retry_on(&client, &log, &victim_peer, killed).expect("the victim's pieces were retried");
-    eprintln!("SIGKILL → pieces re-placed after {replaced:?}; job {report:?}");
+    let replaced = first_retry_on(&client, &log, &victim_peer, at).expect("the victim's pieces were retried");
     assert!(replaced < Duration::from_secs(5), "{replaced:?}");
+    (procs, submitter, victim_peer, report, replaced)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_has_its_pieces_replaced_and_the_result_is_right() {
+    let (_procs, submitter, _, report, replaced) = signal_mid_job(1, libc::SIGKILL).await;
+    eprintln!("SIGKILL → pieces re-placed after {replaced:?}; job {report:?}");
     submitter.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_stopped_mid_job_is_detected_its_pieces_move_and_it_recovers() {
-    let (procs, submitter) = process_mesh().await;
-    let client = submitter.client();
-    let log: Log = Arc::default();
-    let job = start_sleep_job(&client, &log, 24, 300);
-    let victim_peer = procs[2].1.rsplit('/').next().unwrap().to_string();
-    wait_placed_on(&client, &log, &victim_peer).await;
-    procs[2].0.signal(libc::SIGSTOP);
-    let stopped = Instant::now();
-    let (total, report) = tokio::time::timeout(T, job).await.unwrap().unwrap().unwrap();
-    assert_eq!(total, 24 * 300, "every piece counted exactly once");
-    let replaced =
-        first_retry_on(&client, &log, &victim_peer, stopped).expect("the stopped worker's pieces were retried");
+    let (procs, submitter, victim_peer, report, replaced) = signal_mid_job(2, libc::SIGSTOP).await;
     eprintln!("SIGSTOP → pieces re-placed after {replaced:?}; job {report:?}");
-    assert!(replaced < Duration::from_secs(5), "{replaced:?}");
+    let client = submitter.client();
     // It resumes, is redialled and serves again; what it sends late changes nothing.
     procs[2].0.signal(libc::SIGCONT);
-    let back = wait_until("the resumed worker live again", T, || {
-        let (c, p) = (client.clone(), victim_peer.clone());
-        async move { c.peers().await.unwrap().iter().any(|i| i.peer_id == p && i.is_live()) }
-    })
-    .await
-    .unwrap();
+    let back = wait_peer(&client, &victim_peer, "the resumed worker live again", T, PeerInfo::is_live).await.unwrap();
     eprintln!("SIGCONT → live again after {back:?}");
     let (again, _) = client
         .run(&sleep::Sleep, &sleep::SleepInput { ms: 10, pieces: 8 }, &JobOptions::default(), |_, _| {})

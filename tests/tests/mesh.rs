@@ -3,10 +3,11 @@
 
 use libp2p::PeerId;
 use meshwork::Node;
+use meshwork::PeerInfo;
 use meshwork_protocol::wire::{to_cbor, Advert, PROTOCOL_VERSION};
 use meshwork_tests::procs::{node, Proc};
 use meshwork_tests::rogue::Rogue;
-use meshwork_tests::{local_config, local_mesh, tcp_addr, wait_connected, wait_until};
+use meshwork_tests::{local_config, local_mesh, tcp_addr, wait_connected, wait_peer, wait_until};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
@@ -43,42 +44,20 @@ async fn a_stopped_node_is_marked_down_and_seen_again_after_restart() {
     let watcher = Node::start(cfg).await.unwrap();
     let client = watcher.client();
     let peer = addr.rsplit('/').next().unwrap().to_string();
-    let state = |client: meshwork::Client, peer: String| async move {
-        client.peers().await.unwrap().into_iter().find(|p| p.peer_id == peer)
-    };
-    wait_until("the node's advert", T, || {
-        let (c, p) = (client.clone(), peer.clone());
-        async move { state(c, p).await.is_some_and(|p| p.is_live()) }
-    })
-    .await
-    .unwrap();
+    let down = |p: &meshwork::PeerInfo| p.down.is_some();
+    wait_peer(&client, &peer, "the node's advert", T, PeerInfo::is_live).await.unwrap();
     // SIGSTOP: the connection stays open, the adverts stop.
     stopped.signal(libc::SIGSTOP);
-    let took = wait_until("the stopped node marked down", T, || {
-        let (c, p) = (client.clone(), peer.clone());
-        async move { state(c, p).await.is_some_and(|p| p.down.is_some()) }
-    })
-    .await
-    .unwrap();
+    let took = wait_peer(&client, &peer, "the stopped node marked down", T, down).await.unwrap();
     eprintln!("SIGSTOP → marked down after {took:?}");
     assert!(took < Duration::from_secs(6), "{took:?}");
     // SIGCONT: it is redialled and live again.
     stopped.signal(libc::SIGCONT);
-    let back = wait_until("the node live again", T, || {
-        let (c, p) = (client.clone(), peer.clone());
-        async move { state(c, p).await.is_some_and(|p| p.is_live()) }
-    })
-    .await
-    .unwrap();
+    let back = wait_peer(&client, &peer, "the node live again", T, PeerInfo::is_live).await.unwrap();
     eprintln!("SIGCONT → live again after {back:?}");
     // SIGKILL: the connection closes at once.
     stopped.signal(libc::SIGKILL);
-    let killed = wait_until("the killed node marked down", T, || {
-        let (c, p) = (client.clone(), peer.clone());
-        async move { state(c, p).await.is_some_and(|p| p.down.is_some()) }
-    })
-    .await
-    .unwrap();
+    let killed = wait_peer(&client, &peer, "the killed node marked down", T, down).await.unwrap();
     eprintln!("SIGKILL → marked down after {killed:?}");
     drop(stopped);
     watcher.shutdown().await;

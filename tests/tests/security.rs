@@ -9,7 +9,7 @@ use meshwork_protocol::task::{CancelFlag, Task, TaskError};
 use meshwork_protocol::wire::{Advert, Outcome, PieceResult, Request, Response, Results, PROTOCOL_VERSION};
 use meshwork_protocol::{JobError, JobEvent};
 use meshwork_tests::rogue::Rogue;
-use meshwork_tests::{local_config, tcp_addr, wait_connected, wait_until};
+use meshwork_tests::{local_config, tcp_addr, wait_connected, wait_peer, wait_until};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -264,12 +264,7 @@ async fn unsolicited_and_duplicate_results_from_a_lying_worker_are_ignored() {
     liar.advertise(advert).await;
     let c = submitter.client();
     let liar_id = liar.peer_id.to_string();
-    wait_until("the liar advertising", T, || {
-        let (c, id) = (c.clone(), liar_id.clone());
-        async move { c.peers().await.unwrap().iter().any(|p| p.peer_id == id && p.is_live()) }
-    })
-    .await
-    .unwrap();
+    wait_peer(&c, &liar_id, "the liar advertising", T, meshwork::PeerInfo::is_live).await.unwrap();
     let input = primes::PrimesInput { from: 0, to: 100_000, pieces: 16 };
     let opts = JobOptions { max_attempts: 3, ..JobOptions::default() };
     let (count, report) = c.run(&primes::Primes, &input, &opts, |_, _| {}).await.unwrap();

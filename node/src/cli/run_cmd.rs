@@ -117,6 +117,8 @@ async fn execute<T: Task>(
     );
     let job: Cell<Option<JobId>> = Cell::new(None);
     let names = client.names().clone();
+    // Printed whether or not stderr is a terminal (a hidden bar prints nothing itself).
+    let say = |line: String| bar.suspend(|| eprintln!("{line}"));
     let on_event = |id: JobId, event: &JobEvent| {
         job.set(Some(id));
         match event {
@@ -124,16 +126,17 @@ async fn execute<T: Task>(
                 bar.set_length(*total as u64);
                 bar.set_position(*done as u64);
             }
-            JobEvent::Retried { piece, peer, cause, .. } => bar
-                .println(format!("piece {piece} failed on {}: {cause}; retrying elsewhere", short(&names.name(*peer)))),
-            JobEvent::Refused { peer, reason, .. } => bar.println(format!("{} {reason}", short(&names.name(*peer)))),
+            JobEvent::Retried { piece, peer, cause, .. } => {
+                say(format!("piece {piece} failed on {}: {cause}; retrying elsewhere", short(&names.name(*peer))))
+            }
+            JobEvent::Refused { peer, reason, .. } => say(format!("{} {reason}", short(&names.name(*peer)))),
             JobEvent::Placed { pieces, choice, backup, .. } => {
                 let load = |c: &meshwork_protocol::policy::Candidate| {
                     format!("{} {}/{}", short(&names.name(c.peer)), c.load, c.slots)
                 };
                 let others: Vec<String> =
                     choice.considered.iter().filter(|c| c.peer != choice.chosen.peer).map(load).collect();
-                bar.println(format!(
+                say(format!(
                     "{}{} → {} (load {}/{}){}",
                     if *backup { "backup of " } else { "" },
                     describe_pieces(pieces),
@@ -144,7 +147,7 @@ async fn execute<T: Task>(
                 ));
             }
             JobEvent::Unplaceable { piece, why, .. } => {
-                bar.println(format!("piece {piece} cannot be placed: {}", why.describe(&|k| short(&names.name(k)))))
+                say(format!("piece {piece} cannot be placed: {}", why.describe(&|k| short(&names.name(k)))))
             }
             JobEvent::Finished { .. } => {}
         }
