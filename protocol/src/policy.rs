@@ -91,12 +91,20 @@ const DRAWS: usize = 8;
 pub struct Chooser {
     policy: Policy,
     cursor: usize,
+    prefer: Option<PeerKey>,
 }
 
 impl Chooser {
     /// A chooser for `policy`.
     pub fn new(policy: Policy) -> Chooser {
-        Chooser { policy, cursor: 0 }
+        Chooser { policy, cursor: 0, prefer: None }
+    }
+
+    /// Breaks ties between equally loaded candidates in favour of `peer`
+    /// (the submitter itself: a piece it runs needs no network).
+    pub fn preferring(mut self, peer: PeerKey) -> Chooser {
+        self.prefer = Some(peer);
+        self
     }
 
     /// The policy in force.
@@ -123,7 +131,11 @@ impl Chooser {
                 let Some(b) = b.map(&describe) else {
                     return Some(Choice { chosen: a, considered: vec![a] });
                 };
-                let chosen = if b.cmp_load(&a) == Ordering::Less { b } else { a };
+                let chosen = match b.cmp_load(&a) {
+                    Ordering::Less => b,
+                    Ordering::Equal if Some(b.peer) == self.prefer => b,
+                    _ => a,
+                };
                 Some(Choice { chosen, considered: vec![a, b] })
             }
             Policy::Random => {
@@ -139,9 +151,10 @@ impl Chooser {
                             best = Some(c);
                             ties = 1;
                         }
+                        Some(Ordering::Equal) if best.is_some_and(|b| Some(b.peer) == self.prefer) => {}
                         Some(Ordering::Equal) => {
                             ties += 1;
-                            if rng.random_range(0..ties) == 0 {
+                            if Some(c.peer) == self.prefer || rng.random_range(0..ties) == 0 {
                                 best = Some(c);
                             }
                         }
@@ -230,6 +243,20 @@ mod tests {
                 assert_eq!(c.chosen.peer, PeerKey(33), "{policy}");
             }
             assert!(chooser.choose(&open, loads(50, &bins), |_| false, &mut rng).is_none());
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_preferred_peer() {
+        let open: Vec<PeerKey> = (0..2).map(PeerKey).collect();
+        let bins = vec![0u32; 2];
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for policy in [Policy::P2c, Policy::LeastLoaded] {
+            let mut chooser = Chooser::new(policy).preferring(PeerKey(1));
+            for _ in 0..20 {
+                let c = chooser.choose(&open, loads(2, &bins), |_| true, &mut rng).unwrap();
+                assert_eq!(c.chosen.peer, PeerKey(1), "{policy}");
+            }
         }
     }
 

@@ -136,7 +136,7 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     pub(crate) fn new(cfg: &Config) -> Scheduler {
         Scheduler {
-            chooser: Chooser::new(cfg.policy),
+            chooser: Chooser::new(cfg.policy).preferring(cfg.me),
             jobs: BTreeMap::new(),
             inflight: Inflight::default(),
             piece_us: FxHashMap::default(),
@@ -262,7 +262,8 @@ impl Scheduler {
 
     fn on_results(&mut self, rid: RequestId, b: Batch, r: Results, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get_mut(&b.job) else { return };
-        ctx.peers.answered_batch(b.peer);
+        let rtt_us = ctx.now.since(b.sent).as_micros() as u64;
+        ctx.peers.answered_batch(b.peer, rtt_us.saturating_sub(r.exec_us));
         job.durations.record(ctx.now.since(b.sent));
         let n = r.pieces.len().max(1) as u64;
         let task = job.spec.task.clone();

@@ -276,9 +276,11 @@ async fn fault_workload(mesh: &mut Mesh, a: &BenchArgs) -> anyhow::Result<Value>
     let mut killed = None;
     let result = {
         let job = c.run(&primes::Primes, &input, &opts, |_, e| match e {
-            JobEvent::Placed { peer, pieces, .. } => {
-                placed.lock().unwrap_or_else(|p| p.into_inner()).push((Instant::now(), pieces.clone(), names.name(*peer)))
-            }
+            JobEvent::Placed { peer, pieces, .. } => placed.lock().unwrap_or_else(|p| p.into_inner()).push((
+                Instant::now(),
+                pieces.clone(),
+                names.name(*peer),
+            )),
             JobEvent::Retried { piece, .. } => retried.lock().unwrap_or_else(|p| p.into_inner()).push(*piece),
             _ => {}
         });
@@ -300,7 +302,9 @@ async fn fault_workload(mesh: &mut Mesh, a: &BenchArgs) -> anyhow::Result<Value>
         .into_inner()
         .unwrap_or_default()
         .iter()
-        .filter(|(at, pieces, peer)| *peer == victim && *at < kill_instant && pieces.iter().any(|p| retried.contains(p)))
+        .filter(|(at, pieces, peer)| {
+            *peer == victim && *at < kill_instant && pieces.iter().any(|p| retried.contains(p))
+        })
         .map(|(at, _, _)| kill_instant.duration_since(*at).as_secs_f64())
         .fold(0.0, f64::max);
     let (count, completed) = match &result {

@@ -307,17 +307,8 @@ pub(super) async fn run(args: &SimArgs, peer: &PeerOpts) -> anyhow::Result<bool>
     let makespan = start.elapsed().as_secs_f64();
     // A node still hung cannot report its counters.
     mesh.nodes.iter_mut().flatten().for_each(RealNode::resume);
-    let report = report(
-        args,
-        &mesh,
-        outcome,
-        makespan,
-        ideal_s,
-        samples,
-        &costs,
-        retried.load(Ordering::Relaxed),
-    )
-    .await;
+    let report =
+        report(args, &mesh, outcome, makespan, ideal_s, samples, &costs, retried.load(Ordering::Relaxed)).await;
     let passed = report.violations.is_empty();
     if let Some(path) = &args.plot {
         draw_plot(path, &report)?;
