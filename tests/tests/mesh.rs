@@ -1,10 +1,9 @@
 //! The mesh (issue: nodes find each other, gossip load, answer RPC), with
 //! real libp2p nodes on loopback.
 
-use libp2p::PeerId;
 use meshwork::Node;
 use meshwork::PeerInfo;
-use meshwork_protocol::wire::{to_cbor, Advert, PROTOCOL_VERSION};
+use meshwork_protocol::wire::{frame, to_cbor, Advert, Request, PROTOCOL_VERSION};
 use meshwork_tests::procs::{node, Proc};
 use meshwork_tests::rogue::Rogue;
 use meshwork_tests::{local_config, local_mesh, tcp_addr, wait_connected, wait_peer, wait_until};
@@ -70,12 +69,14 @@ async fn garbage_and_oversized_rpc_messages_are_refused_and_the_node_keeps_servi
     let target = nodes.remove(0);
     let rogue = Rogue::start().await.unwrap();
     rogue.dial(tcp_addr(&target)).await;
+    let rogue_id = rogue.peer_id.to_string();
+    wait_peer(&target.client(), &rogue_id, "the rogue connected", T, |p| p.connected).await.unwrap();
     let id = target.peer_id();
-    let garbage = rogue_send(&rogue, id, vec![0, 0, 0, 4, 0xff, 0xfe, 0xfd, 0xfc]).await;
+    let garbage = rogue.send_raw(id, vec![0, 0, 0, 4, 0xff, 0xfe, 0xfd, 0xfc]).await;
     assert!(garbage.is_err(), "garbage got an answer: {garbage:?}");
-    let oversized = rogue_send(&rogue, id, vec![0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).await;
+    let oversized = rogue.send_raw(id, vec![0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).await;
     assert!(oversized.is_err(), "oversized got an answer: {oversized:?}");
-    let truncated = rogue_send(&rogue, id, vec![0, 0, 0, 100, 0xa1]).await;
+    let truncated = rogue.send_raw(id, vec![0, 0, 0, 100, 0xa1]).await;
     assert!(truncated.is_err());
     let client = target.client();
     wait_until("three refused messages counted", T, || {
@@ -85,28 +86,13 @@ async fn garbage_and_oversized_rpc_messages_are_refused_and_the_node_keeps_servi
     .await
     .unwrap();
     // A well-formed Status from the rogue still gets an answer, and so does the other node.
-    let status = rogue_send(
-        &rogue,
-        id,
-        meshwork_protocol::wire::frame::encode(&to_cbor(&meshwork_protocol::wire::Request::Status), 1 << 20).unwrap(),
-    )
-    .await;
+    let status_frame = frame::encode(&to_cbor(&Request::Status), 1 << 20).unwrap();
+    let status = rogue.send_raw(id, status_frame).await;
     assert!(status.is_ok(), "{status:?}");
     let load = nodes[0].client().status(id).await.unwrap().expect("still serving");
     assert_eq!(load.slots, 1);
     target.shutdown().await;
     nodes.remove(0).shutdown().await;
-}
-
-/// Sends raw bytes, retrying while the connection is still being set up.
-async fn rogue_send(rogue: &Rogue, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-    for _ in 0..50 {
-        match rogue.send_raw(peer, bytes.clone()).await {
-            Err(e) if e.contains("dial") => tokio::time::sleep(Duration::from_millis(100)).await,
-            other => return other,
-        }
-    }
-    Err("never connected".into())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
