@@ -36,9 +36,6 @@ impl std::fmt::Display for DownReason {
     }
 }
 
-/// One more long piece waits on a worker when the round trip exceeds 1/GAP_SHARE of a piece.
-const GAP_SHARE: u64 = 50;
-
 /// Slots of a new peer believed before it has answered anything.
 pub(crate) const TRUSTED_SLOTS: u32 = 8;
 
@@ -101,8 +98,6 @@ struct PeerInfo {
     live: bool,
     /// Batches it answered with results: trust in its advertised slots grows with them.
     answered: u32,
-    /// How long a batch's answer takes beyond its execution (EWMA, µs).
-    gap_us: u64,
 }
 
 impl PeerInfo {
@@ -120,7 +115,6 @@ impl PeerInfo {
             cooldown_until: Time::ZERO,
             live: false,
             answered: 0,
-            gap_us: 0,
         }
     }
 
@@ -147,42 +141,26 @@ impl PeerInfo {
 pub(crate) struct Depth {
     /// Pieces per batch.
     pub(crate) batch: u32,
-    /// Pieces in flight per slot when batching (`batch > 1`).
+    /// Pieces in flight per slot.
     pub(crate) per_slot: u32,
-    /// Time of one piece, rounded down to a power of two (0: not measured yet).
-    pub(crate) piece_us: u64,
 }
 
 impl Depth {
-    /// Until a piece has been timed: one piece per slot, no prefetch.
-    const UNKNOWN: Depth = Depth { batch: 1, per_slot: 1, piece_us: 0 };
+    /// Until a piece has been timed, and for long pieces: one piece per
+    /// slot, none waiting (credits are free slots).
+    const UNKNOWN: Depth = Depth { batch: 1, per_slot: 1 };
 
     /// Pieces shorter than `target` are grouped so one batch takes about
     /// `target`; two batches per slot are then in flight, one running and
-    /// one on its way. Rounded to powers of two so it changes rarely.
+    /// one on its way. Rounded down to a power of two so it changes rarely.
     pub(crate) fn for_piece_time(piece_us: u64, target: Duration, max_batch: u32) -> Depth {
         let target_us = target.as_micros() as u64;
-        let rounded = if piece_us == 0 { 1 } else { 1 << (63 - piece_us.leading_zeros()) };
         if piece_us >= target_us {
-            return Depth { piece_us: rounded, ..Depth::UNKNOWN };
+            return Depth::UNKNOWN;
         }
         let n = (target_us / piece_us.max(1)).clamp(1, max_batch.max(1) as u64) as u32;
         let batch = 1 << (31 - n.leading_zeros());
-        Depth { batch, per_slot: batch * 2, piece_us: rounded }
-    }
-
-    /// Pieces in flight per slot at a peer whose slots sit idle `gap_us`
-    /// between two pieces (the round trip): batched pieces as above; one
-    /// long piece per slot, plus one waiting on the worker when the gap
-    /// would cost more than 1/[`GAP_SHARE`] of a piece.
-    fn per_slot(self, gap_us: u64) -> u32 {
-        if self.batch > 1 {
-            self.per_slot
-        } else if self.piece_us > 0 && gap_us.saturating_mul(GAP_SHARE) >= self.piece_us {
-            2
-        } else {
-            1
-        }
+        Depth { batch, per_slot: batch * 2 }
     }
 }
 
@@ -302,12 +280,10 @@ impl PeerTable {
         Ok(())
     }
 
-    /// `peer` answered a batch with results `gap_us` after it finished
-    /// executing it: trust its slots a little more, and note the gap.
-    pub(crate) fn answered_batch(&mut self, peer: PeerKey, gap_us: u64) {
+    /// `peer` answered a batch with results: trust its slots a little more.
+    pub(crate) fn answered_batch(&mut self, peer: PeerKey) {
         if let Some(info) = self.peers.get_mut(&peer) {
             info.answered = info.answered.saturating_add(1);
-            info.gap_us = if info.answered == 1 { gap_us } else { (info.gap_us * 7 + gap_us) / 8 };
         }
     }
 
@@ -544,7 +520,7 @@ fn room_of(info: &PeerInfo, task: &str, depth: Depth, now: Time) -> u32 {
     if !usable {
         return 0;
     }
-    let window = info.trusted_slots().saturating_mul(depth.per_slot(info.gap_us)).min(info.load.capacity);
+    let window = info.trusted_slots().saturating_mul(depth.per_slot).min(info.load.capacity);
     window.saturating_sub(info.estimated_load())
 }
 
@@ -566,14 +542,9 @@ mod tests {
     #[test]
     fn depth_groups_tiny_pieces_and_leaves_long_ones_alone() {
         let target = Duration::from_millis(5);
-        let long = Depth::for_piece_time(10_000, target, 4096);
-        assert_eq!((long.batch, long.piece_us), (1, 8192));
-        assert_eq!(long.per_slot(100), 1, "a 1% gap: one piece per slot");
-        assert_eq!(long.per_slot(300), 2, "a 3% gap: one more waits");
-        assert_eq!(Depth::UNKNOWN.per_slot(1_000_000), 1);
-        let short = Depth::for_piece_time(1_000, target, 4096);
-        assert_eq!((short.batch, short.per_slot(0)), (4, 8));
-        assert_eq!(Depth::for_piece_time(0, target, 4096).batch, 4096);
+        assert_eq!(Depth::for_piece_time(10_000, target, 4096), Depth::UNKNOWN);
+        assert_eq!(Depth::for_piece_time(1_000, target, 4096), Depth { batch: 4, per_slot: 8 });
+        assert_eq!(Depth::for_piece_time(0, target, 4096), Depth { batch: 4096, per_slot: 8192 });
     }
 
     #[test]

@@ -262,8 +262,7 @@ impl Scheduler {
 
     fn on_results(&mut self, rid: RequestId, b: Batch, r: Results, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get_mut(&b.job) else { return };
-        let rtt_us = ctx.now.since(b.sent).as_micros() as u64;
-        ctx.peers.answered_batch(b.peer, rtt_us.saturating_sub(r.exec_us));
+        ctx.peers.answered_batch(b.peer);
         job.durations.record(ctx.now.since(b.sent));
         let n = r.pieces.len().max(1) as u64;
         let task = job.spec.task.clone();
