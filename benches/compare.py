@@ -79,14 +79,16 @@ def main(argv):
 
 def write_svg(path, m, systems):
     """Two bar charts (log-scale B1 throughput, B3 efficiency) without plotting libraries."""
+    import html
     import math
-    w, h, pad = 720, 300, 40
+    w, h, pad = 800, 300, 40
     colors = {"meshwork": "#2b7a4b", "celery": "#8c6d31", "dask": "#3b6ea8", "ray": "#a83b3b"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
              '<rect width="100%" height="100%" fill="white"/>']
 
     def chart(x0, title, values, top, label, log=False):
         cw, ch = w / 2 - 2 * pad, h - 3 * pad
+        title = html.escape(title)
         parts.append(f'<text x="{x0 + cw / 2}" y="{pad - 15}" text-anchor="middle" font-weight="bold">{title}</text>')
         bw = cw / len(systems)
         for i, s in enumerate(systems):
@@ -104,7 +106,7 @@ def write_svg(path, m, systems):
     tps = {s: m[s]["tps"] for s in systems}
     top = max([v for v in tps.values() if v] or [10]) * 3
     chart(pad, "B1: no-op pieces/s (log scale)", tps, top, lambda v: f"{v:,.0f}", log=True)
-    chart(w / 2 + pad, "B3: parallel efficiency (primes < 20M, 2 workers)", {s: m[s]["eff"] for s in systems}, 1.0,
+    chart(w / 2 + pad, "B3: parallel efficiency (primes below 20M, 2 workers)", {s: m[s]["eff"] for s in systems}, 1.0,
           lambda v: f"{v:.2f}")
     parts.append("</svg>")
     with open(path, "w") as fh:

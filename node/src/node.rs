@@ -82,8 +82,14 @@ impl Node {
             .with_other_transport(|_| transport)?
             .with_dns()?
             .with_behaviour(|_| behaviour)?
-            // Liveness is tracked by the machine; libp2p must not drop quiet peers.
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+            // Liveness is tracked by the machine; libp2p must not drop quiet
+            // peers. Substreams negotiate lazily: a request is sent with its
+            // protocol proposal instead of a round trip later (every
+            // meshwork peer speaks every meshwork protocol).
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(Duration::from_secs(3600))
+                    .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+            })
             .build();
         let mut listeners = Vec::new();
         for addr in &cfg.listen {
