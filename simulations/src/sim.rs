@@ -8,7 +8,7 @@ use crate::args::SimArgs;
 use crate::dist::format_duration;
 use crate::error::SimError;
 use crate::jobs::JobTrack;
-use crate::network::Network;
+use crate::network::{End, Network};
 use crate::node::{Inbound, Life, Node};
 use crate::queue::Queue;
 use crate::report::{Faults, Messages, Sample};
@@ -440,13 +440,20 @@ impl<'a> Sim<'a> {
             self.queue.push(at, Ev::Failed { node: n, rid });
             return;
         }
+        self.carry(e, n, to, link.epoch, Msg::Request(rid, request));
+    }
+
+    /// Puts `msg` on connection `e` from `from` to `to`: lost with the
+    /// configured probability, else delivered after a latency and after
+    /// whatever that connection already carries (FIFO, like TCP).
+    fn carry(&mut self, e: End, from: u32, to: u32, epoch: u32, msg: Msg) {
         if self.net.lost(&mut self.rng) {
             self.messages.lost += 1;
             return;
         }
         let lat = self.net.latency(&mut self.rng);
         let at = self.net.fifo(e, Network::other(e), self.now, lat);
-        self.queue.push(at, Ev::Msg { to, from: n, epoch: link.epoch, msg: Msg::Request(rid, request) });
+        self.queue.push(at, Ev::Msg { to, from, epoch, msg });
     }
 
     fn respond(&mut self, n: u32, id: InboundId, response: Response) {
@@ -457,14 +464,7 @@ impl<'a> Sim<'a> {
         if !link.up || link.epoch != inb.epoch || !self.net.reachable(n, inb.from) {
             return;
         }
-        if self.net.lost(&mut self.rng) {
-            self.messages.lost += 1;
-            return;
-        }
-        let lat = self.net.latency(&mut self.rng);
-        let at = self.net.fifo(e, Network::other(e), self.now, lat);
-        let msg = Msg::Response(inb.rid, response);
-        self.queue.push(at, Ev::Msg { to: inb.from, from: n, epoch: link.epoch, msg });
+        self.carry(e, n, inb.from, link.epoch, Msg::Response(inb.rid, response));
     }
 
     /// Gossip: the advert reaches every submitter (the only nodes that
