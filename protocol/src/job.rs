@@ -288,6 +288,43 @@ pub(crate) struct Extra {
     pub(crate) causes: Vec<(PeerKey, String)>,
 }
 
+/// A least-squares line through (piece index, piece time) samples.
+#[derive(Clone, Debug, Default)]
+struct Trend {
+    n: f64,
+    x: f64,
+    y: f64,
+    xy: f64,
+    xx: f64,
+}
+
+impl Trend {
+    /// Samples needed before the slope is believed.
+    const MIN_SAMPLES: f64 = 4.0;
+
+    fn add(&mut self, x: f64, y: f64) {
+        self.n += 1.0;
+        self.x += x;
+        self.y += y;
+        self.xy += x * y;
+        self.xx += x * x;
+    }
+
+    /// Do later pieces clearly take longer: would the last of `pieces`
+    /// take a quarter of a mean piece more than the first?
+    fn grows(&self, pieces: usize) -> bool {
+        if self.n < Self::MIN_SAMPLES {
+            return false;
+        }
+        let var = self.n * self.xx - self.x * self.x;
+        if var <= 0.0 {
+            return false;
+        }
+        let slope = (self.n * self.xy - self.x * self.y) / var;
+        slope * pieces as f64 > 0.25 * self.y / self.n
+    }
+}
+
 /// A job in progress on its submitter.
 #[derive(Debug)]
 pub(crate) struct Job {
@@ -295,7 +332,10 @@ pub(crate) struct Job {
     pub(crate) spec: JobSpec,
     pub(crate) slots: Vec<Slot>,
     pub(crate) outputs: Vec<Option<Vec<u8>>>,
-    pub(crate) pending: VecDeque<u32>,
+    /// Pieces waiting to be placed; read through [`Job::next_pending`].
+    pending: VecDeque<u32>,
+    /// How piece times grow with the piece index, to place the largest first.
+    trend: Trend,
     pub(crate) extra: FxHashMap<u32, Extra>,
     /// Peers that refused this job (not allowed, unknown task...).
     pub(crate) refused: Vec<PeerKey>,
@@ -316,6 +356,7 @@ impl Job {
             slots: vec![Slot::default(); n],
             outputs: vec![None; n],
             pending: (0..n as u32).collect(),
+            trend: Trend::default(),
             extra: FxHashMap::default(),
             refused: Vec::new(),
             batches: FxHashSet::default(),
@@ -326,6 +367,50 @@ impl Job {
             stats: JobStats { pieces: n as u32, ..JobStats::default() },
             spec,
         }
+    }
+
+    /// Pieces waiting to be placed.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The piece to place next. Pieces go in index order until the observed
+    /// piece times show later pieces are slower; from then on the largest
+    /// go first (longest-processing-time first), so the job does not end on
+    /// one big piece running alone while the other workers idle.
+    pub(crate) fn next_pending(&self) -> Option<u32> {
+        if self.largest_first() {
+            self.pending.back().copied()
+        } else {
+            self.pending.front().copied()
+        }
+    }
+
+    /// Takes the piece [`Job::next_pending`] named.
+    pub(crate) fn take_pending(&mut self) -> Option<u32> {
+        if self.largest_first() {
+            self.pending.pop_back()
+        } else {
+            self.pending.pop_front()
+        }
+    }
+
+    /// Puts a piece back to be placed before the others (a retry).
+    pub(crate) fn put_back(&mut self, piece: u32) {
+        if self.largest_first() {
+            self.pending.push_back(piece);
+        } else {
+            self.pending.push_front(piece);
+        }
+    }
+
+    fn largest_first(&self) -> bool {
+        self.trend.grows(self.slots.len())
+    }
+
+    /// Records that pieces around index `piece` took `us` each.
+    pub(crate) fn observe(&mut self, piece: f64, us: f64) {
+        self.trend.add(piece, us);
     }
 
     pub(crate) fn total(&self) -> u32 {

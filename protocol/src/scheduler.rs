@@ -183,7 +183,7 @@ impl Scheduler {
 
     /// Places pending pieces until no job can place more.
     pub(crate) fn place(&mut self, ctx: &mut Ctx) {
-        let ids: Vec<JobId> = self.jobs.iter().filter(|(_, j)| !j.pending.is_empty()).map(|(id, _)| *id).collect();
+        let ids: Vec<JobId> = self.jobs.iter().filter(|(_, j)| j.pending_len() > 0).map(|(id, _)| *id).collect();
         let mut active = ids;
         while !active.is_empty() {
             active.retain(|id| self.place_one(*id, ctx));
@@ -193,7 +193,7 @@ impl Scheduler {
     /// Places one batch of job `id`; false when it cannot place any.
     fn place_one(&mut self, id: JobId, ctx: &mut Ctx) -> bool {
         let Some(job) = self.jobs.get_mut(&id) else { return false };
-        let Some(&front) = job.pending.front() else { return false };
+        let Some(front) = job.next_pending() else { return false };
         let task = &job.spec.task;
         let peers = &*ctx.peers;
         let choice =
@@ -201,15 +201,15 @@ impl Scheduler {
         let Some(choice) = choice else { return false };
         let peer = choice.chosen.peer;
         let max = peers.room(peer, task, ctx.now).min(peers.depth(task).batch).min(ctx.cfg.max_batch).max(1) as usize;
-        let mut pieces = Vec::with_capacity(max.min(job.pending.len()));
+        let mut pieces = Vec::with_capacity(max.min(job.pending_len()));
         let mut bytes = 0usize;
-        while let Some(&p) = job.pending.front() {
+        while let Some(p) = job.next_pending() {
             let len = job.spec.inputs[p as usize].len() + 16;
             let fits = pieces.is_empty() || (bytes + len <= ctx.cfg.max_batch_bytes && job.may_place(p, peer));
             if pieces.len() == max || !fits {
                 break;
             }
-            job.pending.pop_front();
+            job.take_pending();
             bytes += len;
             pieces.push(p);
         }
@@ -265,6 +265,8 @@ impl Scheduler {
         ctx.peers.answered_batch(b.peer);
         job.durations.record(ctx.now.since(b.sent));
         let n = r.pieces.len().max(1) as u64;
+        let mean_index = b.pieces.iter().map(|&p| p as f64).sum::<f64>() / b.pieces.len().max(1) as f64;
+        job.observe(mean_index, (r.exec_us / n) as f64);
         let task = job.spec.task.clone();
         let est = self.piece_us.entry(task.clone()).or_insert(r.exec_us / n);
         *est = (*est * 7 + r.exec_us / n) / 8;
@@ -472,7 +474,7 @@ impl Scheduler {
     /// the median onto another peer with room; the first result wins.
     fn launch_backups(&mut self, id: JobId, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get_mut(&id) else { return };
-        if !job.spec.backups || !job.pending.is_empty() || job.durations.count() < ctx.cfg.backup_min_samples as u64 {
+        if !job.spec.backups || job.pending_len() > 0 || job.durations.count() < ctx.cfg.backup_min_samples as u64 {
             return;
         }
         let Some(median) = job.durations.quantile(0.5) else { return };
@@ -511,7 +513,7 @@ impl Scheduler {
     /// past its stall timeout it fails with the reason.
     fn check_stall(&mut self, id: JobId, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get_mut(&id) else { return };
-        let Some(&piece) = job.pending.front() else { return };
+        let Some(piece) = job.next_pending() else { return };
         if !job.batches.is_empty() {
             job.stalled_since = None;
             return;
@@ -595,7 +597,7 @@ fn exclusion(job: &Job, piece: u32, peer: PeerKey) -> Option<&'static str> {
 fn requeue(job: &mut Job, piece: u32) {
     let slot = job.slots[piece as usize];
     if !slot.done && slot.held() == 0 {
-        job.pending.push_front(piece);
+        job.put_back(piece);
     }
 }
 
@@ -615,7 +617,7 @@ fn piece_failed(job: &mut Job, piece: u32, peer: PeerKey, cause: String, ctx: &m
     if job.slots[piece as usize].failures >= job.spec.max_attempts {
         return Some(PieceFailure { piece, causes: extra.causes.clone() });
     }
-    job.pending.push_front(piece);
+    job.put_back(piece);
     job.stats.retries += 1;
     ctx.events.push_back(JobEvent::Retried { job: job.id, piece, peer, cause });
     None

@@ -313,3 +313,33 @@ fn conclusive_claims_are_ignored_unless_the_job_allows_an_early_exit() {
     assert_eq!(out.conclusive, None);
     assert_eq!(out.outputs, inputs, "every piece ran and merged");
 }
+
+#[test]
+fn when_later_pieces_prove_slower_the_largest_go_first() {
+    // Piece i costs (i + 1) ms: placed in index order, the job would end on
+    // the 40 ms piece alone; largest-first ends on small ones.
+    let mut net = Net::new(2, 17, |_, _| {});
+    warm(&mut net);
+    let inputs: Vec<Vec<u8>> = (0..40).map(|i| piece((i + 1) * 1_000, 0)).collect();
+    let mut spec = job(inputs.clone());
+    spec.explain = true;
+    spec.backups = false;
+    let id = net.submit(0, spec);
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    assert_eq!(out.outputs, inputs);
+    let order: Vec<u32> = net
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            JobEvent::Placed { pieces, .. } => Some(pieces.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(&order[..2], &[0, 1], "index order until the trend is known");
+    let at = |p: u32| order.iter().position(|q| *q == p).unwrap();
+    assert!(at(39) < at(20), "then largest first: {order:?}");
+    assert!(*order.last().unwrap() < 20, "the job ends on a small piece: {order:?}");
+    // Total work 820 ms on 2 slots: ideal 410 ms; ending on a big piece would cost ~20 ms more.
+    assert!(out.stats.elapsed < Duration::from_millis(420), "makespan {:?}", out.stats.elapsed);
+}
