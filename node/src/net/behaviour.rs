@@ -142,7 +142,7 @@ fn gossip(key: &Keypair) -> anyhow::Result<gossipsub::Behaviour> {
         .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
     let mut gossip = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
         .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;
-    let mut params = PeerScoreParams::default();
+    let mut params = PeerScoreParams { ip_colocation_factor_weight: 0.0, ..PeerScoreParams::default() };
     let topic = TopicScoreParams {
         topic_weight: 1.0,
         invalid_message_deliveries_weight: -100.0,
