@@ -55,6 +55,10 @@ pub struct NodeStats {
     pub responses_sent: u64,
     /// Adverts published.
     pub adverts_published: u64,
+    /// Peers being dialled again now (lost workers, with backoff).
+    pub redialling: u64,
+    /// Open connections.
+    pub connections: u64,
 }
 
 /// One row of `meshwork peers`.
@@ -68,6 +72,9 @@ pub struct PeerInfo {
     pub connected: bool,
     /// Why it is considered down, if it is.
     pub down: Option<String>,
+    /// Its adverts stopped: its load figure is stale and it gets no new
+    /// work until it answers a probe.
+    pub quiet: bool,
     /// Slots, from its last advert.
     pub slots: Option<u32>,
     /// Busy slots.
@@ -83,18 +90,19 @@ pub struct PeerInfo {
 }
 
 impl PeerInfo {
-    pub(crate) fn new(peer: PeerId, addresses: Vec<Multiaddr>, view: PeerView, rtt: Option<Duration>) -> PeerInfo {
+    pub(crate) fn new(peer: PeerId, addresses: Vec<Multiaddr>, view: PeerView) -> PeerInfo {
         PeerInfo {
             peer_id: peer.to_string(),
             addresses: addresses.iter().map(|a| a.to_string()).collect(),
             connected: view.connected,
             down: view.down.map(|d| d.to_string()),
+            quiet: view.quiet,
             slots: view.load.map(|l| l.slots),
             running: view.load.map(|l| l.running),
             queued: view.load.map(|l| l.queued),
             tasks: view.tasks,
             advert_age_ms: view.advert_age.map(|d| d.as_millis() as u64),
-            rtt_us: rtt.or(view.rtt).map(|d| d.as_micros() as u64),
+            rtt_us: view.rtt.map(|d| d.as_micros() as u64),
         }
     }
 

@@ -6,16 +6,16 @@
 use crate::client::{Command, MeshEvent, NodeStats, PeerInfo};
 use crate::executor::{Executor, Finished};
 use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
+use crate::net::dialer::{self, Dialer};
 use crate::net::peer_map::{PeerMap, PeerNames};
 use crate::node::{accept_policy, NodeConfig};
 use libp2p::core::transport::ListenerId;
 use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, MessageAcceptance};
-use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, kad, mdns, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{identify, kad, mdns, Multiaddr, PeerId, StreamProtocol, Swarm};
 use meshwork_protocol::wire::{decode_advert, to_cbor, AdvertError, Load, Outcome, Request, Response, KAD_PROTOCOL};
 use meshwork_protocol::{Action, Config, InboundId, JobEvent, JobId, Machine, PeerEvent, RequestId, Time};
 use std::collections::HashMap;
@@ -24,10 +24,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// How often unreachable peers and join addresses are dialled again.
-const REDIAL_EVERY: Duration = Duration::from_secs(1);
-/// After this long without success a peer is left to discovery.
-const REDIAL_FOR: Duration = Duration::from_secs(600);
+/// How often the redial schedule is looked at.
+const REDIAL_TICK: Duration = Duration::from_millis(250);
+/// After announcing that it leaves, a node waits this long before closing
+/// its connections, so the announcement is delivered and nobody redials it.
+const LEAVE_FLUSH: Duration = Duration::from_millis(150);
 
 pub(crate) struct Driver {
     swarm: Swarm<Behaviour>,
@@ -43,18 +44,15 @@ pub(crate) struct Driver {
     inbound: HashMap<InboundId, ResponseChannel<Response>>,
     next_inbound: u64,
     jobs: HashMap<JobId, mpsc::UnboundedSender<JobEvent>>,
-    addrs: HashMap<PeerId, Vec<Multiaddr>>,
-    rtt: HashMap<PeerId, Duration>,
-    /// Peers to dial again, and since when.
-    redial: HashMap<PeerId, Instant>,
-    joins: Vec<Multiaddr>,
+    dialer: Dialer,
     listen: Vec<Multiaddr>,
     max_message: usize,
     stats: NodeStats,
     /// Inbound RPC messages the codec refused.
     refused: Arc<AtomicU64>,
     grace: Duration,
-    stopping: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+    /// Shutting down: the grace deadline, the leave-flush deadline, and who waits.
+    stopping: Option<(Instant, Instant, Vec<oneshot::Sender<()>>)>,
     mesh_events: broadcast::Sender<MeshEvent>,
 }
 
@@ -85,10 +83,7 @@ impl Driver {
             inbound: HashMap::new(),
             next_inbound: 1,
             jobs: HashMap::new(),
-            addrs: HashMap::new(),
-            rtt: HashMap::new(),
-            redial: HashMap::new(),
-            joins: Vec::new(),
+            dialer: Dialer::default(),
             listen: Vec::new(),
             max_message: cfg.behaviour.max_message,
             stats: NodeStats::default(),
@@ -111,7 +106,7 @@ impl Driver {
     /// Dials a known member of the mesh now and again until connected.
     pub(crate) fn join(&mut self, addr: Multiaddr) {
         self.dial_addr(&addr);
-        self.joins.push(addr);
+        self.dialer.join(addr, Instant::now());
     }
 
     fn now(&self) -> Time {
@@ -126,7 +121,7 @@ impl Driver {
         ready: oneshot::Sender<anyhow::Result<Vec<Multiaddr>>>,
     ) {
         let mut ready = Some(ready);
-        let mut redial = tokio::time::interval(REDIAL_EVERY);
+        let mut redial = tokio::time::interval(REDIAL_TICK);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
@@ -205,11 +200,11 @@ impl Driver {
                 Action::Execute(e) => self.executor.spawn(e),
                 Action::Abort(id) => self.executor.abort(id),
                 Action::Disconnect(key) => {
+                    // Only the old advert-expiry rule asks for this.
                     if let Some(peer) = self.peers.id(key) {
-                        tracing::info!(%peer, "peer judged down; closing its connections");
-                        self.stats.marked_down += 1;
+                        tracing::info!(%peer, "adverts stopped; closing its connections");
                         let _ = self.swarm.disconnect_peer_id(peer);
-                        self.redial.entry(peer).or_insert_with(Instant::now);
+                        self.dialer.lost(peer, Instant::now());
                     }
                 }
             }
@@ -217,7 +212,13 @@ impl Driver {
         while let Some(event) = self.machine.poll_peer_event() {
             let mesh_event = match event {
                 PeerEvent::Up(key) => self.peers.id(key).map(MeshEvent::PeerUp),
-                PeerEvent::Down(key, reason) => self.peers.id(key).map(|p| MeshEvent::PeerDown(p, reason.to_string())),
+                PeerEvent::Down(key, reason) => {
+                    self.stats.marked_down += 1;
+                    if let Some(peer) = self.peers.id(key) {
+                        tracing::info!(%peer, %reason, "peer down");
+                    }
+                    self.peers.id(key).map(|p| MeshEvent::PeerDown(p, reason.to_string()))
+                }
             };
             if let Some(e) = mesh_event {
                 // Err: nobody is listening, which is fine.
@@ -262,8 +263,12 @@ impl Driver {
                 let _ = reply.send(self.peer_infos());
             }
             Command::Stats(reply) => {
-                let stats =
-                    NodeStats { malformed_requests: self.refused.load(Ordering::Relaxed), ..self.stats.clone() };
+                let stats = NodeStats {
+                    malformed_requests: self.refused.load(Ordering::Relaxed),
+                    redialling: self.dialer.redialling() as u64,
+                    connections: self.swarm.network_info().connection_counters().num_established() as u64,
+                    ..self.stats.clone()
+                };
                 let _ = reply.send(stats);
             }
             Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
@@ -276,8 +281,7 @@ impl Driver {
             .into_iter()
             .filter_map(|view| {
                 let peer = self.peers.id(view.peer)?;
-                let addresses = self.addrs.get(&peer).cloned().unwrap_or_default();
-                Some(PeerInfo::new(peer, addresses, view, self.rtt.get(&peer).copied()))
+                Some(PeerInfo::new(peer, self.dialer.addrs(&peer), view))
             })
             .collect()
     }
@@ -293,16 +297,20 @@ impl Driver {
             for job in jobs {
                 self.machine.cancel(job, now);
             }
-            self.stopping = Some((Instant::now() + self.grace, Vec::new()));
+            // Accepted pieces may run until the grace period ends; an idle
+            // node still waits a moment so its last advert (no tasks: it
+            // leaves) reaches its peers before the connections close.
+            self.stopping = Some((Instant::now() + self.grace, Instant::now() + LEAVE_FLUSH, Vec::new()));
         }
-        if let (Some((_, waiters)), Some(r)) = (&mut self.stopping, reply) {
+        if let (Some((_, _, waiters)), Some(r)) = (&mut self.stopping, reply) {
             waiters.push(r);
         }
     }
 
     fn stop_if_done(&mut self) -> bool {
-        let Some((deadline, _)) = &self.stopping else { return false };
-        if !self.machine.is_idle() && Instant::now() < *deadline {
+        let Some((deadline, flushed, _)) = &self.stopping else { return false };
+        let now = Instant::now();
+        if now < *flushed || (!self.machine.is_idle() && now < *deadline) {
             return false;
         }
         let _ = self.swarm.behaviour_mut().load_gossip.unsubscribe(&advert_topic());
@@ -310,7 +318,7 @@ impl Driver {
         for peer in connected {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
-        if let Some((_, waiters)) = self.stopping.take() {
+        if let Some((_, _, waiters)) = self.stopping.take() {
             for w in waiters {
                 let _ = w.send(());
             }
@@ -325,32 +333,29 @@ impl Driver {
                 let me = *self.swarm.local_peer_id();
                 self.listen.push(address.with_p2p(me).unwrap_or_else(|a| a));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                 if let ConnectedPoint::Dialer { address, .. } = &endpoint {
-                    self.remember(peer_id, address.clone());
+                    self.dialer.remember(peer_id, address.clone());
                 }
-                self.redial.remove(&peer_id);
-                if num_established.get() == 1 {
-                    let key = self.peers.key(peer_id);
-                    self.machine.handle_peer_up(key, now);
-                }
+                self.dialer.connected(&peer_id);
+                // Every new connection, not only the first: it proves the
+                // peer alive even if an older one has gone quiet.
+                let key = self.peers.key(peer_id);
+                self.machine.handle_peer_up(key, now);
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
                 tracing::debug!(peer = %peer_id, cause = ?cause, "disconnected");
                 let key = self.peers.key(peer_id);
+                // A worker that left announced it (no tasks); one that still
+                // advertised tasks dropped out and is worth having back.
+                let worker = self.machine.peer(key, now).is_some_and(|v| !v.tasks.is_empty());
                 self.machine.handle_peer_down(key, now);
-                if self.stopping.is_none() && self.addrs.contains_key(&peer_id) {
-                    self.redial.entry(peer_id).or_insert_with(Instant::now);
+                if self.stopping.is_none() && worker {
+                    self.dialer.lost(peer_id, Instant::now());
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
-                // Keep trying a meshwork peer we know, until it answers or a long while passed.
-                if let Some(peer) = peer_id.filter(|p| self.addrs.contains_key(p) && !self.swarm.is_connected(p)) {
-                    if self.stopping.is_none() {
-                        self.redial.entry(peer).or_insert_with(Instant::now);
-                    }
-                }
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour(event, now),
             _ => {}
@@ -377,8 +382,8 @@ impl Driver {
                     && !self.swarm.is_connected(&source)
                     && source != *self.swarm.local_peer_id()
                 {
-                    // Its advert proves it is alive: reconnect directly.
-                    self.redial.entry(source).or_insert_with(Instant::now);
+                    // Its advert proves it alive: connect directly (with backoff).
+                    self.dialer.lost(source, Instant::now());
                 }
                 let _ = self.swarm.behaviour_mut().load_gossip.report_message_validation_result(
                     &message_id,
@@ -397,12 +402,12 @@ impl Driver {
                     if serves_kad {
                         self.swarm.behaviour_mut().discovery.add_address(&peer_id, addr.clone());
                     }
-                    self.remember(peer_id, addr);
+                    self.dialer.remember(peer_id, addr);
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
-                    self.remember(peer, addr);
+                    self.dialer.remember(peer, addr);
                     if !self.swarm.is_connected(&peer) {
                         self.dial_peer(peer);
                     }
@@ -410,14 +415,11 @@ impl Driver {
             }
             BehaviourEvent::Discovery(kad::Event::RoutingUpdated { peer, addresses, .. }) => {
                 for addr in addresses.iter() {
-                    self.remember(peer, addr.clone());
+                    self.dialer.remember(peer, addr.clone());
                 }
                 if !self.swarm.is_connected(&peer) {
                     self.dial_peer(peer);
                 }
-            }
-            BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
-                self.rtt.insert(peer, rtt);
             }
             _ => {}
         }
@@ -442,7 +444,7 @@ impl Driver {
                 request_response::Message::Response { request_id, response } => {
                     if let Some(reply) = self.statuses.remove(&request_id) {
                         let load = match response {
-                            Response::Status(load) => Ok(load),
+                            Response::Status(advert) => Ok(advert.load()),
                             other => Err(format!("answered Status with {other:?}")),
                         };
                         let _ = reply.send(load);
@@ -467,15 +469,8 @@ impl Driver {
         }
     }
 
-    fn remember(&mut self, peer: PeerId, addr: Multiaddr) {
-        let addrs = self.addrs.entry(peer).or_default();
-        if !addrs.contains(&addr) {
-            addrs.push(addr);
-        }
-    }
-
     fn dial_peer(&mut self, peer: PeerId) {
-        let addrs = self.addrs.get(&peer).cloned().unwrap_or_default();
+        let addrs = self.dialer.addrs(&peer);
         // A fresh port: two nodes that discover each other at the same
         // instant (mDNS) would otherwise both dial from their listen ports,
         // a TCP simultaneous open on which both handshakes fail.
@@ -496,28 +491,23 @@ impl Driver {
         }
     }
 
-    /// Dials peers judged down (until they answer or a long while passed)
-    /// and join addresses not yet connected.
+    /// Dials what the redial schedule says is due.
     fn redial(&mut self) {
-        self.redial.retain(|_, since| since.elapsed() < REDIAL_FOR);
-        let due: Vec<PeerId> = self.redial.keys().copied().filter(|p| !self.swarm.is_connected(p)).collect();
-        for peer in due {
-            self.dial_peer(peer);
-        }
         if self.stopping.is_some() {
             return;
         }
-        let joins: Vec<Multiaddr> = self.joins.iter().filter(|a| !self.joined(a)).cloned().collect();
-        for addr in joins {
-            self.dial_addr(&addr);
+        let swarm = &self.swarm;
+        let joined = |addr: &Multiaddr| match dialer::peer_of(addr) {
+            Some(peer) => swarm.is_connected(&peer),
+            // Unknown without a /p2p/ part: joined once any peer is connected.
+            None => swarm.connected_peers().next().is_some(),
+        };
+        let due = self.dialer.due(Instant::now(), |p| swarm.is_connected(p), joined);
+        for (peer, _) in due.peers {
+            self.dial_peer(peer);
         }
-    }
-
-    /// Is the node behind a join address connected? (Unknown without a /p2p/ part: yes once any peer is.)
-    fn joined(&self, addr: &Multiaddr) -> bool {
-        match addr.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None }) {
-            Some(peer) => self.swarm.is_connected(&peer),
-            None => self.swarm.connected_peers().next().is_some(),
+        for addr in due.joins {
+            self.dial_addr(&addr);
         }
     }
 }

@@ -48,17 +48,31 @@ pub struct Config {
     /// Longest deadline a submitter may ask for one piece on this worker; a
     /// piece running longer is failed and its slot freed.
     pub max_piece_timeout: Duration,
-    /// Longest gap between two adverts.
+    /// Longest gap between two adverts in a small mesh. In a larger one the
+    /// gap grows so the whole mesh publishes about [`advert_budget`](Self::advert_budget)
+    /// adverts a second (each node hears O(1) adverts a second, not O(N)).
     pub advert_interval: Duration,
-    /// Shortest gap between two adverts when the load changes.
+    /// Adverts per second the whole mesh aims to publish while idle.
+    pub advert_budget: u32,
+    /// Shortest gap between two adverts when the load changes in a small mesh.
     pub advert_debounce: Duration,
-    /// An advert older than this no longer counts; its peer is marked down.
-    pub advert_expiry: Duration,
+    /// Load-change adverts per second the whole mesh aims for: in a larger
+    /// mesh the debounce grows so busy nodes do not flood everyone.
+    pub change_budget: u32,
+    /// The advert interval never grows past this.
+    pub max_advert_interval: Duration,
+    /// The rule meshwork used before protocol version 2, kept so the
+    /// simulator can show why it was dropped: `Some(d)` judges a peer dead
+    /// (and closes its connections) when its adverts stop for `d`. `None`
+    /// (the default): a late advert is only a stale load figure; death is
+    /// a closed connection or unanswered probes.
+    pub advert_expiry: Option<Duration>,
     /// A peer owing us results that has been silent this long is probed.
     pub probe_interval: Duration,
-    /// A probe unanswered this long marks its peer down.
+    /// A probe unanswered this long marks its peer down (the least timeout:
+    /// a peer whose answers are slow gets its mean plus four deviations).
     pub probe_timeout: Duration,
-    /// Cadence of expiry, probe, backup and stall checks.
+    /// Cadence of probe, backup and stall checks.
     pub maintenance_interval: Duration,
     /// Work one batch should hold per slot: tiny pieces are grouped until a
     /// batch takes about this long, so dispatch cost does not dominate.
@@ -93,8 +107,11 @@ impl Config {
             max_pieces_per_submitter: u32::MAX,
             max_piece_timeout: Duration::from_secs(3600),
             advert_interval: Duration::from_secs(1),
+            advert_budget: 20,
             advert_debounce: Duration::from_millis(100),
-            advert_expiry: Duration::from_secs(3),
+            change_budget: 100,
+            max_advert_interval: Duration::from_secs(30),
+            advert_expiry: None,
             probe_interval: Duration::from_millis(1000),
             probe_timeout: Duration::from_millis(2000),
             maintenance_interval: Duration::from_millis(250),
@@ -106,6 +123,18 @@ impl Config {
             backup_min_samples: 3,
             policy: Policy::P2c,
         }
+    }
+
+    /// The advert interval and the load-change debounce in a mesh of `mesh`
+    /// nodes: each grows with the mesh so the whole mesh publishes about
+    /// its budget of adverts a second (what one node hears stays bounded).
+    pub fn advert_pace(&self, mesh: u32) -> (Duration, Duration) {
+        let scaled =
+            |floor: Duration, budget: u32| floor.max(Duration::from_secs_f64(mesh as f64 / budget.max(1) as f64));
+        let interval =
+            scaled(self.advert_interval, self.advert_budget).min(self.max_advert_interval.max(self.advert_interval));
+        let debounce = scaled(self.advert_debounce, self.change_budget).min(interval);
+        (interval, debounce)
     }
 
     /// Sets the slot count and the capacity that goes with it.

@@ -50,6 +50,8 @@ pub struct Machine {
     worker_out: Vec<WorkerOut>,
     advert: AdvertClock,
     maintenance_at: Option<Time>,
+    /// When maintenance last ran, to notice that this node itself was stopped.
+    maintained: Option<Time>,
 }
 
 impl Machine {
@@ -67,6 +69,7 @@ impl Machine {
             worker_out: Vec::new(),
             advert: AdvertClock::default(),
             maintenance_at: None,
+            maintained: None,
             cfg,
         }
     }
@@ -76,11 +79,15 @@ impl Machine {
         &self.cfg
     }
 
-    /// A first connection to `peer` opened.
+    /// A connection to `peer` opened (report every new connection: each
+    /// one proves the peer alive).
     pub fn handle_peer_up(&mut self, peer: PeerKey, now: Time) {
         self.peers.peer_up(peer, now);
-        // A new neighbour should learn our load soon, not at the next interval.
-        self.advert.dirty = true;
+        // Greet it: its answer is its advert, so neither side waits for the
+        // next gossiped one (and nobody else hears about the greeting).
+        if !self.peers.is_probing(peer) {
+            self.with_sched(now, |s, ctx| s.probe(peer, ctx));
+        }
         self.settle(now);
     }
 
@@ -107,7 +114,7 @@ impl Machine {
         self.peers.heard(from, None, now);
         let respond = |response| Action::Respond { to: from, id, response };
         match request {
-            Request::Status => self.out.push(respond(Response::Status(self.worker.load()))),
+            Request::Status => self.out.push(respond(Response::Status(self.current_advert()))),
             Request::Run(run) => {
                 if let Err(reason) = self.worker.accept(Origin::Remote(from, id), from, run, now, &mut self.worker_out)
                 {
@@ -205,6 +212,11 @@ impl Machine {
         self.peers.views(now)
     }
 
+    /// What this node knows of `peer`.
+    pub fn peer(&self, peer: PeerKey, now: Time) -> Option<PeerView> {
+        self.peers.view(peer, now)
+    }
+
     /// This node's worker load.
     pub fn load(&self) -> Load {
         self.worker.load()
@@ -227,20 +239,31 @@ impl Machine {
         f(&mut self.sched, &mut ctx)
     }
 
-    /// Judges `peer` dead: close its connection, fail over what it held,
-    /// drop what it asked of us.
+    /// Judges `peer` dead: fail over what it held. Its connections stay
+    /// open (a mistaken judgement must not cut it out of the gossip mesh)
+    /// and its own pieces here keep running; it is probed again later.
+    /// Only the old advert-expiry rule closes them.
     fn down(&mut self, peer: PeerKey, reason: DownReason, now: Time) {
         let cause = reason.to_string();
+        let expired = reason == DownReason::AdvertExpired;
         if self.peers.mark_down(peer, reason, now) {
-            self.out.push(Action::Disconnect(peer));
+            if expired {
+                self.out.push(Action::Disconnect(peer));
+            }
             self.with_sched(now, |s, ctx| s.peer_down(peer, &cause, ctx));
-            self.worker.forget_submitter(peer, now, &mut self.worker_out);
         }
     }
 
     fn maintain(&mut self, now: Time) {
-        let c = &self.cfg;
-        let found = self.peers.maintain(now, c.advert_expiry, c.probe_interval, c.probe_timeout);
+        // A timer that fires far too late means this node was stopped (or
+        // starved); give every peer its full time again before judging it.
+        let late = self.cfg.maintenance_interval * 4 + Duration::from_millis(500);
+        if self.maintained.is_some_and(|t| now.since(t) > late) {
+            self.peers.restart_clocks(now);
+        }
+        self.maintained = Some(now);
+        let busy = self.sched.has_jobs();
+        let found = self.peers.maintain(now, &self.cfg, busy);
         for peer in found.expired {
             self.down(peer, DownReason::AdvertExpired, now);
         }
@@ -273,7 +296,7 @@ impl Machine {
                         self.worker.cancel(me, c.job, c.pieces.as_deref(), now, &mut self.worker_out);
                         answers.push((rid, Response::Cancelled(self.worker.load())));
                     }
-                    Request::Status => answers.push((rid, Response::Status(self.worker.load()))),
+                    Request::Status => answers.push((rid, Response::Status(self.current_advert()))),
                 }
             }
             for out in self.worker_out.drain(..) {
@@ -304,20 +327,19 @@ impl Machine {
     }
 
     fn advert_due(&self) -> Option<Time> {
+        let (interval, debounce) = self.cfg.advert_pace(self.peers.mesh_size());
         Some(match self.advert.last_at {
             None => Time::ZERO,
-            Some(t) if self.advert.dirty => t + self.cfg.advert_debounce,
-            Some(t) => t + self.cfg.advert_interval,
+            Some(t) if self.advert.dirty => t + debounce,
+            Some(t) => t + interval,
         })
     }
 
-    fn publish(&mut self, now: Time) {
+    /// The advert this node would publish now (also its answer to Status).
+    fn current_advert(&self) -> Advert {
         let load = self.worker.load();
-        self.advert.seq += 1;
-        self.advert.last_at = Some(now);
-        self.advert.last_load = Some(load);
-        self.advert.dirty = false;
-        self.out.push(Action::Publish(Advert {
+        let (interval, _) = self.cfg.advert_pace(self.peers.mesh_size());
+        Advert {
             version: PROTOCOL_VERSION,
             seq: self.advert.seq,
             slots: load.slots,
@@ -325,6 +347,17 @@ impl Machine {
             queued: load.queued,
             capacity: load.capacity,
             tasks: self.worker.tasks().to_vec(),
-        }));
+            interval_ms: interval.as_millis().min(u32::MAX as u128) as u32,
+            mesh: self.peers.live_count() + 1,
+        }
+    }
+
+    fn publish(&mut self, now: Time) {
+        self.advert.seq += 1;
+        self.advert.last_at = Some(now);
+        self.advert.last_load = Some(self.worker.load());
+        self.advert.dirty = false;
+        let advert = self.current_advert();
+        self.out.push(Action::Publish(advert));
     }
 }

@@ -1,11 +1,22 @@
 //! What this node knows of every other peer: its last advert, its load as
 //! corrected by our own work in flight there, and whether it is alive.
 //!
+//! Liveness is judged from direct evidence only: a closed connection, or
+//! health probes (Status requests) left unanswered past a timeout that
+//! adapts to the peer's own answer times (the mean plus four deviations,
+//! as TCP sizes its retransmission timeout). Adverts travel by gossip and
+//! may be late; a peer whose adverts stop is only "quiet": its load figure
+//! is stale, it gets no new work until it answers a probe, and nothing it
+//! holds is failed over. A peer judged down keeps its connections (closing
+//! them would take it out of the gossip mesh and start a cascade) and is
+//! probed now and then, so it comes back the moment it answers.
+//!
 //! It also keeps, per task being scheduled, the set of peers with room for
 //! more of that task ("open"), so placement is O(1) even on thousands of
 //! peers. Every change to a peer's load or health goes through
 //! [`PeerTable::refresh`], which keeps those sets right.
 
+use crate::config::Config;
 use crate::ids::{PeerKey, RequestId};
 use crate::job::Unplaceable;
 use crate::policy::Candidate;
@@ -17,10 +28,12 @@ use std::time::Duration;
 
 /// Why a peer is considered down.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DownReason {
     /// Its connection closed.
     Disconnected,
-    /// No advert for longer than the expiry.
+    /// No advert for longer than [`Config::advert_expiry`](crate::Config::advert_expiry)
+    /// (only under that old rule).
     AdvertExpired,
     /// It did not answer a health probe in time.
     ProbeTimeout,
@@ -35,6 +48,13 @@ impl std::fmt::Display for DownReason {
         })
     }
 }
+
+/// Adverts a peer may miss before its load figure counts as stale.
+const QUIET_AFTER_INTERVALS: u32 = 3;
+/// How often a peer judged down but still connected is probed again.
+const DOWN_PROBE_EVERY: Duration = Duration::from_secs(2);
+/// Probe timeouts never grow past this, however slow a peer's answers were.
+const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Slots of a new peer believed before it has answered anything.
 pub(crate) const TRUSTED_SLOTS: u32 = 8;
@@ -59,6 +79,9 @@ pub struct PeerView {
     pub down: Option<DownReason>,
     /// Its last reported load (advert or response).
     pub load: Option<Load>,
+    /// Its adverts stopped: its load figure is stale and it gets no new work
+    /// until it answers a probe (not a death: nothing is failed over).
+    pub quiet: bool,
     /// Tasks its advert lists.
     pub tasks: Vec<String>,
     /// Age of its last advert.
@@ -74,6 +97,57 @@ struct AdvertInfo {
     seq: u64,
     tasks: Vec<String>,
     received: Time,
+    /// The gap it announced until its next advert.
+    interval: Duration,
+    /// The mesh size it reported.
+    mesh: u32,
+}
+
+impl AdvertInfo {
+    fn new(advert: &Advert, now: Time) -> AdvertInfo {
+        let ms = if advert.interval_ms == 0 { 1000 } else { advert.interval_ms };
+        AdvertInfo {
+            seq: advert.seq,
+            tasks: advert.tasks.clone(),
+            received: now,
+            interval: Duration::from_millis(ms as u64),
+            mesh: advert.mesh,
+        }
+    }
+}
+
+/// Answer times of a peer's probes, smoothed as TCP smooths round trips
+/// (RFC 6298), to size its probe timeout.
+#[derive(Clone, Copy, Debug, Default)]
+struct RoundTrip {
+    /// Smoothed round trip; `None` before the first sample.
+    srtt: Option<Duration>,
+    /// Smoothed mean deviation.
+    var: Duration,
+}
+
+impl RoundTrip {
+    fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.var = rtt / 2;
+            }
+            Some(s) => {
+                let dev = if s > rtt { s - rtt } else { rtt - s };
+                self.var = (self.var * 3 + dev) / 4;
+                self.srtt = Some((s * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    /// How long to wait for an answer: at least `floor`, else the mean plus
+    /// four deviations (a peer that answers slowly is not dead), at most
+    /// [`MAX_PROBE_TIMEOUT`].
+    fn timeout(&self, floor: Duration) -> Duration {
+        let adaptive = self.srtt.map_or(Duration::ZERO, |s| s + self.var * 4);
+        floor.max(adaptive).min(MAX_PROBE_TIMEOUT.max(floor))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -91,7 +165,14 @@ struct PeerInfo {
     last_heard: Time,
     /// Outstanding health probe and when it was sent.
     probe: Option<(RequestId, Time)>,
-    rtt: Option<Duration>,
+    /// Its probes' answer times.
+    rtt: RoundTrip,
+    /// Last probe answer time, for display.
+    last_rtt: Option<Duration>,
+    /// Quiet or down peers are probed no sooner than this.
+    next_probe: Time,
+    /// Its adverts stopped (see [`PeerView::quiet`]).
+    quiet: bool,
     /// It said "busy": leave it alone until then.
     cooldown_until: Time,
     /// Connected, advertising and not judged down (last reported in a [`PeerEvent`]).
@@ -111,7 +192,10 @@ impl PeerInfo {
             inflight: 0,
             last_heard: now,
             probe: None,
-            rtt: None,
+            rtt: RoundTrip::default(),
+            last_rtt: None,
+            next_probe: Time::ZERO,
+            quiet: false,
             cooldown_until: Time::ZERO,
             live: false,
             answered: 0,
@@ -132,6 +216,22 @@ impl PeerInfo {
 
     fn runs(&self, task: &str) -> bool {
         self.advert.as_ref().is_some_and(|a| a.tasks.iter().any(|t| t == task))
+    }
+
+    /// Heard from (advert, answer or request): alive, and not quiet any more.
+    fn heard(&mut self, now: Time) {
+        self.last_heard = now;
+        self.quiet = false;
+        // Direct evidence of life ends a mistaken judgement (a closed
+        // connection is only undone by a new one).
+        if self.connected && self.down.as_ref().is_some_and(|d| *d != DownReason::Disconnected) {
+            self.down = None;
+        }
+    }
+
+    /// Silent for longer than it promised to be.
+    fn silent_past_promise(&self, now: Time) -> bool {
+        self.advert.as_ref().is_some_and(|a| now.since(self.last_heard) > a.interval * QUIET_AFTER_INTERVALS)
     }
 }
 
@@ -197,6 +297,8 @@ pub(crate) struct PeerTable {
     peers: FxHashMap<PeerKey, PeerInfo>,
     index: BTreeMap<String, TaskIndex>,
     events: VecDeque<PeerEvent>,
+    /// Peers live now (connected, advertising, not down).
+    live: u32,
 }
 
 impl PeerTable {
@@ -206,10 +308,10 @@ impl PeerTable {
         info.connected = true;
         info.load = load;
         info.answered = u32::MAX; // ourselves: fully trusted
-        info.advert = Some(AdvertInfo { seq: 0, tasks, received: now });
+        info.advert = Some(AdvertInfo { seq: 0, tasks, received: now, interval: Duration::MAX, mesh: 1 });
         let mut peers = FxHashMap::default();
         peers.insert(me, info);
-        PeerTable { me, peers, index: BTreeMap::new(), events: VecDeque::new() }
+        PeerTable { me, peers, index: BTreeMap::new(), events: VecDeque::new(), live: 0 }
     }
 
     /// Records our own worker's exact load (it includes our own pieces).
@@ -222,13 +324,14 @@ impl PeerTable {
         self.refresh(me, now);
     }
 
-    /// A connection to `peer` opened (the first one, if several).
+    /// A connection to `peer` opened (any of them: a new connection is
+    /// proof of life, whatever the old ones are doing).
     pub(crate) fn peer_up(&mut self, peer: PeerKey, now: Time) {
         let info = self.peers.entry(peer).or_insert_with(|| PeerInfo::new(now));
         info.connected = true;
         info.down = None;
-        info.last_heard = now;
         info.probe = None;
+        info.heard(now);
         self.refresh(peer, now);
     }
 
@@ -270,14 +373,33 @@ impl PeerTable {
                 return Err(AdvertError::Stale { got: advert.seq, seen: seen.seq });
             }
         }
-        info.advert = Some(AdvertInfo { seq: advert.seq, tasks: advert.tasks.clone(), received: now });
+        info.advert = Some(AdvertInfo::new(advert, now));
         info.load = advert.load();
         info.inflight_at_report = info.inflight;
-        if info.down == Some(DownReason::AdvertExpired) && info.connected {
-            info.down = None;
-        }
+        info.heard(now);
         self.refresh(peer, now);
         Ok(())
+    }
+
+    /// `peer` answered our probe `id` with its advert: fresher than any
+    /// gossiped one, so it is taken even at the same seq.
+    pub(crate) fn status(&mut self, peer: PeerKey, id: RequestId, advert: &Advert, now: Time) {
+        let Some(info) = self.peers.get_mut(&peer) else { return };
+        if let Some((pid, sent)) = info.probe {
+            if pid == id {
+                let rtt = now.since(sent);
+                info.rtt.sample(rtt);
+                info.last_rtt = Some(rtt);
+                info.probe = None;
+            }
+        }
+        if advert.validate().is_ok() && info.advert.as_ref().is_none_or(|a| advert.seq >= a.seq) {
+            info.advert = Some(AdvertInfo::new(advert, now));
+            info.load = advert.load();
+            info.inflight_at_report = info.inflight;
+        }
+        info.heard(now);
+        self.refresh(peer, now);
     }
 
     /// `peer` answered a batch with results: trust its slots a little more.
@@ -290,7 +412,7 @@ impl PeerTable {
     /// `peer` answered or asked something: it is alive, and maybe reported its load.
     pub(crate) fn heard(&mut self, peer: PeerKey, load: Option<Load>, now: Time) {
         let Some(info) = self.peers.get_mut(&peer) else { return };
-        info.last_heard = now;
+        info.heard(now);
         if let Some(load) = load {
             info.load = load;
             info.inflight_at_report = info.inflight;
@@ -366,6 +488,11 @@ impl PeerTable {
             let live = info.connected && info.down.is_none() && info.advert.is_some();
             if live != info.live {
                 info.live = live;
+                if live {
+                    self.live += 1;
+                } else {
+                    self.live -= 1;
+                }
                 self.events.push_back(match live {
                     true => PeerEvent::Up(peer),
                     false => PeerEvent::Down(peer, info.down.clone().unwrap_or(DownReason::Disconnected)),
@@ -388,38 +515,68 @@ impl PeerTable {
         }
     }
 
-    /// Re-opens peers whose cool-down ended and returns the peers whose
-    /// adverts expired (marked down here) and those due a health probe.
-    pub(crate) fn maintain(
-        &mut self,
-        now: Time,
-        expiry: Duration,
-        probe_every: Duration,
-        probe_timeout: Duration,
-    ) -> Maintenance {
+    /// Re-opens peers whose cool-down ended, marks peers quiet whose
+    /// adverts stopped, and says which peers are due a probe and whose
+    /// probes went unanswered (and, under the old rule, whose adverts expired).
+    /// `busy`: this node has jobs, so quiet peers are worth a probe.
+    pub(crate) fn maintain(&mut self, now: Time, cfg: &Config, busy: bool) -> Maintenance {
         let mut m = Maintenance::default();
         let mut keys: Vec<PeerKey> = self.peers.keys().copied().filter(|p| *p != self.me).collect();
         keys.sort_unstable();
         for peer in keys {
             let Some(info) = self.peers.get_mut(&peer) else { continue };
-            if info.down.is_some() {
-                continue;
-            }
-            if info.advert.as_ref().is_some_and(|a| now.since(a.received) > expiry) {
-                m.expired.push(peer);
-            } else if let Some((_, sent)) = info.probe {
-                if now.since(sent) > probe_timeout {
-                    m.unanswered.push(peer);
-                }
-            } else if info.connected && info.inflight > 0 && now.since(info.last_heard) >= probe_every {
-                m.probe.push(peer);
-            }
+            let mut changed = false;
             if info.cooldown_until != Time::ZERO && info.cooldown_until <= now {
                 info.cooldown_until = Time::ZERO;
+                changed = true;
+            }
+            let probe_due = match info.probe {
+                Some((_, sent)) if now.since(sent) > info.rtt.timeout(cfg.probe_timeout) => {
+                    info.probe = None;
+                    if info.down.is_none() {
+                        m.unanswered.push(peer);
+                    }
+                    false
+                }
+                Some(_) => false,
+                None if !info.connected => false,
+                None if info.down.is_some() => info.next_probe <= now,
+                None => {
+                    let owes = info.inflight > 0 && now.since(info.last_heard) >= cfg.probe_interval;
+                    owes || (info.quiet && busy && info.next_probe <= now)
+                }
+            };
+            if probe_due {
+                info.next_probe = now + if info.down.is_some() { DOWN_PROBE_EVERY } else { cfg.probe_interval };
+                m.probe.push(peer);
+            }
+            if info.down.is_none() {
+                let expired =
+                    cfg.advert_expiry.is_some_and(|d| info.advert.as_ref().is_some_and(|a| now.since(a.received) > d));
+                if expired {
+                    m.expired.push(peer);
+                } else if !info.quiet && info.silent_past_promise(now) {
+                    info.quiet = true;
+                    changed = true;
+                }
+            }
+            if changed {
                 self.refresh(peer, now);
             }
         }
         m
+    }
+
+    /// This node itself was stopped for a while (its clock jumped): what it
+    /// did not hear meanwhile is its own fault, so every peer gets its full
+    /// time again before it is judged.
+    pub(crate) fn restart_clocks(&mut self, now: Time) {
+        for info in self.peers.values_mut() {
+            info.last_heard = info.last_heard.max(now);
+            if let Some((_, sent)) = &mut info.probe {
+                *sent = now;
+            }
+        }
     }
 
     /// Notes a health probe sent to `peer`.
@@ -429,16 +586,27 @@ impl PeerTable {
         }
     }
 
-    /// A probe to `peer` came back.
-    pub(crate) fn probe_answered(&mut self, peer: PeerKey, id: RequestId, now: Time) {
-        if let Some(info) = self.peers.get_mut(&peer) {
-            if let Some((pid, sent)) = info.probe {
-                if pid == id {
-                    info.rtt = Some(now.since(sent));
-                    info.probe = None;
-                }
-            }
-        }
+    /// Is a probe to `peer` outstanding?
+    pub(crate) fn is_probing(&self, peer: PeerKey) -> bool {
+        self.peers.get(&peer).is_some_and(|i| i.probe.is_some())
+    }
+
+    /// Nodes in the mesh as this one sees it (itself included), or the
+    /// largest count a live peer reports: whoever sees more sets the pace.
+    pub(crate) fn mesh_size(&self) -> u32 {
+        let reported = self
+            .peers
+            .iter()
+            .filter(|(p, i)| **p != self.me && i.live)
+            .filter_map(|(_, i)| i.advert.as_ref().map(|a| a.mesh))
+            .max()
+            .unwrap_or(0);
+        (self.live + 1).max(reported)
+    }
+
+    /// Peers live now (connected, advertising, not down), this node excluded.
+    pub(crate) fn live_count(&self) -> u32 {
+        self.live
     }
 
     /// Says, peer by peer, why none can take a piece of `task` now, and
@@ -470,7 +638,9 @@ impl PeerTable {
                 why.to_string()
             } else {
                 waiting = true;
-                if info.cooldown_until > now {
+                if info.quiet {
+                    "quiet (no advert for a while; probing it)".to_string()
+                } else if info.cooldown_until > now {
                     "said busy".to_string()
                 } else {
                     format!("full ({} pieces on {} slots)", info.estimated_load(), info.load.slots)
@@ -494,29 +664,36 @@ impl PeerTable {
 
     /// Everything known, for display.
     pub(crate) fn views(&self, now: Time) -> Vec<PeerView> {
-        let mut v: Vec<PeerView> = self
-            .peers
-            .iter()
-            .filter(|(p, _)| **p != self.me)
-            .map(|(p, i)| PeerView {
-                peer: *p,
-                connected: i.connected,
-                down: i.down.clone(),
-                load: i.advert.as_ref().map(|_| i.load),
-                tasks: i.advert.as_ref().map(|a| a.tasks.clone()).unwrap_or_default(),
-                advert_age: i.advert.as_ref().map(|a| now.since(a.received)),
-                rtt: i.rtt,
-                inflight: i.inflight,
-            })
-            .collect();
+        let mut v: Vec<PeerView> =
+            self.peers.iter().filter(|(p, _)| **p != self.me).map(|(p, i)| view_of(*p, i, now)).collect();
         v.sort_by_key(|v| v.peer);
         v
+    }
+
+    /// What is known of `peer`.
+    pub(crate) fn view(&self, peer: PeerKey, now: Time) -> Option<PeerView> {
+        self.peers.get(&peer).filter(|_| peer != self.me).map(|i| view_of(peer, i, now))
+    }
+}
+
+/// `info` as drivers show it.
+fn view_of(peer: PeerKey, i: &PeerInfo, now: Time) -> PeerView {
+    PeerView {
+        peer,
+        connected: i.connected,
+        down: i.down.clone(),
+        load: i.advert.as_ref().map(|_| i.load),
+        quiet: i.quiet,
+        tasks: i.advert.as_ref().map(|a| a.tasks.clone()).unwrap_or_default(),
+        advert_age: i.advert.as_ref().map(|a| now.since(a.received)),
+        rtt: i.last_rtt,
+        inflight: i.inflight,
     }
 }
 
 /// Pieces of `task` a peer described by `info` can take now, at `depth`.
 fn room_of(info: &PeerInfo, task: &str, depth: Depth, now: Time) -> u32 {
-    let usable = info.connected && info.down.is_none() && info.runs(task) && info.cooldown_until <= now;
+    let usable = info.connected && info.down.is_none() && !info.quiet && info.runs(task) && info.cooldown_until <= now;
     if !usable {
         return 0;
     }
@@ -527,11 +704,12 @@ fn room_of(info: &PeerInfo, task: &str, depth: Depth, now: Time) -> u32 {
 /// What a maintenance pass found.
 #[derive(Debug, Default)]
 pub(crate) struct Maintenance {
-    /// Adverts older than the expiry.
+    /// Adverts older than the expiry (only under the old rule).
     pub(crate) expired: Vec<PeerKey>,
-    /// Probes older than the probe timeout.
+    /// Probes older than their timeout.
     pub(crate) unanswered: Vec<PeerKey>,
-    /// Silent peers owing us results.
+    /// Peers to probe: silent ones owing us results, quiet ones while we
+    /// have work to place, and connected ones judged down.
     pub(crate) probe: Vec<PeerKey>,
 }
 
@@ -558,8 +736,17 @@ mod tests {
         assert!(t.open("x").is_empty(), "2 pieces on 2 slots leave no room");
         t.add_inflight(PeerKey(0), -1, now);
         assert_eq!(t.open("x"), &[PeerKey(0)]);
-        let advert =
-            Advert { version: 1, seq: 1, slots: 1, running: 0, queued: 0, capacity: 4, tasks: vec!["x".into()] };
+        let advert = Advert {
+            version: crate::wire::PROTOCOL_VERSION,
+            seq: 1,
+            slots: 1,
+            running: 0,
+            queued: 0,
+            capacity: 4,
+            tasks: vec!["x".into()],
+            interval_ms: 1000,
+            mesh: 2,
+        };
         t.advert(PeerKey(1), &advert, now).unwrap();
         assert_eq!(t.open("x").len(), 1, "not connected yet");
         t.peer_up(PeerKey(1), now);

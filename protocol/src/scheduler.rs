@@ -230,8 +230,10 @@ impl Scheduler {
             Some(Pending::Probe(peer)) | Some(Pending::Cancel(peer)) => {
                 let peer = *peer;
                 self.inflight.requests.remove(&rid);
-                ctx.peers.probe_answered(peer, rid, ctx.now);
-                ctx.peers.heard(peer, Some(load), ctx.now);
+                match &response {
+                    Response::Status(advert) => ctx.peers.status(peer, rid, advert, ctx.now),
+                    _ => ctx.peers.heard(peer, Some(load), ctx.now),
+                }
             }
             Some(Pending::Batch(b)) => {
                 let job_id = b.job;
@@ -625,7 +627,8 @@ fn piece_failed(job: &mut Job, piece: u32, peer: PeerKey, cause: String, ctx: &m
 
 fn response_load(r: &Response) -> Load {
     match r {
-        Response::Status(l) | Response::Cancelled(l) => *l,
+        Response::Status(a) => a.load(),
+        Response::Cancelled(l) => *l,
         Response::Results(r) => r.load,
         Response::Rejected(r) => r.load,
     }

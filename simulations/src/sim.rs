@@ -174,7 +174,6 @@ impl<'a> Sim<'a> {
         let mut cfg = Config::new(PeerKey(idx), self.rng.random()).with_slots(self.args.slots);
         cfg.tasks = vec![TASK.to_string()];
         cfg.advert_interval = self.args.advert_interval;
-        cfg.advert_expiry = self.args.advert_interval.saturating_mul(3);
         cfg.policy = self.args.policy;
         self.nodes.push(Node::new(Machine::new(cfg, self.now), speed, self.args.slots, self.now));
         self.net.add_node();

@@ -172,7 +172,6 @@ impl Mesh {
         cfg.join = join.into_iter().collect();
         cfg.protocol.policy = self.args.policy;
         cfg.protocol.advert_interval = self.args.advert_interval;
-        cfg.protocol.advert_expiry = self.args.advert_interval * 3;
         let mut registry = builtin_registry();
         registry.register(Synthetic { speed });
         cfg.registry = registry;

@@ -11,12 +11,12 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{connection_limits, identify, mdns, memory_connection_limits, ping, request_response, StreamProtocol};
+use libp2p::{connection_limits, identify, mdns, memory_connection_limits, request_response, StreamProtocol};
 use meshwork_protocol::wire::{ADVERT_TOPIC, KAD_PROTOCOL, MAX_ADVERT_BYTES, RPC_PROTOCOL};
 use std::time::Duration;
 
 /// Identify's protocol version string; peers with another one are not ours.
-pub const IDENTIFY_PROTOCOL: &str = "/meshwork/id/1";
+pub const IDENTIFY_PROTOCOL: &str = "/meshwork/id/2";
 
 /// Limits and switches of the behaviours.
 #[derive(Clone, Debug)]
@@ -56,8 +56,6 @@ pub struct Behaviour {
     pub memory: memory_connection_limits::Behaviour,
     /// Exchanges listen addresses and protocols.
     pub identify: identify::Behaviour,
-    /// Round-trip times for the peers table.
-    pub ping: ping::Behaviour,
     /// LAN discovery.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// Mesh-wide discovery from a `--join` address.
@@ -112,7 +110,6 @@ impl Behaviour {
                     .with_agent_version(format!("meshwork/{}", env!("CARGO_PKG_VERSION")))
                     .with_push_listen_addr_updates(true),
             ),
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
             mdns: mdns.into(),
             discovery,
             load_gossip: gossip(key)?,

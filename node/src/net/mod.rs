@@ -4,10 +4,12 @@
 //! - [`behaviour`]: the composed behaviour (discovery, load gossip, RPC, health).
 //! - [`codec`]: the length-prefixed CBOR codec of the RPC.
 //! - [`identity`]: keypair files.
+//! - `dialer`: the bounded address book, `--join` addresses, redials with backoff.
 //! - `peer_map`: libp2p peer ids ↔ the state machine's peer keys.
 
 pub mod behaviour;
 pub mod codec;
+pub(crate) mod dialer;
 pub mod identity;
 pub mod peer_map;
 pub mod transport;

@@ -86,6 +86,8 @@ pub(crate) struct Net {
     pub(crate) peer_events: Vec<(usize, Time, PeerEvent)>,
     /// Disconnects each node asked for.
     pub(crate) disconnects: Vec<(usize, usize, Time)>,
+    /// Nodes whose adverts gossip loses (their probes still get through).
+    pub(crate) gossip_lost: BTreeSet<usize>,
 }
 
 impl Net {
@@ -124,6 +126,7 @@ impl Net {
             disconnects: Vec::new(),
             peer_events: Vec::new(),
             links: BTreeSet::new(),
+            gossip_lost: BTreeSet::new(),
         };
         for a in 0..n {
             for b in 0..n {
@@ -284,6 +287,7 @@ impl Net {
                         self.later(Ev::Response { to, rid, resp: response });
                     }
                 }
+                Action::Publish(_) if self.gossip_lost.contains(&node) => {}
                 Action::Publish(advert) => {
                     for to in (0..self.nodes.len()).filter(|t| *t != node) {
                         self.later(Ev::Advert { to, from: node, advert: advert.clone() });

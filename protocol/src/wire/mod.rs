@@ -12,24 +12,27 @@ mod validate;
 
 pub use cbor::{from_cbor, to_cbor, CborError};
 pub use validate::{
-    decode_advert, valid_task_name, AdvertError, MAX_ADVERT_BYTES, MAX_CAPACITY, MAX_SLOTS, MAX_TASKS, MAX_TASK_NAME,
+    decode_advert, valid_task_name, AdvertError, MAX_ADVERT_BYTES, MAX_CAPACITY, MAX_INTERVAL_MS, MAX_MESH, MAX_SLOTS,
+    MAX_TASKS, MAX_TASK_NAME,
 };
 
 use crate::ids::JobId;
 use serde::{Deserialize, Serialize};
 
 /// Version of the messages below. A peer rejects adverts and run requests of
-/// another version (see PROTOCOL.md, "Versioning").
-pub const PROTOCOL_VERSION: u16 = 1;
+/// another version (see PROTOCOL.md, "Versioning"). Version 2: a Status
+/// answer carries the whole [`Advert`]; adverts carry their interval and the
+/// sender's count of the mesh.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// libp2p protocol id of the request-response RPC.
-pub const RPC_PROTOCOL: &str = "/meshwork/rpc/1";
+pub const RPC_PROTOCOL: &str = "/meshwork/rpc/2";
 
 /// Gossipsub topic (an `IdentTopic`: the raw string) carrying load adverts.
-pub const ADVERT_TOPIC: &str = "meshwork/load/1";
+pub const ADVERT_TOPIC: &str = "meshwork/load/2";
 
 /// Kademlia protocol id, our own so we never mix with the public DHT.
-pub const KAD_PROTOCOL: &str = "/meshwork/kad/1";
+pub const KAD_PROTOCOL: &str = "/meshwork/kad/2";
 
 /// A peer's current load as it reports it in every response.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +55,10 @@ impl Load {
 }
 
 /// A load advert, published at least every advert interval and at once
-/// (debounced) when the load changes.
+/// (debounced) when the load changes, and sent directly as the answer to
+/// [`Request::Status`]. The interval grows with the mesh (see
+/// [`Advert::interval_ms`]) so that a node hears a bounded number of adverts
+/// per second whatever the mesh size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Advert {
     /// [`PROTOCOL_VERSION`] of the sender.
@@ -69,6 +75,17 @@ pub struct Advert {
     pub capacity: u32,
     /// Names of the tasks this peer runs.
     pub tasks: Vec<String>,
+    /// The sender's longest gap until its next advert, in milliseconds.
+    /// Receivers consider its load figure stale ("quiet") after three of
+    /// these without hearing from it. 0 (or absent): 1000.
+    #[serde(default)]
+    pub interval_ms: u32,
+    /// How many nodes the sender counts in the mesh, itself included. Nodes
+    /// size their advert interval from the largest count a live peer
+    /// reports, so a node that sees only part of the mesh still advertises
+    /// at the mesh's pace. 0 (or absent): unknown.
+    #[serde(default)]
+    pub mesh: u32,
 }
 
 impl Advert {
@@ -81,7 +98,8 @@ impl Advert {
 /// An RPC request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// Health probe: answered with [`Response::Status`].
+    /// Health probe and greeting (sent on every new connection): answered
+    /// with [`Response::Status`].
     Status,
     /// Run a batch of pieces of one job.
     Run(RunRequest),
@@ -126,8 +144,8 @@ pub struct CancelRequest {
 /// An RPC response; each carries the worker's load.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
-    /// Answer to [`Request::Status`].
-    Status(Load),
+    /// Answer to [`Request::Status`]: the advert the worker would publish now.
+    Status(Advert),
     /// Answer to [`Request::Run`] once every piece of the batch ended.
     Results(Results),
     /// The batch was not accepted; nothing of it ran.

@@ -10,6 +10,8 @@ pub(crate) fn advert() -> Advert {
         queued: 3,
         capacity: 16,
         tasks: vec!["primes".into()],
+        interval_ms: 1000,
+        mesh: 4,
     }
 }
 
@@ -35,9 +37,11 @@ fn messages_round_trip_through_cbor() {
             PieceResult { piece: 2, outcome: Outcome::Cancelled },
         ],
     });
-    for r in
-        [res, Response::Rejected(Rejected { load, reason: RejectReason::VersionMismatch(2) }), Response::Status(load)]
-    {
+    for r in [
+        res,
+        Response::Rejected(Rejected { load, reason: RejectReason::VersionMismatch(2) }),
+        Response::Status(advert()),
+    ] {
         assert_eq!(from_cbor::<Response>(&to_cbor(&r)).unwrap(), r);
     }
 }
@@ -72,6 +76,8 @@ fn adverts_are_validated() {
     assert!(matches!(bad(|a| a.capacity = u32::MAX), AdvertError::Implausible(_)));
     assert!(matches!(bad(|a| a.tasks = vec!["Bad Name".into()]), AdvertError::Implausible(_)));
     assert!(matches!(bad(|a| a.tasks = vec!["t".into(); 65]), AdvertError::Implausible(_)));
+    assert!(matches!(bad(|a| a.interval_ms = MAX_INTERVAL_MS + 1), AdvertError::Implausible(_)));
+    assert!(matches!(bad(|a| a.mesh = MAX_MESH + 1), AdvertError::Implausible(_)));
     assert!(matches!(decode_advert(&[0u8; 5000]), Err(AdvertError::TooLarge(5000))));
     assert!(matches!(decode_advert(b"\xa1\x61x\x01"), Err(AdvertError::Cbor(_))));
 }
@@ -103,7 +109,7 @@ pub(crate) fn examples() -> Vec<(&'static str, Vec<u8>)> {
             })),
         ),
         ("cancel-request", to_cbor(&Request::Cancel(CancelRequest { job: JobId(7), pieces: None }))),
-        ("status-response", to_cbor(&Response::Status(load))),
+        ("status-response", to_cbor(&Response::Status(advert()))),
         (
             "results-response",
             to_cbor(&Response::Results(Results {

@@ -9,6 +9,10 @@ pub const MAX_ADVERT_BYTES: usize = 4096;
 pub const MAX_SLOTS: u32 = 4096;
 /// Most pieces a peer may claim to accept at once.
 pub const MAX_CAPACITY: u32 = 1 << 24;
+/// Longest advert interval a peer may announce, in milliseconds.
+pub const MAX_INTERVAL_MS: u32 = 60_000;
+/// Largest mesh a peer may claim to see.
+pub const MAX_MESH: u32 = 1 << 20;
 /// Most task names in one advert.
 pub const MAX_TASKS: usize = 64;
 /// Longest task name, in bytes.
@@ -71,6 +75,12 @@ impl Advert {
                 "{} running + {} queued over capacity {}",
                 self.running, self.queued, self.capacity
             ));
+        }
+        if self.interval_ms > MAX_INTERVAL_MS {
+            return implausible(format!("interval of {} ms (max {MAX_INTERVAL_MS})", self.interval_ms));
+        }
+        if self.mesh > MAX_MESH {
+            return implausible(format!("a mesh of {} nodes (max {MAX_MESH})", self.mesh));
         }
         if self.tasks.len() > MAX_TASKS {
             return implausible(format!("{} tasks (max {MAX_TASKS})", self.tasks.len()));
