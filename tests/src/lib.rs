@@ -5,6 +5,7 @@
 pub mod lab;
 pub mod procs;
 pub mod rogue;
+pub mod scale_plot;
 
 use libp2p::identity::Keypair;
 use libp2p::Multiaddr;

@@ -1,6 +1,9 @@
-//! Runs the machine's executions on tokio's blocking pool, one thread per
-//! batch (a batch holds one slot), with a cancellation flag per batch and
-//! panics contained to the piece that raised them.
+//! Runs the machine's executions on the piece pool (low-priority threads
+//! apart from the network loop, see `pool`), one thread per batch (a batch
+//! holds one slot), with a cancellation flag per batch and panics contained
+//! to the piece that raised them.
+
+mod pool;
 
 use meshwork_protocol::task::{CancelFlag, Registry, TaskError};
 use meshwork_protocol::wire::Outcome;
@@ -9,6 +12,8 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+use pool::PiecePool;
 
 /// An execution that ended.
 #[derive(Debug)]
@@ -23,21 +28,22 @@ pub(crate) struct Executor {
     registry: Registry,
     done: mpsc::UnboundedSender<Finished>,
     flags: HashMap<ExecId, CancelFlag>,
+    pool: PiecePool,
 }
 
 impl Executor {
     pub(crate) fn new(registry: Registry) -> (Executor, mpsc::UnboundedReceiver<Finished>) {
         let (done, rx) = mpsc::unbounded_channel();
-        (Executor { registry, done, flags: HashMap::new() }, rx)
+        (Executor { registry, done, flags: HashMap::new(), pool: PiecePool::default() }, rx)
     }
 
-    /// Starts `e` on the blocking pool; its [`Finished`] arrives on the channel.
+    /// Starts `e` on the piece pool; its [`Finished`] arrives on the channel.
     pub(crate) fn spawn(&mut self, e: Execution) {
         let flag = CancelFlag::new();
         self.flags.insert(e.id, flag.clone());
         let runner = self.registry.get(&e.task);
         let done = self.done.clone();
-        tokio::task::spawn_blocking(move || {
+        self.pool.spawn(move || {
             let start = Instant::now();
             let outcomes = e
                 .pieces

@@ -1,0 +1,226 @@
+//! The scale benchmark: N real `meshwork node` processes on this machine
+//! (loopback, mDNS off, one slot each, all joined through the first), idle.
+//! For each N it prints one JSON line:
+//!
+//! - `form_s`: until every node has printed `peer-up` for every other;
+//! - per node, medians over the nodes, during `--idle` seconds with no job:
+//!   `cpu_pct` (of one core), `rss_kib`, `syscalls_per_s` and `bytes_per_s`
+//!   (socket reads and writes, from `/proc/<pid>/io`: what the node's
+//!   messages cost it);
+//! - `join_s`: a new node started → every node printed `peer-up` for it;
+//! - `kill_s`: one node SIGKILLed → every other printed `peer-down` for it;
+//! - `false_downs`: `peer-down` lines about nodes that were alive.
+//!
+//! `--svg FILE --from FILE.jsonl` draws the per-node curves from saved lines
+//! instead of measuring (docs/scale.svg from docs/bench-data/scale.jsonl).
+//!
+//! ```sh
+//! cargo run --release -p meshwork-tests --bin scale-bench -- --nodes 25,50,100,200 | tee scale.jsonl
+//! ```
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use meshwork_tests::procs::{node, Proc};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Measures idle cost, join and failure detection of meshes of real nodes.
+#[derive(Parser)]
+struct Args {
+    /// Mesh sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [25u32, 50, 100, 200])]
+    nodes: Vec<u32>,
+    /// Idle seconds measured per size.
+    #[arg(long, default_value_t = 20)]
+    idle: u64,
+    /// Longest wait for a mesh to form, a join or a kill to be seen, in seconds.
+    #[arg(long, default_value_t = 180)]
+    timeout: u64,
+    /// Draw the per-node curves of these saved JSON lines to --svg instead of measuring.
+    #[arg(long, requires = "svg")]
+    from: Option<PathBuf>,
+    /// Where to draw them.
+    #[arg(long, requires = "from")]
+    svg: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let (Some(from), Some(svg)) = (&args.from, &args.svg) {
+        return meshwork_tests::scale_plot::draw(from, svg);
+    }
+    let mut failed = false;
+    for &n in &args.nodes {
+        let row = measure(n, &args)?;
+        failed |= !row["ok"].as_bool().unwrap_or(false);
+        println!("{row}");
+    }
+    if failed {
+        bail!("a mesh did not hold (false down-judgements or a timeout): see the lines above");
+    }
+    Ok(())
+}
+
+/// One node process and what it printed about its peers.
+struct Member {
+    proc: Proc,
+    id: String,
+    /// Peer ids it reported up, with when.
+    up: BTreeMap<String, Instant>,
+    /// Peer ids it reported down, with when.
+    down: Vec<(String, Instant)>,
+}
+
+impl Member {
+    fn start(join: Option<&str>) -> anyhow::Result<Member> {
+        let mut extra = vec!["--slots", "1"];
+        if let Some(j) = join {
+            extra.extend(["--join", j]);
+        }
+        let (proc, addr) = node(&extra);
+        let id = addr.rsplit('/').next().context("a /p2p/ listen address")?.to_string();
+        Ok(Member { proc, id, up: BTreeMap::new(), down: Vec::new() })
+    }
+
+    /// Reads what arrived.
+    fn pump(&mut self) {
+        self.proc.pump();
+        for line in self.proc.log.drain(..) {
+            if let Some(p) = line.text.strip_prefix("peer-up ") {
+                self.up.entry(p.to_string()).or_insert(line.at);
+            } else if let Some(rest) = line.text.strip_prefix("peer-down ") {
+                let p = rest.split_whitespace().next().unwrap_or_default();
+                self.down.push((p.to_string(), line.at));
+            }
+        }
+    }
+
+    fn counters(&self) -> Option<Counters> {
+        Counters::read(self.proc.pid())
+    }
+}
+
+/// CPU ticks and socket traffic of a process, from /proc.
+#[derive(Clone, Copy)]
+struct Counters {
+    ticks: u64,
+    syscalls: u64,
+    bytes: u64,
+    rss_kib: u64,
+}
+
+impl Counters {
+    fn read(pid: u32) -> Option<Counters> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+        let field =
+            |name: &str| io.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok());
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let rss_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())?;
+        Some(Counters {
+            ticks,
+            syscalls: field("syscr:")? + field("syscw:")?,
+            bytes: field("rchar:")? + field("wchar:")?,
+            rss_kib,
+        })
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Waits until `done` holds for the members (reading their output), at most `timeout`.
+fn wait(members: &mut [Member], timeout: Duration, done: impl Fn(&[Member]) -> bool) -> Option<Instant> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        members.iter_mut().for_each(Member::pump);
+        if done(members) {
+            return Some(Instant::now());
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn measure(n: u32, args: &Args) -> anyhow::Result<Value> {
+    let timeout = Duration::from_secs(args.timeout);
+    let started = Instant::now();
+    let first = Member::start(None)?;
+    let join = first.proc.seen[0].trim_start_matches("listening ").to_string();
+    let mut members = vec![first];
+    for _ in 1..n {
+        members.push(Member::start(Some(&join))?);
+    }
+    let ids: BTreeSet<String> = members.iter().map(|m| m.id.clone()).collect();
+    let everyone_sees = |ms: &[Member], ids: &BTreeSet<String>| {
+        ms.iter().all(|m| ids.iter().filter(|p| **p != m.id).all(|p| m.up.contains_key(p)))
+    };
+    let formed = wait(&mut members, timeout, |ms| everyone_sees(ms, &ids));
+    let form_s = formed.map(|t| t.duration_since(started).as_secs_f64());
+
+    // Idle: per-node cost over the window.
+    let before: Vec<Option<Counters>> = members.iter().map(Member::counters).collect();
+    let t0 = Instant::now();
+    wait(&mut members, Duration::from_secs(args.idle), |_| false);
+    let secs = t0.elapsed().as_secs_f64();
+    let after: Vec<Option<Counters>> = members.iter().map(Member::counters).collect();
+    // SAFETY: sysconf has no side effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let per = |f: fn(&Counters) -> u64| {
+        median(
+            before
+                .iter()
+                .zip(&after)
+                .filter_map(|(b, a)| Some((f(a.as_ref()?) - f(b.as_ref()?)) as f64 / secs))
+                .collect(),
+        )
+    };
+    let cpu_pct = per(|c| c.ticks) / hz * 100.0;
+    let syscalls_per_s = per(|c| c.syscalls);
+    let bytes_per_s = per(|c| c.bytes);
+    let rss_kib = median(after.iter().flatten().map(|c| c.rss_kib as f64).collect());
+
+    // A newcomer: until everyone reports it up.
+    let t_join = Instant::now();
+    let newcomer = Member::start(Some(&join))?;
+    let new_id = newcomer.id.clone();
+    members.push(newcomer);
+    let joined =
+        wait(&mut members, timeout, |ms| ms.iter().filter(|m| m.id != new_id).all(|m| m.up.contains_key(&new_id)));
+    let join_s = joined.map(|t| t.duration_since(t_join).as_secs_f64());
+
+    // A victim: until every other reports it down.
+    let victim = members.len() / 2;
+    let victim_id = members[victim].id.clone();
+    let t_kill = Instant::now();
+    members[victim].proc.signal(libc::SIGKILL);
+    let seen_down = wait(&mut members, timeout, |ms| {
+        ms.iter().enumerate().filter(|(i, _)| *i != victim).all(|(_, m)| m.down.iter().any(|(p, _)| *p == victim_id))
+    });
+    let kill_s = seen_down.map(|t| t.duration_since(t_kill).as_secs_f64());
+    let false_downs: usize = members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, m)| m.down.iter().filter(|(p, _)| *p != victim_id).count())
+        .sum();
+    let ok = form_s.is_some() && join_s.is_some() && kill_s.is_some() && false_downs == 0;
+    Ok(json!({
+        "bench": "scale", "nodes": n, "ok": ok, "idle_s": secs,
+        "form_s": form_s, "cpu_pct": cpu_pct, "rss_kib": rss_kib,
+        "syscalls_per_s": syscalls_per_s, "bytes_per_s": bytes_per_s,
+        "join_s": join_s, "kill_s": kill_s, "false_downs": false_downs,
+    }))
+}
