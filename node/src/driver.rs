@@ -7,6 +7,7 @@ use crate::client::{Command, MeshEvent, NodeStats, PeerInfo};
 use crate::executor::{Executor, Finished};
 use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
 use crate::net::dialer::{self, Dialer};
+use crate::net::members;
 use crate::net::peer_map::{PeerMap, PeerNames};
 use crate::node::{accept_policy, NodeConfig};
 use libp2p::core::transport::ListenerId;
@@ -39,8 +40,8 @@ pub(crate) struct Driver {
     executor: Executor,
     finished: mpsc::UnboundedReceiver<Finished>,
     outbound: HashMap<OutboundRequestId, RequestId>,
-    /// Status requests of clients, answered outside the machine.
-    statuses: HashMap<OutboundRequestId, oneshot::Sender<Result<Load, String>>>,
+    /// Requests of the driver's own (a client's Status, a member list).
+    own: HashMap<OutboundRequestId, Own>,
     inbound: HashMap<InboundId, ResponseChannel<Response>>,
     next_inbound: u64,
     jobs: HashMap<JobId, mpsc::UnboundedSender<JobEvent>>,
@@ -79,7 +80,7 @@ impl Driver {
             executor,
             finished,
             outbound: HashMap::new(),
-            statuses: HashMap::new(),
+            own: HashMap::new(),
             inbound: HashMap::new(),
             next_inbound: 1,
             jobs: HashMap::new(),
@@ -254,7 +255,7 @@ impl Driver {
             Command::Cancel(job) => self.machine.cancel(job, now),
             Command::Status(peer, reply) => {
                 let oid = self.swarm.behaviour_mut().rpc.send_request(&peer, Request::Status);
-                self.statuses.insert(oid, reply);
+                self.own.insert(oid, Own::Status(reply));
             }
             Command::Load(reply) => {
                 let _ = reply.send(self.machine.load());
@@ -333,9 +334,14 @@ impl Driver {
                 let me = *self.swarm.local_peer_id();
                 self.listen.push(address.with_p2p(me).unwrap_or_else(|a| a));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
                 if let ConnectedPoint::Dialer { address, .. } = &endpoint {
                     self.dialer.remember(peer_id, address.clone());
+                    // Joined through it: ask it who else is there.
+                    if num_established.get() == 1 && self.dialer.is_join(&peer_id, address) {
+                        let oid = self.swarm.behaviour_mut().rpc.send_request(&peer_id, Request::Members);
+                        self.own.insert(oid, Own::Members);
+                    }
                 }
                 self.dialer.connected(&peer_id);
                 // Every new connection, not only the first: it proves the
@@ -413,6 +419,19 @@ impl Driver {
                     }
                 }
             }
+            BehaviourEvent::Discovery(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::GetClosestPeers(Ok(found)),
+                ..
+            }) => {
+                for info in found.peers {
+                    for addr in info.addrs {
+                        self.dialer.remember(info.peer_id, addr);
+                    }
+                    if info.peer_id != *self.swarm.local_peer_id() && !self.swarm.is_connected(&info.peer_id) {
+                        self.dial_peer(info.peer_id);
+                    }
+                }
+            }
             BehaviourEvent::Discovery(kad::Event::RoutingUpdated { peer, addresses, .. }) => {
                 for addr in addresses.iter() {
                     self.dialer.remember(peer, addr.clone());
@@ -434,6 +453,12 @@ impl Driver {
     fn on_rpc(&mut self, event: request_response::Event<Request, Response>, now: Time) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request: Request::Members, channel, .. } => {
+                    let live = self.machine.peers(now).into_iter().filter(|v| v.connected && v.down.is_none());
+                    let known = live.filter_map(|v| self.peers.id(v.peer)).map(|p| (p, self.dialer.addrs(&p)));
+                    let list = members::list(known, peer);
+                    let _ = self.swarm.behaviour_mut().rpc.send_response(channel, Response::Members(list));
+                }
                 request_response::Message::Request { request, channel, .. } => {
                     let id = InboundId(self.next_inbound);
                     self.next_inbound += 1;
@@ -442,21 +467,27 @@ impl Driver {
                     self.machine.handle_request(key, id, request, now);
                 }
                 request_response::Message::Response { request_id, response } => {
-                    if let Some(reply) = self.statuses.remove(&request_id) {
-                        let load = match response {
-                            Response::Status(advert) => Ok(advert.load()),
-                            other => Err(format!("answered Status with {other:?}")),
-                        };
-                        let _ = reply.send(load);
-                    } else if let Some(id) = self.outbound.remove(&request_id) {
-                        self.machine.handle_response(id, response, now);
+                    match (self.own.remove(&request_id), response) {
+                        (Some(Own::Status(reply)), Response::Status(advert)) => drop(reply.send(Ok(advert.load()))),
+                        (Some(Own::Status(reply)), other) => {
+                            drop(reply.send(Err(format!("answered Status with {other:?}"))))
+                        }
+                        (Some(Own::Members), Response::Members(list)) => self.meet(members::read(list)),
+                        (Some(Own::Members), _) => {}
+                        (None, response) => {
+                            if let Some(id) = self.outbound.remove(&request_id) {
+                                self.machine.handle_response(id, response, now);
+                            }
+                        }
                     }
                 }
             },
             request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
                 tracing::debug!(%peer, %error, "request failed");
-                if let Some(reply) = self.statuses.remove(&request_id) {
-                    let _ = reply.send(Err(error.to_string()));
+                if let Some(own) = self.own.remove(&request_id) {
+                    if let Own::Status(reply) = own {
+                        let _ = reply.send(Err(error.to_string()));
+                    }
                 } else if let Some(id) = self.outbound.remove(&request_id) {
                     self.machine.handle_failure(id, &error.to_string(), now);
                 }
@@ -466,6 +497,19 @@ impl Driver {
                 self.stats.inbound_failures += 1;
             }
             request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Remembers and dials the members a joined node listed.
+    fn meet(&mut self, members: Vec<(PeerId, Vec<Multiaddr>)>) {
+        let me = *self.swarm.local_peer_id();
+        for (peer, addrs) in members.into_iter().filter(|(p, _)| *p != me) {
+            for addr in addrs {
+                self.dialer.remember(peer, addr);
+            }
+            if !self.swarm.is_connected(&peer) {
+                self.dial_peer(peer);
+            }
         }
     }
 
@@ -503,13 +547,28 @@ impl Driver {
             None => swarm.connected_peers().next().is_some(),
         };
         let due = self.dialer.due(Instant::now(), |p| swarm.is_connected(p), joined);
-        for (peer, _) in due.peers {
-            self.dial_peer(peer);
+        for (peer, addrs) in due.peers {
+            if addrs.is_empty() {
+                // Known only from gossip: ask the DHT where it is; the
+                // answer updates the routing table, which dials it.
+                self.swarm.behaviour_mut().discovery.get_closest_peers(peer);
+            } else {
+                self.dial_peer(peer);
+            }
         }
         for addr in due.joins {
             self.dial_addr(&addr);
         }
     }
+}
+
+/// A request the driver sent on its own account, not the machine's.
+#[derive(Debug)]
+enum Own {
+    /// A client asked a peer's load.
+    Status(oneshot::Sender<Result<Load, String>>),
+    /// Who else is in the mesh, asked of a node we joined through.
+    Members,
 }
 
 fn job_of(event: &JobEvent) -> JobId {

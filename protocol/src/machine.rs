@@ -85,9 +85,7 @@ impl Machine {
         self.peers.peer_up(peer, now);
         // Greet it: its answer is its advert, so neither side waits for the
         // next gossiped one (and nobody else hears about the greeting).
-        if !self.peers.is_probing(peer) {
-            self.with_sched(now, |s, ctx| s.probe(peer, ctx));
-        }
+        self.with_sched(now, |s, ctx| s.greet(peer, ctx));
         self.settle(now);
     }
 
@@ -115,6 +113,8 @@ impl Machine {
         let respond = |response| Action::Respond { to: from, id, response };
         match request {
             Request::Status => self.out.push(respond(Response::Status(self.current_advert()))),
+            // The driver answers this itself (it knows the addresses).
+            Request::Members => self.out.push(respond(Response::Members(Vec::new()))),
             Request::Run(run) => {
                 if let Err(reason) = self.worker.accept(Origin::Remote(from, id), from, run, now, &mut self.worker_out)
                 {
@@ -297,6 +297,7 @@ impl Machine {
                         answers.push((rid, Response::Cancelled(self.worker.load())));
                     }
                     Request::Status => answers.push((rid, Response::Status(self.current_advert()))),
+                    Request::Members => answers.push((rid, Response::Members(Vec::new()))),
                 }
             }
             for out in self.worker_out.drain(..) {

@@ -586,11 +586,6 @@ impl PeerTable {
         }
     }
 
-    /// Is a probe to `peer` outstanding?
-    pub(crate) fn is_probing(&self, peer: PeerKey) -> bool {
-        self.peers.get(&peer).is_some_and(|i| i.probe.is_some())
-    }
-
     /// Nodes in the mesh as this one sees it (itself included), or the
     /// largest count a live peer reports: whoever sees more sets the pace.
     pub(crate) fn mesh_size(&self) -> u32 {

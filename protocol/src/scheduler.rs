@@ -13,7 +13,7 @@ use crate::peers::{Depth, PeerTable};
 use crate::policy::{Choice, Chooser};
 use crate::time::Time;
 use crate::wire::{
-    valid_task_name, CancelRequest, Load, Outcome, PieceInput, RejectReason, Rejected, Request, Response, Results,
+    valid_task_name, CancelRequest, Outcome, PieceInput, RejectReason, Rejected, Request, Response, Results,
     RunRequest, PROTOCOL_VERSION,
 };
 use rand::Rng;
@@ -48,6 +48,10 @@ struct Batch {
 enum Pending {
     Batch(Batch),
     Probe(PeerKey),
+    /// A Status sent to a peer that just connected: its answer is welcome,
+    /// its silence judges nothing (a node busy forming connections with a
+    /// whole mesh may answer late).
+    Greeting(PeerKey),
     Cancel(PeerKey),
 }
 
@@ -220,19 +224,19 @@ impl Scheduler {
 
     /// A request of ours was answered.
     pub(crate) fn on_response(&mut self, rid: RequestId, response: Response, ctx: &mut Ctx) {
-        let load = response_load(&response);
+        let load = response.load();
         match self.inflight.requests.get(&rid) {
             None => {
                 if let Some(job) = self.inflight.retired.remove(&rid) {
                     self.count_late(job, &response);
                 }
             }
-            Some(Pending::Probe(peer)) | Some(Pending::Cancel(peer)) => {
+            Some(Pending::Probe(peer)) | Some(Pending::Cancel(peer)) | Some(Pending::Greeting(peer)) => {
                 let peer = *peer;
                 self.inflight.requests.remove(&rid);
                 match &response {
                     Response::Status(advert) => ctx.peers.status(peer, rid, advert, ctx.now),
-                    _ => ctx.peers.heard(peer, Some(load), ctx.now),
+                    _ => ctx.peers.heard(peer, load, ctx.now),
                 }
             }
             Some(Pending::Batch(b)) => {
@@ -242,11 +246,11 @@ impl Scheduler {
                     return;
                 };
                 let Some(b) = self.inflight.take(rid, job, ctx) else { return };
-                ctx.peers.heard(b.peer, Some(load), ctx.now);
+                ctx.peers.heard(b.peer, load, ctx.now);
                 match response {
                     Response::Results(r) => self.on_results(rid, b, r, ctx),
                     Response::Rejected(r) => self.on_rejected(rid, b, r, ctx),
-                    Response::Status(_) | Response::Cancelled(_) => {
+                    Response::Status(_) | Response::Cancelled(_) | Response::Members(_) => {
                         self.fail_pieces(rid, b, "answered a run request with something else", ctx)
                     }
                 }
@@ -378,7 +382,7 @@ impl Scheduler {
                 self.inflight.requests.remove(&rid);
                 Some(peer)
             }
-            Some(Pending::Cancel(_)) => {
+            Some(Pending::Cancel(_)) | Some(Pending::Greeting(_)) => {
                 self.inflight.requests.remove(&rid);
                 None
             }
@@ -408,7 +412,7 @@ impl Scheduler {
             .iter()
             .filter(|(_, p)| {
                 matches!(p, Pending::Batch(b) if b.peer == peer)
-                    || matches!(p, Pending::Probe(q) | Pending::Cancel(q) if *q == peer)
+                    || matches!(p, Pending::Probe(q) | Pending::Cancel(q) | Pending::Greeting(q) if *q == peer)
             })
             .map(|(rid, _)| *rid)
             .collect();
@@ -426,6 +430,12 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Greets `peer`, which just connected: a Status whose answer is its advert.
+    pub(crate) fn greet(&mut self, peer: PeerKey, ctx: &mut Ctx) {
+        let rid = ctx.out.request(peer, Request::Status);
+        self.inflight.requests.insert(rid, Pending::Greeting(peer));
     }
 
     /// Sends a health probe to `peer`.
@@ -623,13 +633,4 @@ fn piece_failed(job: &mut Job, piece: u32, peer: PeerKey, cause: String, ctx: &m
     job.stats.retries += 1;
     ctx.events.push_back(JobEvent::Retried { job: job.id, piece, peer, cause });
     None
-}
-
-fn response_load(r: &Response) -> Load {
-    match r {
-        Response::Status(a) => a.load(),
-        Response::Cancelled(l) => *l,
-        Response::Results(r) => r.load,
-        Response::Rejected(r) => r.load,
-    }
 }

@@ -16,7 +16,9 @@ pub fn meshwork_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+        // Test binaries live in target/<profile>/deps, other binaries in target/<profile>.
+        let dir = exe.parent().expect("a directory");
+        let profile_dir = if dir.ends_with("deps") { dir.parent().expect("target/<profile>") } else { dir };
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);

@@ -1,5 +1,5 @@
 //! The scale benchmark's plot: what one idle node pays per second as the
-//! mesh grows (socket syscalls and CPU), against the line that linear
+//! mesh grows (TCP segments and CPU), against the line that linear
 //! growth from the smallest mesh would follow.
 
 use anyhow::Context;
@@ -8,8 +8,10 @@ use serde_json::Value;
 use std::path::Path;
 
 /// One per-node figure of the saved lines: its title and JSON field.
-const PANELS: [(&str, &str); 2] =
-    [("socket reads + writes per second, per node", "syscalls_per_s"), ("CPU per node (% of one core)", "cpu_pct")];
+const PANELS: [(&str, &str); 2] = [
+    ("TCP data segments sent + received per second, per node", "segments_per_s"),
+    ("CPU per node (% of one core)", "cpu_pct"),
+];
 
 /// Draws the saved JSON lines of `from` into the SVG `to`.
 pub fn draw(from: &Path, to: &Path) -> anyhow::Result<()> {

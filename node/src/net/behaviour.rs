@@ -125,12 +125,23 @@ pub fn advert_topic() -> IdentTopic {
 
 /// Gossipsub for adverts: signed, validated by the application before they
 /// are forwarded, and scored so a peer sending invalid adverts is cut off.
+///
+/// Sized so what one node hears does not grow with the mesh: the protocol
+/// bounds the adverts the whole mesh publishes (see `Config::advert_pace`),
+/// and each reaches a node about `mesh_n` times (once per mesh neighbour:
+/// no flood publishing, whose fan-out is every connected peer) plus lazy
+/// gossip to a fixed `gossip_lazy` peers a heartbeat (not a share of all
+/// peers, which would grow with the mesh). Every copy costs a signature
+/// check, the largest part of an idle node's CPU.
 fn gossip(key: &Keypair) -> anyhow::Result<gossipsub::Behaviour> {
     let config = gossipsub::ConfigBuilder::default()
         .mesh_n(4)
-        .mesh_n_low(2)
+        .mesh_n_low(3)
         .mesh_n_high(8)
         .mesh_outbound_min(1)
+        .flood_publish(false)
+        .gossip_lazy(3)
+        .gossip_factor(0.0)
         .heartbeat_interval(Duration::from_secs(1))
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
@@ -139,6 +150,11 @@ fn gossip(key: &Keypair) -> anyhow::Result<gossipsub::Behaviour> {
         .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
     let mut gossip = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
         .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;
+    // No IP-colocation penalty: many nodes behind one address (one machine,
+    // one NAT) are normal in a meshwork mesh, and with the default penalty
+    // a node seeing more than 14 peers on one IP graylisted them all, so
+    // their adverts were ignored. Membership is guarded by the pre-shared
+    // key and noise identities, not by addresses.
     let mut params = PeerScoreParams { ip_colocation_factor_weight: 0.0, ..PeerScoreParams::default() };
     let topic = TopicScoreParams {
         topic_weight: 1.0,

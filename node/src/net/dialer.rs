@@ -33,8 +33,9 @@ struct Backoff {
 }
 
 impl Backoff {
-    fn new(now: Instant) -> Backoff {
-        Backoff { since: now, next: now + REDIAL_FIRST, delay: REDIAL_FIRST }
+    /// First try after `wait`, then after 1 s, 2 s, 4 s … [`REDIAL_MAX`].
+    fn new(now: Instant, wait: Duration) -> Backoff {
+        Backoff { since: now, next: now + wait, delay: REDIAL_FIRST / 2 }
     }
 
     /// Due now? Then the next try waits twice as long.
@@ -107,15 +108,21 @@ impl Dialer {
 
     /// A join address to dial until connected.
     pub(crate) fn join(&mut self, addr: Multiaddr, now: Instant) {
-        self.joins.push((addr, Backoff::new(now)));
+        // Dialled once already by the caller.
+        self.joins.push((addr, Backoff::new(now, REDIAL_FIRST)));
     }
 
-    /// The connection to a member worth having back dropped: dial it again
-    /// with backoff, for a while.
+    /// A member worth having (back) is not connected: dial it, with
+    /// backoff, for a while. With no address of ours for it, the dial asks
+    /// the behaviours (Kademlia, mDNS) where it is.
     pub(crate) fn lost(&mut self, peer: PeerId, now: Instant) {
-        if self.book.contains_key(&peer) {
-            self.lost.entry(peer).or_insert_with(|| Backoff::new(now));
-        }
+        self.lost.entry(peer).or_insert_with(|| Backoff::new(now, Duration::ZERO));
+    }
+
+    /// Is `addr`, by which `peer` was reached, one of the join addresses?
+    pub(crate) fn is_join(&self, peer: &PeerId, addr: &Multiaddr) -> bool {
+        let bare = |a: &Multiaddr| a.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect::<Multiaddr>();
+        self.joins.iter().any(|(j, _)| peer_of(j).map_or(bare(j) == bare(addr), |id| id == *peer))
     }
 
     /// Connected to `peer`: nothing to redial.
@@ -181,7 +188,7 @@ mod tests {
             }
             t += Duration::from_millis(250);
         }
-        assert_eq!(&dials[..5], &[1, 3, 7, 15, 31], "doubling waits: {dials:?}");
+        assert_eq!(&dials[..6], &[0, 1, 3, 7, 15, 31], "doubling waits: {dials:?}");
         assert!(dials.windows(2).all(|w| w[1] - w[0] <= REDIAL_MAX.as_secs()), "{dials:?}");
         assert!(*dials.last().unwrap() < REDIAL_FOR.as_secs(), "given up after {REDIAL_FOR:?}: {dials:?}");
         assert!(dials.len() < 15, "{} dials in five minutes", dials.len());
@@ -189,16 +196,16 @@ mod tests {
     }
 
     #[test]
-    fn unknown_and_connected_peers_are_not_redialled() {
+    fn connected_peers_are_not_redialled() {
         let mut d = Dialer::default();
-        let (known, stranger) = (PeerId::random(), PeerId::random());
+        let (known, other) = (PeerId::random(), PeerId::random());
         d.remember(known, addr(1));
         let t0 = Instant::now();
-        d.lost(stranger, t0);
         d.lost(known, t0);
-        assert_eq!(d.redialling(), 1, "no address, no redial");
-        assert!(d.due(t0 + Duration::from_secs(2), |p| *p == known, |_| false).peers.is_empty());
-        assert_eq!(d.redialling(), 0);
+        d.lost(other, t0);
+        let due = d.due(t0 + Duration::from_secs(2), |p| *p == known, |_| false);
+        assert_eq!(due.peers, vec![(other, Vec::new())], "only the unconnected one, addresses left to discovery");
+        assert_eq!(d.redialling(), 1);
     }
 
     #[test]

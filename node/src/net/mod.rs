@@ -11,5 +11,6 @@ pub mod behaviour;
 pub mod codec;
 pub(crate) mod dialer;
 pub mod identity;
+pub(crate) mod members;
 pub mod peer_map;
 pub mod transport;

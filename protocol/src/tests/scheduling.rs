@@ -326,12 +326,12 @@ fn a_node_that_was_stopped_does_not_blame_its_peers() {
 fn adverts_slow_down_as_the_mesh_grows() {
     let cfg = Config::new(PeerKey(0), 0);
     let pace = |n| cfg.advert_pace(n);
-    assert_eq!(pace(4), (SEC, Duration::from_millis(100)));
-    assert_eq!(pace(20), (SEC, Duration::from_millis(200)));
-    assert_eq!(pace(100), (5 * SEC, SEC));
-    assert_eq!(pace(10_000), (30 * SEC, 30 * SEC), "capped");
+    assert_eq!(pace(2), (SEC, Duration::from_millis(100)));
+    assert_eq!(pace(5), (SEC, Duration::from_millis(250)));
+    assert_eq!(pace(50), (10 * SEC, Duration::from_millis(2500)));
+    assert_eq!(pace(10_000), (60 * SEC, 60 * SEC), "capped");
     // What one node hears a second while idle stays at the budget.
-    for n in [100u32, 200, 400] {
+    for n in [10u32, 100, 300] {
         let heard = n as f64 / pace(n).0.as_secs_f64();
         assert!((heard - cfg.advert_budget as f64).abs() < 0.01, "{n}: {heard}");
     }

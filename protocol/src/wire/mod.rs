@@ -105,7 +105,28 @@ pub enum Request {
     Run(RunRequest),
     /// Stop pieces of a job (all of them when `pieces` is `None`).
     Cancel(CancelRequest),
+    /// Who else is in the mesh: answered with [`Response::Members`]. A node
+    /// that joins through `--join` asks the node it joined, then dials them
+    /// all, so it sees the whole mesh at once instead of one DHT lookup or
+    /// one advert at a time. Answered by the network layer (addresses are
+    /// its business), never by the state machine.
+    Members,
 }
+
+/// One member of the mesh, as [`Response::Members`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its libp2p peer id, as bytes (the multihash).
+    #[serde(with = "serde_bytes")]
+    pub peer: Vec<u8>,
+    /// Where it listens, each a multiaddr as bytes.
+    pub addrs: Vec<serde_bytes::ByteBuf>,
+}
+
+/// Most members one answer lists.
+pub const MAX_MEMBERS: usize = 1024;
+/// Most addresses listed per member.
+pub const MAX_MEMBER_ADDRS: usize = 4;
 
 /// A batch of pieces of one job, all of one task.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +173,23 @@ pub enum Response {
     Rejected(Rejected),
     /// Answer to [`Request::Cancel`].
     Cancelled(Load),
+    /// Answer to [`Request::Members`]: live members other than the two
+    /// talking, at most [`MAX_MEMBERS`], each with at most
+    /// [`MAX_MEMBER_ADDRS`] addresses.
+    Members(Vec<Member>),
+}
+
+impl Response {
+    /// The worker's load this answer reports, if it reports one.
+    pub fn load(&self) -> Option<Load> {
+        match self {
+            Response::Status(a) => Some(a.load()),
+            Response::Cancelled(l) => Some(*l),
+            Response::Results(r) => Some(r.load),
+            Response::Rejected(r) => Some(r.load),
+            Response::Members(_) => None,
+        }
+    }
 }
 
 /// Outcomes of a batch, in any order.

@@ -124,6 +124,14 @@ pub(crate) fn examples() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("rejected-response", to_cbor(&Response::Rejected(Rejected { load, reason: RejectReason::Busy }))),
         ("cancelled-response", to_cbor(&Response::Cancelled(load))),
+        ("members-request", to_cbor(&Request::Members)),
+        (
+            "members-response",
+            to_cbor(&Response::Members(vec![Member {
+                peer: vec![0x00, 0x24, 0x08, 0x01],
+                addrs: vec![serde_bytes::ByteBuf::from(vec![0x04, 10, 0, 0, 5, 0x06, 0x0f, 0xa1])],
+            }])),
+        ),
     ]
 }
 

@@ -4,9 +4,9 @@
 //!
 //! - `form_s`: until every node has printed `peer-up` for every other;
 //! - per node, medians over the nodes, during `--idle` seconds with no job:
-//!   `cpu_pct` (of one core), `rss_kib`, `syscalls_per_s` and `bytes_per_s`
-//!   (socket reads and writes, from `/proc/<pid>/io`: what the node's
-//!   messages cost it);
+//!   `cpu_pct` (of one core), `rss_kib`, `segments_per_s` and `bytes_per_s`
+//!   (TCP data segments and payload bytes sent plus received over all the
+//!   node's connections, as the kernel counts them: `ss -ti`);
 //! - `join_s`: a new node started → every node printed `peer-up` for it;
 //! - `kill_s`: one node SIGKILLed → every other printed `peer-down` for it;
 //! - `false_downs`: `peer-down` lines about nodes that were alive.
@@ -22,8 +22,9 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use meshwork_tests::procs::{node, Proc};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Measures idle cost, join and failure detection of meshes of real nodes.
@@ -51,6 +52,8 @@ fn main() -> anyhow::Result<()> {
     if let (Some(from), Some(svg)) = (&args.from, &args.svg) {
         return meshwork_tests::scale_plot::draw(from, svg);
     }
+    // Build the binary before any clock starts.
+    meshwork_tests::procs::meshwork_bin();
     let mut failed = false;
     for &n in &args.nodes {
         let row = measure(n, &args)?;
@@ -96,42 +99,64 @@ impl Member {
             }
         }
     }
-
-    fn counters(&self) -> Option<Counters> {
-        Counters::read(self.proc.pid())
-    }
 }
 
-/// CPU ticks and socket traffic of a process, from /proc.
-#[derive(Clone, Copy)]
+/// CPU ticks and memory of a process, from /proc, and its TCP traffic.
+#[derive(Clone, Copy, Default)]
 struct Counters {
     ticks: u64,
-    syscalls: u64,
+    segments: u64,
     bytes: u64,
     rss_kib: u64,
 }
 
 impl Counters {
-    fn read(pid: u32) -> Option<Counters> {
+    /// Every member's counters at once (one `ss` call for all).
+    fn read_all(pids: &[u32]) -> Vec<Option<Counters>> {
+        let tcp = tcp_traffic();
+        pids.iter()
+            .map(|pid| {
+                let (segments, bytes) = tcp.get(pid).copied().unwrap_or_default();
+                Some(Counters { segments, bytes, ..Counters::proc(*pid)? })
+            })
+            .collect()
+    }
+
+    fn proc(pid: u32) -> Option<Counters> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // Fields after the command name (which may hold spaces).
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
         let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-        let field =
-            |name: &str| io.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok());
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let rss_kib = status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())?;
-        Some(Counters {
-            ticks,
-            syscalls: field("syscr:")? + field("syscw:")?,
-            bytes: field("rchar:")? + field("wchar:")?,
-            rss_kib,
-        })
+        Some(Counters { ticks, rss_kib, ..Counters::default() })
     }
+}
+
+/// TCP data segments and payload bytes, sent plus received, per process,
+/// over its established connections (`ss -tinpH`: the kernel's counts).
+fn tcp_traffic() -> HashMap<u32, (u64, u64)> {
+    let out = Command::new("ss").args(["-tinpH", "state", "established"]).output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let mut per_pid: HashMap<u32, (u64, u64)> = HashMap::new();
+    let mut pid = None;
+    for line in text.lines() {
+        if let Some(at) = line.find("pid=") {
+            pid = line[at + 4..].split(|c: char| !c.is_ascii_digit()).next().and_then(|p| p.parse().ok());
+            continue;
+        }
+        let Some(p) = pid.take() else { continue };
+        let field = |name: &str| -> u64 {
+            line.split_whitespace().find_map(|kv| kv.strip_prefix(name)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        let e = per_pid.entry(p).or_default();
+        e.0 += field("data_segs_out:") + field("data_segs_in:");
+        e.1 += field("bytes_sent:") + field("bytes_received:");
+    }
+    per_pid
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -171,11 +196,12 @@ fn measure(n: u32, args: &Args) -> anyhow::Result<Value> {
     let form_s = formed.map(|t| t.duration_since(started).as_secs_f64());
 
     // Idle: per-node cost over the window.
-    let before: Vec<Option<Counters>> = members.iter().map(Member::counters).collect();
+    let pids: Vec<u32> = members.iter().map(|m| m.proc.pid()).collect();
+    let before = Counters::read_all(&pids);
     let t0 = Instant::now();
     wait(&mut members, Duration::from_secs(args.idle), |_| false);
     let secs = t0.elapsed().as_secs_f64();
-    let after: Vec<Option<Counters>> = members.iter().map(Member::counters).collect();
+    let after = Counters::read_all(&pids);
     // SAFETY: sysconf has no side effects.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let per = |f: fn(&Counters) -> u64| {
@@ -188,7 +214,7 @@ fn measure(n: u32, args: &Args) -> anyhow::Result<Value> {
         )
     };
     let cpu_pct = per(|c| c.ticks) / hz * 100.0;
-    let syscalls_per_s = per(|c| c.syscalls);
+    let segments_per_s = per(|c| c.segments);
     let bytes_per_s = per(|c| c.bytes);
     let rss_kib = median(after.iter().flatten().map(|c| c.rss_kib as f64).collect());
 
@@ -220,7 +246,7 @@ fn measure(n: u32, args: &Args) -> anyhow::Result<Value> {
     Ok(json!({
         "bench": "scale", "nodes": n, "ok": ok, "idle_s": secs,
         "form_s": form_s, "cpu_pct": cpu_pct, "rss_kib": rss_kib,
-        "syscalls_per_s": syscalls_per_s, "bytes_per_s": bytes_per_s,
+        "segments_per_s": segments_per_s, "bytes_per_s": bytes_per_s,
         "join_s": join_s, "kill_s": kill_s, "false_downs": false_downs,
     }))
 }
