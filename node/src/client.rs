@@ -106,9 +106,9 @@ impl PeerInfo {
         }
     }
 
-    /// Alive and advertising.
+    /// A live worker: connected, advertising tasks, not judged down.
     pub fn is_live(&self) -> bool {
-        self.connected && self.down.is_none() && self.slots.is_some()
+        self.connected && self.down.is_none() && !self.tasks.is_empty()
     }
 }
 

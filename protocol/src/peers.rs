@@ -37,6 +37,8 @@ pub enum DownReason {
     AdvertExpired,
     /// It did not answer a health probe in time.
     ProbeTimeout,
+    /// It announced that it runs nothing any more (it is shutting down).
+    Left,
 }
 
 impl std::fmt::Display for DownReason {
@@ -45,6 +47,7 @@ impl std::fmt::Display for DownReason {
             DownReason::Disconnected => "connection closed",
             DownReason::AdvertExpired => "adverts stopped",
             DownReason::ProbeTimeout => "health probe unanswered",
+            DownReason::Left => "left",
         })
     }
 }
@@ -62,7 +65,7 @@ pub(crate) const TRUSTED_SLOTS: u32 = 8;
 /// A change in whether a peer is part of the mesh, for drivers to report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerEvent {
-    /// Connected and advertising (again).
+    /// Connected and advertising tasks (again).
     Up(PeerKey),
     /// No longer usable, and why.
     Down(PeerKey, DownReason),
@@ -485,7 +488,11 @@ impl PeerTable {
     /// when it joins or leaves the live mesh.
     pub(crate) fn refresh(&mut self, peer: PeerKey, now: Time) {
         if let Some(info) = self.peers.get_mut(&peer).filter(|_| peer != self.me) {
-            let live = info.connected && info.down.is_none() && info.advert.is_some();
+            // Live: a connected worker (it advertises tasks) not judged down.
+            // Visitors that run nothing (`meshwork peers`) come and go
+            // without events; a worker that announces no more tasks left.
+            let works = info.advert.as_ref().is_some_and(|a| !a.tasks.is_empty());
+            let live = info.connected && info.down.is_none() && works;
             if live != info.live {
                 info.live = live;
                 if live {
@@ -495,7 +502,14 @@ impl PeerTable {
                 }
                 self.events.push_back(match live {
                     true => PeerEvent::Up(peer),
-                    false => PeerEvent::Down(peer, info.down.clone().unwrap_or(DownReason::Disconnected)),
+                    false => PeerEvent::Down(
+                        peer,
+                        match (&info.down, info.connected) {
+                            (Some(why), _) => why.clone(),
+                            (None, true) => DownReason::Left,
+                            (None, false) => DownReason::Disconnected,
+                        },
+                    ),
                 });
             }
         }
@@ -599,7 +613,7 @@ impl PeerTable {
         (self.live + 1).max(reported)
     }
 
-    /// Peers live now (connected, advertising, not down), this node excluded.
+    /// Workers live now (connected, advertising tasks, not down), this node excluded.
     pub(crate) fn live_count(&self) -> u32 {
         self.live
     }

@@ -2,6 +2,7 @@
 //! loopback, real `meshwork` processes killed by PID, and waits with
 //! deadlines (never sleeps as synchronisation).
 
+pub mod fleet;
 pub mod lab;
 pub mod procs;
 pub mod rogue;

@@ -106,6 +106,8 @@ async fn invalid_adverts_are_dropped_counted_and_never_trusted() {
         queued: 0,
         capacity: u32::MAX,
         tasks: vec!["primes".into()],
+        interval_ms: 1000,
+        mesh: 2,
     };
     // One rogue per payload: after its first invalid advert a peer's gossip
     // score drops below the graylist threshold and nothing more of it is read.

@@ -262,6 +262,7 @@ async fn unsolicited_and_duplicate_results_from_a_lying_worker_are_ignored() {
         queued: 0,
         capacity: 64,
         tasks: vec!["primes".into()],
+        ..Advert::default()
     };
     liar.advertise(advert).await;
     let c = submitter.client();

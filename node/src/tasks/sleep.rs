@@ -3,9 +3,13 @@
 //!
 //! A piece sleeps in steps of at most [`STEP`] and looks at its cancellation
 //! flag between steps, so a cancelled job frees its slots within a step.
+//! It answers with its own index, and merging checks every index came back
+//! once and in order, so a result filed under the wrong piece, a stale one
+//! or one counted twice fails the job instead of passing unnoticed.
 
 use super::{check_pieces, checked_sum, Rendered};
 use meshwork_protocol::task::{CancelFlag, Task, TaskError};
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 /// Longest sleep between two looks at the cancellation flag.
@@ -43,6 +47,24 @@ impl SleepArgs {
     }
 }
 
+/// One piece: which one, and how long it sleeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SleepPiece {
+    /// Its index in the job.
+    pub index: u32,
+    /// Milliseconds to sleep.
+    pub ms: u32,
+}
+
+/// What a piece answers: its index and how long it slept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slept {
+    /// The piece's index, as it was given.
+    pub index: u32,
+    /// Milliseconds slept.
+    pub ms: u32,
+}
+
 /// The result as `meshwork run sleep` prints it.
 pub fn render(input: &SleepInput, total_ms: &u64) -> anyhow::Result<Rendered> {
     Ok(Rendered {
@@ -54,32 +76,37 @@ pub fn render(input: &SleepInput, total_ms: &u64) -> anyhow::Result<Rendered> {
 impl Task for Sleep {
     const NAME: &'static str = "sleep";
     type Input = SleepInput;
-    /// Milliseconds to sleep.
-    type Piece = u32;
-    /// Milliseconds slept.
-    type Output = u64;
+    type Piece = SleepPiece;
+    type Output = Slept;
     /// Milliseconds slept by all pieces together.
     type Result = u64;
 
-    fn split(&self, input: &SleepInput) -> Result<Vec<u32>, TaskError> {
+    fn split(&self, input: &SleepInput) -> Result<Vec<SleepPiece>, TaskError> {
         check_pieces(input.pieces).map_err(TaskError::Invalid)?;
-        Ok(vec![input.ms; input.pieces as usize])
+        Ok((0..input.pieces).map(|index| SleepPiece { index, ms: input.ms }).collect())
     }
 
-    fn run(&self, ms: u32, cancel: &CancelFlag) -> Result<u64, TaskError> {
-        let deadline = Instant::now() + Duration::from_millis(ms.into());
+    fn run(&self, piece: SleepPiece, cancel: &CancelFlag) -> Result<Slept, TaskError> {
+        let deadline = Instant::now() + Duration::from_millis(piece.ms.into());
         loop {
             cancel.check()?;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Ok(ms.into());
+                return Ok(Slept { index: piece.index, ms: piece.ms });
             }
             std::thread::sleep(left.min(STEP));
         }
     }
 
-    fn merge(&self, _input: &SleepInput, slept: Vec<u64>) -> Result<u64, TaskError> {
-        checked_sum(slept)
+    /// Every piece exactly once, in order, or the job failed.
+    fn merge(&self, input: &SleepInput, slept: Vec<Slept>) -> Result<u64, TaskError> {
+        if let Some((i, s)) = slept.iter().enumerate().find(|(i, s)| s.index as usize != *i) {
+            return Err(TaskError::Failed(format!("output {i} came back as piece {}", s.index)));
+        }
+        if slept.len() != input.pieces as usize {
+            return Err(TaskError::Failed(format!("{} outputs for {} pieces", slept.len(), input.pieces)));
+        }
+        checked_sum(slept.iter().map(|s| u64::from(s.ms)))
     }
 }
 
@@ -91,13 +118,18 @@ mod tests {
     #[test]
     fn a_piece_sleeps_as_long_as_asked() {
         let started = Instant::now();
-        assert_eq!(Sleep.run(30, &CancelFlag::new()), Ok(30));
+        assert_eq!(Sleep.run(SleepPiece { index: 4, ms: 30 }, &CancelFlag::new()), Ok(Slept { index: 4, ms: 30 }));
         assert!(started.elapsed() >= Duration::from_millis(30));
     }
 
     #[test]
-    fn merge_adds_up_the_sleeps() {
+    fn merge_adds_up_the_sleeps_and_checks_every_piece_came_back_once() {
         assert_eq!(run_locally(&Sleep, &SleepInput { ms: 2, pieces: 3 }), Ok(6));
+        let input = SleepInput { ms: 2, pieces: 3 };
+        let s = |index| Slept { index, ms: 2 };
+        assert!(Sleep.merge(&input, vec![s(0), s(2), s(1)]).is_err(), "misfiled");
+        assert!(Sleep.merge(&input, vec![s(0), s(1)]).is_err(), "missing");
+        assert!(Sleep.merge(&input, vec![s(0), s(1), s(2), s(2)]).is_err(), "counted twice");
     }
 
     #[test]
@@ -105,7 +137,7 @@ mod tests {
         let cancel = CancelFlag::new();
         cancel.cancel();
         let started = Instant::now();
-        assert_eq!(Sleep.run(60_000, &cancel), Err(TaskError::Cancelled));
+        assert_eq!(Sleep.run(SleepPiece { index: 0, ms: 60_000 }, &cancel), Err(TaskError::Cancelled));
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 
@@ -120,7 +152,7 @@ mod tests {
             })
         };
         let started = Instant::now();
-        assert_eq!(Sleep.run(60_000, &cancel), Err(TaskError::Cancelled));
+        assert_eq!(Sleep.run(SleepPiece { index: 0, ms: 60_000 }, &cancel), Err(TaskError::Cancelled));
         assert!(started.elapsed() < Duration::from_secs(10));
         canceller.join().unwrap();
     }

@@ -59,7 +59,7 @@ impl Load {
 /// [`Request::Status`]. The interval grows with the mesh (see
 /// [`Advert::interval_ms`]) so that a node hears a bounded number of adverts
 /// per second whatever the mesh size.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Advert {
     /// [`PROTOCOL_VERSION`] of the sender.
     pub version: u16,

@@ -18,11 +18,11 @@
 //! cargo run --release -p meshwork-tests --bin scale-bench -- --nodes 25,50,100,200 | tee scale.jsonl
 //! ```
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
-use meshwork_tests::procs::{node, Proc};
+use meshwork_tests::fleet::Fleet;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -36,8 +36,12 @@ struct Args {
     /// Idle seconds measured per size.
     #[arg(long, default_value_t = 20)]
     idle: u64,
+    /// Seconds left alone after the mesh formed, before the idle window
+    /// (the first adverts, DHT refreshes and gossip grafts settle).
+    #[arg(long, default_value_t = 15)]
+    settle: u64,
     /// Longest wait for a mesh to form, a join or a kill to be seen, in seconds.
-    #[arg(long, default_value_t = 180)]
+    #[arg(long, default_value_t = 300)]
     timeout: u64,
     /// Draw the per-node curves of these saved JSON lines to --svg instead of measuring.
     #[arg(long, requires = "svg")]
@@ -64,41 +68,6 @@ fn main() -> anyhow::Result<()> {
         bail!("a mesh did not hold (false down-judgements or a timeout): see the lines above");
     }
     Ok(())
-}
-
-/// One node process and what it printed about its peers.
-struct Member {
-    proc: Proc,
-    id: String,
-    /// Peer ids it reported up, with when.
-    up: BTreeMap<String, Instant>,
-    /// Peer ids it reported down, with when.
-    down: Vec<(String, Instant)>,
-}
-
-impl Member {
-    fn start(join: Option<&str>) -> anyhow::Result<Member> {
-        let mut extra = vec!["--slots", "1"];
-        if let Some(j) = join {
-            extra.extend(["--join", j]);
-        }
-        let (proc, addr) = node(&extra);
-        let id = addr.rsplit('/').next().context("a /p2p/ listen address")?.to_string();
-        Ok(Member { proc, id, up: BTreeMap::new(), down: Vec::new() })
-    }
-
-    /// Reads what arrived.
-    fn pump(&mut self) {
-        self.proc.pump();
-        for line in self.proc.log.drain(..) {
-            if let Some(p) = line.text.strip_prefix("peer-up ") {
-                self.up.entry(p.to_string()).or_insert(line.at);
-            } else if let Some(rest) = line.text.strip_prefix("peer-down ") {
-                let p = rest.split_whitespace().next().unwrap_or_default();
-                self.down.push((p.to_string(), line.at));
-            }
-        }
-    }
 }
 
 /// CPU ticks and memory of a process, from /proc, and its TCP traffic.
@@ -164,42 +133,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Waits until `done` holds for the members (reading their output), at most `timeout`.
-fn wait(members: &mut [Member], timeout: Duration, done: impl Fn(&[Member]) -> bool) -> Option<Instant> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        members.iter_mut().for_each(Member::pump);
-        if done(members) {
-            return Some(Instant::now());
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn measure(n: u32, args: &Args) -> anyhow::Result<Value> {
     let timeout = Duration::from_secs(args.timeout);
     let started = Instant::now();
-    let first = Member::start(None)?;
-    let join = first.proc.seen[0].trim_start_matches("listening ").to_string();
-    let mut members = vec![first];
-    for _ in 1..n {
-        members.push(Member::start(Some(&join))?);
-    }
-    let ids: BTreeSet<String> = members.iter().map(|m| m.id.clone()).collect();
-    let everyone_sees = |ms: &[Member], ids: &BTreeSet<String>| {
-        ms.iter().all(|m| ids.iter().filter(|p| **p != m.id).all(|p| m.up.contains_key(p)))
-    };
-    let formed = wait(&mut members, timeout, |ms| everyone_sees(ms, &ids));
+    let mut fleet = Fleet::start(n as usize, &[]);
+    let formed = fleet.wait(timeout, Fleet::formed);
     let form_s = formed.map(|t| t.duration_since(started).as_secs_f64());
 
-    // Idle: per-node cost over the window.
-    let pids: Vec<u32> = members.iter().map(|m| m.proc.pid()).collect();
+    // Idle: per-node cost over the window, once formation has settled.
+    fleet.wait(Duration::from_secs(args.settle), |_| false);
+    let pids: Vec<u32> = fleet.members.iter().map(|m| m.proc.pid()).collect();
     let before = Counters::read_all(&pids);
     let t0 = Instant::now();
-    wait(&mut members, Duration::from_secs(args.idle), |_| false);
+    fleet.wait(Duration::from_secs(args.idle), |_| false);
     let secs = t0.elapsed().as_secs_f64();
     let after = Counters::read_all(&pids);
     // SAFETY: sysconf has no side effects.
@@ -209,7 +155,7 @@ fn measure(n: u32, args: &Args) -> anyhow::Result<Value> {
             before
                 .iter()
                 .zip(&after)
-                .filter_map(|(b, a)| Some((f(a.as_ref()?) - f(b.as_ref()?)) as f64 / secs))
+                .filter_map(|(b, a)| Some(f(a.as_ref()?).saturating_sub(f(b.as_ref()?)) as f64 / secs))
                 .collect(),
         )
     };
@@ -220,28 +166,18 @@ fn measure(n: u32, args: &Args) -> anyhow::Result<Value> {
 
     // A newcomer: until everyone reports it up.
     let t_join = Instant::now();
-    let newcomer = Member::start(Some(&join))?;
-    let new_id = newcomer.id.clone();
-    members.push(newcomer);
-    let joined =
-        wait(&mut members, timeout, |ms| ms.iter().filter(|m| m.id != new_id).all(|m| m.up.contains_key(&new_id)));
+    let new_id = fleet.add(&[]).id.clone();
+    let joined = fleet.wait(timeout, |f| f.alive().filter(|m| m.id != new_id).all(|m| m.up.contains_key(&new_id)));
     let join_s = joined.map(|t| t.duration_since(t_join).as_secs_f64());
 
     // A victim: until every other reports it down.
-    let victim = members.len() / 2;
-    let victim_id = members[victim].id.clone();
+    let victim = fleet.members.len() / 2;
+    let victim_id = fleet.members[victim].id.clone();
+    fleet.members[victim].kill();
     let t_kill = Instant::now();
-    members[victim].proc.signal(libc::SIGKILL);
-    let seen_down = wait(&mut members, timeout, |ms| {
-        ms.iter().enumerate().filter(|(i, _)| *i != victim).all(|(_, m)| m.down.iter().any(|(p, _)| *p == victim_id))
-    });
+    let seen_down = fleet.wait(timeout, |f| f.alive().all(|m| m.saw_down(&victim_id).is_some()));
     let kill_s = seen_down.map(|t| t.duration_since(t_kill).as_secs_f64());
-    let false_downs: usize = members
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != victim)
-        .map(|(_, m)| m.down.iter().filter(|(p, _)| *p != victim_id).count())
-        .sum();
+    let false_downs = fleet.false_downs().len();
     let ok = form_s.is_some() && join_s.is_some() && kill_s.is_some() && false_downs == 0;
     Ok(json!({
         "bench": "scale", "nodes": n, "ok": ok, "idle_s": secs,

@@ -1,0 +1,90 @@
+//! Fifty real `meshwork node` processes on this machine form one mesh and
+//! keep it: no healthy peer is ever judged down (idle, under a job spread
+//! over all of them, and while five of them are killed), `meshwork peers`
+//! from any node lists them all within 5 s, and jobs come out right.
+
+use meshwork_tests::fleet::Fleet;
+use meshwork_tests::procs::{Proc, Spawn, Stderr};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const NODES: usize = 50;
+/// README: a killed node is seen down by every peer within this bound.
+const KILL_DETECTED: Duration = Duration::from_secs(2);
+
+/// `meshwork run --explain` as a process joined to `join`, submitting
+/// only (`--slots 0`); its placements on stderr, its JSON on stdout.
+fn run_job(join: &str, pieces: u32, ms: u32) -> Proc {
+    let (p, m) = (pieces.to_string(), ms.to_string());
+    let want = NODES.to_string();
+    let args = [
+        "run", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", join, "--slots", "0", "--min-peers", &want,
+        "--wait", "60", "--json", "--explain", "sleep", "--pieces", &p, "--ms", &m,
+    ];
+    Proc::spawn(&Spawn { stderr: Stderr::Pipe, ..Spawn::default() }, &args)
+}
+
+fn json_of(proc: &mut Proc, timeout: Duration) -> Value {
+    let (code, out) = proc.output(timeout).expect("the job ended");
+    assert_eq!(code, 0, "meshwork run failed: {out}");
+    serde_json::from_str(out.lines().last().unwrap_or_default()).expect("a JSON line")
+}
+
+#[test]
+fn fifty_nodes_hold_idle_under_a_job_and_through_five_kills() {
+    let mut fleet = Fleet::start(NODES, &[]);
+    let formed = fleet.wait(Duration::from_secs(180), Fleet::formed);
+    assert!(formed.is_some(), "the mesh did not form: {:?}", fleet.false_downs());
+
+    // Idle for a minute: nobody judged down.
+    fleet.wait(Duration::from_secs(60), |_| false);
+    assert_eq!(fleet.false_downs(), Vec::new(), "healthy peers judged down while idle");
+
+    // `meshwork peers` from three different nodes lists all of them within 5 s.
+    for k in [0, NODES / 2, NODES - 1] {
+        let started = Instant::now();
+        let addr = fleet.members[k].addr.clone();
+        let mut peers = Proc::start(&["peers", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", &addr, "--json", "--wait", "5"]);
+        let (code, out) = peers.output(Duration::from_secs(30)).unwrap();
+        assert_eq!(code, 0, "{out}");
+        let took = started.elapsed();
+        let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+        let live = listed.iter().filter(|p| p["connected"] == true && p["down"].is_null()).count();
+        assert_eq!(live, NODES, "peers via node {k} listed {live} of {NODES} live peers");
+        assert!(took < Duration::from_secs(8), "peers via node {k} took {took:?}");
+    }
+
+    // A job over all of them: no retries, every node used, the right total.
+    let job = json_of(&mut run_job(fleet.join_addr(), 1000, 100), Duration::from_secs(120));
+    let summary = &job["summary"];
+    assert_eq!(job["result"]["total_ms"], 100_000, "{job}");
+    assert_eq!(summary["retries"], 0, "{job}");
+    let used = summary["pieces_per_peer"].as_array().map_or(0, Vec::len);
+    assert_eq!(used, NODES, "pieces went to {used} of {NODES} nodes: {job}");
+    assert_eq!(fleet.false_downs(), Vec::new(), "healthy peers judged down during the job");
+
+    // Another, and five nodes killed while it runs.
+    let mut runner = run_job(fleet.join_addr(), 1000, 300);
+    runner.wait_for("the first placement", Duration::from_secs(60), |l| l.text.contains(" → ")).unwrap();
+    fleet.wait(Duration::from_secs(1), |_| false);
+    let victims: Vec<usize> = (1..=5).map(|i| i * (NODES / 6)).collect();
+    for &v in &victims {
+        fleet.members[v].kill();
+    }
+    let ids: Vec<(String, Instant)> =
+        victims.iter().map(|&v| (fleet.members[v].id.clone(), fleet.members[v].killed.unwrap())).collect();
+    let all_seen = fleet.wait(Duration::from_secs(30), |f| {
+        f.alive().all(|m| ids.iter().all(|(id, _)| m.saw_down(id).is_some()))
+    });
+    assert!(all_seen.is_some(), "not every node saw the five go down");
+    for m in fleet.alive() {
+        for (id, killed) in &ids {
+            let took = m.saw_down(id).unwrap().duration_since(*killed);
+            assert!(took <= KILL_DETECTED, "{} saw {id} down after {took:?}", m.id);
+        }
+    }
+    let job = json_of(&mut runner, Duration::from_secs(120));
+    assert_eq!(job["result"]["total_ms"], 300_000, "{job}");
+    fleet.wait(Duration::from_secs(2), |_| false);
+    assert_eq!(fleet.false_downs(), Vec::new(), "healthy peers judged down around the kills");
+}
