@@ -286,6 +286,9 @@ impl Slot {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Extra {
     pub(crate) causes: Vec<(PeerKey, String)>,
+    /// Peers that failed the piece itself (not merely went down while
+    /// holding it): it never goes back to them.
+    pub(crate) banned: Vec<PeerKey>,
 }
 
 /// A least-squares line through (piece index, piece time) samples.
@@ -417,9 +420,9 @@ impl Job {
         self.slots.len() as u32
     }
 
-    /// Peers that failed `piece` before.
+    /// Did `peer` fail `piece` itself before (an error, a missed deadline)?
     pub(crate) fn failed_on(&self, piece: u32, peer: PeerKey) -> bool {
-        self.extra.get(&piece).is_some_and(|e| e.causes.iter().any(|(p, _)| *p == peer))
+        self.extra.get(&piece).is_some_and(|e| e.banned.contains(&peer))
     }
 
     /// May `peer` get `piece`?

@@ -251,7 +251,7 @@ impl Scheduler {
                     Response::Results(r) => self.on_results(rid, b, r, ctx),
                     Response::Rejected(r) => self.on_rejected(rid, b, r, ctx),
                     Response::Status(_) | Response::Cancelled(_) | Response::Members(_) => {
-                        self.fail_pieces(rid, b, "answered a run request with something else", ctx)
+                        self.fail_pieces(rid, b, "answered a run request with something else", Ban::Yes, ctx)
                     }
                 }
             }
@@ -322,7 +322,7 @@ impl Scheduler {
         }
         let id = job.id;
         ctx.events.push_back(JobEvent::Progress { job: id, done: job.done, total: job.total() });
-        let fatal = failures.into_iter().find_map(|(p, cause)| piece_failed(job, p, b.peer, cause, ctx));
+        let fatal = failures.into_iter().find_map(|(p, cause)| piece_failed(job, p, b.peer, cause, Ban::Yes, ctx));
         for (other, piece) in losers {
             self.cancel_copy(id, other, piece, ctx);
         }
@@ -359,14 +359,14 @@ impl Scheduler {
     }
 
     /// Every piece of `b` that it still holds failed with `cause`.
-    fn fail_pieces(&mut self, rid: RequestId, b: Batch, cause: &str, ctx: &mut Ctx) {
+    fn fail_pieces(&mut self, rid: RequestId, b: Batch, cause: &str, ban: Ban, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get_mut(&b.job) else { return };
         let mut fatal = None;
         for &p in &b.pieces {
             let slot = &mut job.slots[p as usize];
             if slot.holds(rid) {
                 slot.release(rid);
-                fatal = fatal.or(piece_failed(job, p, b.peer, cause.to_string(), ctx));
+                fatal = fatal.or(piece_failed(job, p, b.peer, cause.to_string(), ban, ctx));
             }
         }
         let id = job.id;
@@ -393,7 +393,7 @@ impl Scheduler {
                     return None;
                 };
                 if let Some(b) = self.inflight.take(rid, job, ctx) {
-                    self.fail_pieces(rid, b, &format!("request failed: {cause}"), ctx);
+                    self.fail_pieces(rid, b, &format!("request failed: {cause}"), Ban::No, ctx);
                 }
                 None
             }
@@ -422,7 +422,7 @@ impl Scheduler {
                 Some(job_id) => {
                     let Some(job) = self.jobs.get_mut(&job_id) else { continue };
                     if let Some(b) = self.inflight.retire(rid, job, ctx) {
-                        self.fail_pieces(rid, b, &format!("peer down ({cause})"), ctx);
+                        self.fail_pieces(rid, b, &format!("peer down ({cause})"), Ban::No, ctx);
                     }
                 }
                 None => {
@@ -458,7 +458,7 @@ impl Scheduler {
             let timeout = job.spec.piece_timeout;
             let Some(b) = self.inflight.retire(rid, job, ctx) else { continue };
             self.inflight.cancel(peer, job_id, Some(b.pieces.clone()), ctx);
-            self.fail_pieces(rid, b, &format!("no result within the piece deadline of {timeout:?}"), ctx);
+            self.fail_pieces(rid, b, &format!("no result within the piece deadline of {timeout:?}"), Ban::Yes, ctx);
         }
     }
 
@@ -613,15 +613,35 @@ fn requeue(job: &mut Job, piece: u32) {
     }
 }
 
+/// Whether a failure keeps the piece away from the peer for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ban {
+    /// The peer failed the piece itself (error, deadline, nonsense answer).
+    Yes,
+    /// The peer went away holding it (connection, probes): once it is back
+    /// it may have the piece again.
+    No,
+}
+
 /// Records a failure of `piece` on `peer`. Returns the failure when the
 /// piece has now failed `max_attempts` times (the job must fail).
-fn piece_failed(job: &mut Job, piece: u32, peer: PeerKey, cause: String, ctx: &mut Ctx) -> Option<PieceFailure> {
+fn piece_failed(
+    job: &mut Job,
+    piece: u32,
+    peer: PeerKey,
+    cause: String,
+    ban: Ban,
+    ctx: &mut Ctx,
+) -> Option<PieceFailure> {
     let slot = job.slots[piece as usize];
     if slot.done {
         return None;
     }
     let extra = job.extra.entry(piece).or_default();
     extra.causes.push((peer, cause.clone()));
+    if ban == Ban::Yes {
+        extra.banned.push(peer);
+    }
     if slot.held() > 0 {
         return None;
     }

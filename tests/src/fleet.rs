@@ -121,8 +121,7 @@ impl Fleet {
     /// killed): (who, about whom, why). Clients (`meshwork run`) coming and
     /// going are not members.
     pub fn false_downs(&self) -> Vec<(String, String, String)> {
-        let members: BTreeMap<&str, Option<Instant>> =
-            self.members.iter().map(|m| (m.id.as_str(), m.killed)).collect();
+        let members: BTreeMap<&str, Option<Instant>> = self.members.iter().map(|m| (m.id.as_str(), m.killed)).collect();
         self.alive()
             .flat_map(|m| {
                 m.down

@@ -57,7 +57,8 @@ pub async fn local_mesh(n: usize, slots: u32) -> anyhow::Result<Vec<Node>> {
     Ok(nodes)
 }
 
-/// Waits until every node sees every other one live (connected, advertising).
+/// Waits until every node sees every other one: connected, not down, its
+/// advert heard (workers and submit-only nodes alike).
 pub async fn wait_connected(nodes: &[Node], timeout: Duration) -> anyhow::Result<Duration> {
     let clients: Vec<_> = nodes.iter().map(|n| n.client()).collect();
     let want = nodes.len() - 1;
@@ -65,7 +66,8 @@ pub async fn wait_connected(nodes: &[Node], timeout: Duration) -> anyhow::Result
         let clients = clients.clone();
         async move {
             for c in &clients {
-                let live = c.peers().await.map(|p| p.iter().filter(|p| p.is_live()).count()).unwrap_or(0);
+                let seen = |p: &&meshwork::PeerInfo| p.connected && p.down.is_none() && p.slots.is_some();
+                let live = c.peers().await.map(|p| p.iter().filter(seen).count()).unwrap_or(0);
                 if live < want {
                     return false;
                 }

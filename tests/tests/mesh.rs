@@ -1,8 +1,9 @@
 //! The mesh (issue: nodes find each other, gossip load, answer RPC), with
 //! real libp2p nodes on loopback.
 
-use meshwork::Node;
+use meshwork::tasks::sleep;
 use meshwork::PeerInfo;
+use meshwork::{JobOptions, Node};
 use meshwork_protocol::wire::{frame, to_cbor, Advert, Request, PROTOCOL_VERSION};
 use meshwork_tests::procs::{node, Proc};
 use meshwork_tests::rogue::Rogue;
@@ -36,24 +37,40 @@ async fn three_nodes_find_each_other_through_one_join_address_and_answer_status(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_node_is_marked_down_and_seen_again_after_restart() {
+async fn a_stopped_node_goes_quiet_is_judged_down_once_it_owes_work_and_comes_back() {
     let (stopped, addr) = node(&["--slots", "1"]);
-    let mut cfg = local_config(1);
+    let mut cfg = local_config(0);
     cfg.join = vec![addr.parse().unwrap()];
     let watcher = Node::start(cfg).await.unwrap();
     let client = watcher.client();
     let peer = addr.rsplit('/').next().unwrap().to_string();
     let down = |p: &meshwork::PeerInfo| p.down.is_some();
     wait_peer(&client, &peer, "the node's advert", T, PeerInfo::is_live).await.unwrap();
-    // SIGSTOP: the connection stays open, the adverts stop.
+    // SIGSTOP: the connection stays open, the adverts stop: quiet, not dead.
     stopped.signal(libc::SIGSTOP);
-    let took = wait_peer(&client, &peer, "the stopped node marked down", T, down).await.unwrap();
-    eprintln!("SIGSTOP → marked down after {took:?}");
-    assert!(took < Duration::from_secs(6), "{took:?}");
-    // SIGCONT: it is redialled and live again.
+    let took = wait_peer(&client, &peer, "the stopped node quiet", T, |p| p.quiet).await.unwrap();
+    eprintln!("SIGSTOP → quiet after {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let row = client.peers().await.unwrap().into_iter().find(|p| p.peer_id == peer).unwrap();
+    assert!(row.down.is_none() && row.connected, "quiet is not down: {row:?}");
+    // Work for it: the watcher probes it and, unanswered, judges it down.
+    let job = tokio::spawn({
+        let c = client.clone();
+        async move {
+            let opts = JobOptions { stall_timeout: Duration::from_secs(60), ..JobOptions::default() };
+            c.run(&sleep::Sleep, &sleep::SleepInput { ms: 10, pieces: 2 }, &opts, |_, _| {}).await
+        }
+    });
+    let judged = wait_peer(&client, &peer, "the stopped node judged down", T, down).await.unwrap();
+    eprintln!("SIGSTOP + work → judged down after {judged:?} more");
+    assert!(judged < Duration::from_secs(6), "{judged:?}");
+    // SIGCONT: it answers again on the same connection, live, and runs the job.
     stopped.signal(libc::SIGCONT);
     let back = wait_peer(&client, &peer, "the node live again", T, PeerInfo::is_live).await.unwrap();
     eprintln!("SIGCONT → live again after {back:?}");
+    let (total, report) = job.await.unwrap().unwrap();
+    assert_eq!(total, 20);
+    assert_eq!(report.pieces_per_peer.len(), 1, "{report:?}");
     // SIGKILL: the connection closes at once.
     stopped.signal(libc::SIGKILL);
     let killed = wait_peer(&client, &peer, "the killed node marked down", T, down).await.unwrap();

@@ -18,8 +18,25 @@ fn run_job(join: &str, pieces: u32, ms: u32) -> Proc {
     let (p, m) = (pieces.to_string(), ms.to_string());
     let want = NODES.to_string();
     let args = [
-        "run", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", join, "--slots", "0", "--min-peers", &want,
-        "--wait", "60", "--json", "--explain", "sleep", "--pieces", &p, "--ms", &m,
+        "run",
+        "--no-mdns",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--join",
+        join,
+        "--slots",
+        "0",
+        "--min-peers",
+        &want,
+        "--wait",
+        "60",
+        "--json",
+        "--explain",
+        "sleep",
+        "--pieces",
+        &p,
+        "--ms",
+        &m,
     ];
     Proc::spawn(&Spawn { stderr: Stderr::Pipe, ..Spawn::default() }, &args)
 }
@@ -44,7 +61,17 @@ fn fifty_nodes_hold_idle_under_a_job_and_through_five_kills() {
     for k in [0, NODES / 2, NODES - 1] {
         let started = Instant::now();
         let addr = fleet.members[k].addr.clone();
-        let mut peers = Proc::start(&["peers", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", &addr, "--json", "--wait", "5"]);
+        let mut peers = Proc::start(&[
+            "peers",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--join",
+            &addr,
+            "--json",
+            "--wait",
+            "5",
+        ]);
         let (code, out) = peers.output(Duration::from_secs(30)).unwrap();
         assert_eq!(code, 0, "{out}");
         let took = started.elapsed();
@@ -73,9 +100,8 @@ fn fifty_nodes_hold_idle_under_a_job_and_through_five_kills() {
     }
     let ids: Vec<(String, Instant)> =
         victims.iter().map(|&v| (fleet.members[v].id.clone(), fleet.members[v].killed.unwrap())).collect();
-    let all_seen = fleet.wait(Duration::from_secs(30), |f| {
-        f.alive().all(|m| ids.iter().all(|(id, _)| m.saw_down(id).is_some()))
-    });
+    let all_seen =
+        fleet.wait(Duration::from_secs(30), |f| f.alive().all(|m| ids.iter().all(|(id, _)| m.saw_down(id).is_some())));
     assert!(all_seen.is_some(), "not every node saw the five go down");
     for m in fleet.alive() {
         for (id, killed) in &ids {
