@@ -59,6 +59,12 @@ const DOWN_PROBE_EVERY: Duration = Duration::from_secs(2);
 /// Probe timeouts never grow past this, however slow a peer's answers were.
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most batches (requests, so muxer streams) in flight to one peer: far
+/// below the muxer's stream limit (yamux: 512 per connection, above which
+/// it closes the whole connection), and plenty to keep a peer busy since
+/// tiny pieces travel many to a batch.
+pub(crate) const MAX_BATCHES_PER_PEER: u32 = 128;
+
 /// Slots of a new peer believed before it has answered anything.
 pub(crate) const TRUSTED_SLOTS: u32 = 8;
 
@@ -93,6 +99,8 @@ pub struct PeerView {
     pub rtt: Option<Duration>,
     /// Our pieces in flight there.
     pub inflight: u32,
+    /// Our batches (requests) in flight there.
+    pub batches: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -164,6 +172,8 @@ struct PeerInfo {
     inflight_at_report: u32,
     /// Our pieces there now.
     inflight: u32,
+    /// Our batches there now (each one request, one stream).
+    batches: u32,
     /// Last time it answered or asked us something directly.
     last_heard: Time,
     /// Outstanding health probe and when it was sent.
@@ -193,6 +203,7 @@ impl PeerInfo {
             load: Load::default(),
             inflight_at_report: 0,
             inflight: 0,
+            batches: 0,
             last_heard: now,
             probe: None,
             rtt: RoundTrip::default(),
@@ -423,10 +434,16 @@ impl PeerTable {
         self.refresh(peer, now);
     }
 
-    /// Our pieces in flight at `peer` changed by `delta`.
-    pub(crate) fn add_inflight(&mut self, peer: PeerKey, delta: i64, now: Time) {
+    /// A batch of `pieces` pieces went to `peer` (`sent`) or ended there.
+    pub(crate) fn add_inflight(&mut self, peer: PeerKey, pieces: u32, sent: bool, now: Time) {
         let Some(info) = self.peers.get_mut(&peer) else { return };
-        info.inflight = (info.inflight as i64 + delta).max(0) as u32;
+        if sent {
+            info.inflight = info.inflight.saturating_add(pieces);
+            info.batches = info.batches.saturating_add(1);
+        } else {
+            info.inflight = info.inflight.saturating_sub(pieces);
+            info.batches = info.batches.saturating_sub(1);
+        }
         if peer == self.me {
             // Our own worker's load moves in step with these pieces.
             info.inflight_at_report = info.inflight_at_report.min(info.inflight);
@@ -697,13 +714,14 @@ fn view_of(peer: PeerKey, i: &PeerInfo, now: Time) -> PeerView {
         advert_age: i.advert.as_ref().map(|a| now.since(a.received)),
         rtt: i.last_rtt,
         inflight: i.inflight,
+        batches: i.batches,
     }
 }
 
 /// Pieces of `task` a peer described by `info` can take now, at `depth`.
 fn room_of(info: &PeerInfo, task: &str, depth: Depth, now: Time) -> u32 {
     let usable = info.connected && info.down.is_none() && !info.quiet && info.runs(task) && info.cooldown_until <= now;
-    if !usable {
+    if !usable || info.batches >= MAX_BATCHES_PER_PEER {
         return 0;
     }
     let window = info.trusted_slots().saturating_mul(depth.per_slot).min(info.load.capacity);
@@ -741,9 +759,10 @@ mod tests {
         let mut t = PeerTable::new(PeerKey(0), vec!["x".into()], load, now);
         t.index_task("x", now);
         assert_eq!(t.open("x"), &[PeerKey(0)]);
-        t.add_inflight(PeerKey(0), 2, now);
+        t.add_inflight(PeerKey(0), 1, true, now);
+        t.add_inflight(PeerKey(0), 1, true, now);
         assert!(t.open("x").is_empty(), "2 pieces on 2 slots leave no room");
-        t.add_inflight(PeerKey(0), -1, now);
+        t.add_inflight(PeerKey(0), 1, false, now);
         assert_eq!(t.open("x"), &[PeerKey(0)]);
         let advert = Advert {
             version: crate::wire::PROTOCOL_VERSION,

@@ -70,7 +70,7 @@ impl Inflight {
         match self.requests.remove(&rid) {
             Some(Pending::Batch(b)) => {
                 job.batches.remove(&rid);
-                ctx.peers.add_inflight(b.peer, -(b.pieces.len() as i64), ctx.now);
+                ctx.peers.add_inflight(b.peer, b.pieces.len() as u32, false, ctx.now);
                 Some(b)
             }
             Some(other) => {
@@ -114,7 +114,7 @@ impl Inflight {
         job.stats.batches += 1;
         let deadline = ctx.now + job.spec.piece_timeout.saturating_mul(n as u32);
         self.deadlines.push(Reverse((deadline, rid)));
-        ctx.peers.add_inflight(peer, n as i64, ctx.now);
+        ctx.peers.add_inflight(peer, n as u32, true, ctx.now);
         if job.spec.explain {
             ctx.events.push_back(JobEvent::Placed { job: job.id, peer, pieces: pieces.clone(), choice, backup });
         }

@@ -100,7 +100,10 @@ impl Behaviour {
             // reaps requests to peers the machine already gave up on.
             request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(24 * 3600))
-                .with_max_concurrent_streams(4096),
+                // Below yamux's 512 streams per connection, past which it
+                // closes the whole connection: a peer asking too much at once
+                // gets its extra streams refused instead.
+                .with_max_concurrent_streams(256),
         );
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),

@@ -338,6 +338,26 @@ fn adverts_slow_down_as_the_mesh_grows() {
 }
 
 #[test]
+fn many_one_piece_jobs_never_open_more_batches_to_a_peer_than_the_cap() {
+    let mut net = Net::new(2, 21, |i, c| *c = c.clone().with_slots(if i == 0 { 0 } else { 1 }));
+    warm(&mut net);
+    let ids: Vec<JobId> = (0..1000).map(|_| net.submit(0, job(vec![piece(1, 0)]))).collect();
+    let mut most = 0;
+    let all_done = net.run_until(60 * SEC, |n| {
+        most = most.max(n.nodes[0].peer(PeerKey(1), n.now).map_or(0, |v| v.batches));
+        ids.iter().all(|id| n.finished(0, *id).is_some())
+    });
+    assert!(all_done, "the jobs did not finish");
+    // A worker refuses streams past 256 at once, and yamux closes a whole
+    // connection past 512: a submitter must stay well below both.
+    assert!(most <= 128, "{most} batches in flight to one peer");
+    assert!(most >= 32, "the cap is used, not a trickle: {most}");
+    for id in ids {
+        ok(net.finished(0, id).unwrap().clone());
+    }
+}
+
+#[test]
 fn same_seed_same_run() {
     let trace = |seed| {
         let mut net = Net::new(5, seed, |_, _| {});

@@ -1,0 +1,114 @@
+//! The benchmark's mesh: this process (which submits, with `slots` slots of
+//! its own, 0 for submit-only) and `workers` `meshwork node` processes with
+//! one slot each, on loopback with mDNS off. Workers can be killed by PID
+//! and started again with the same identity.
+
+use crate::client::Client;
+use crate::node::{Node, NodeConfig};
+use crate::tasks::builtin_registry;
+use anyhow::{bail, Context};
+use libp2p::identity::Keypair;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// One `meshwork node` process.
+pub(super) struct Worker {
+    pub(super) child: Child,
+    pub(super) identity: PathBuf,
+}
+
+impl Worker {
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+}
+
+/// This process's node plus the worker processes.
+pub(super) struct Mesh {
+    pub(super) node: Node,
+    pub(super) workers: Vec<Worker>,
+    pub(super) join: String,
+}
+
+impl Mesh {
+    /// Starts the submitter with `slots` slots and `workers` worker processes,
+    /// and waits until it sees them all.
+    pub(super) async fn start(slots: u32, workers: usize) -> anyhow::Result<Mesh> {
+        let mut cfg = NodeConfig::new(Keypair::generate_ed25519(), builtin_registry());
+        cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid")];
+        cfg.behaviour.mdns = false;
+        cfg.transport.quic = false;
+        cfg.protocol = cfg.protocol.with_slots(slots);
+        let node = Node::start(cfg).await?;
+        let join = node.listen_addrs()[0].to_string();
+        let mut mesh = Mesh { node, workers: Vec::new(), join };
+        for i in 0..workers {
+            let identity = std::env::temp_dir().join(format!("meshwork-bench-{}-{i}.key", std::process::id()));
+            let child = spawn_worker(&identity, &mesh.join).await?;
+            mesh.workers.push(Worker { child, identity });
+        }
+        mesh.wait_for_workers(workers).await?;
+        Ok(mesh)
+    }
+
+    pub(super) fn client(&self) -> Client {
+        self.node.client()
+    }
+
+    /// Waits until `n` workers are live.
+    pub(super) async fn wait_for_workers(&self, n: usize) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.client().peers().await?.iter().filter(|p| p.is_live()).count() < n {
+            if Instant::now() > deadline {
+                bail!("the worker nodes did not join within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn stop(mut self) {
+        for w in &mut self.workers {
+            // SAFETY: kill(2) on our own child, not yet reaped.
+            unsafe { libc::kill(w.pid() as i32, libc::SIGTERM) };
+            if tokio::time::timeout(Duration::from_secs(5), w.child.wait()).await.is_err() {
+                let _ = w.child.kill().await;
+            }
+            let _ = std::fs::remove_file(&w.identity);
+        }
+        self.node.shutdown().await;
+    }
+}
+
+/// `meshwork node --slots 1` on loopback, joined to `join`; returns once it listens.
+pub(super) async fn spawn_worker(identity: &Path, join: &str) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("finding the meshwork binary")?;
+    let mut child = Command::new(exe)
+        .args(["node", "--no-mdns", "--slots", "1", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", join, "--identity"])
+        .arg(identity)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a worker node")?;
+    let mut lines = BufReader::new(child.stdout.take().context("worker stdout")?).lines();
+    while let Some(line) = lines.next_line().await? {
+        if line.starts_with("listening ") {
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return Ok(child);
+        }
+    }
+    bail!("a worker node exited before listening")
+}
+
+/// Resident and peak memory of a process, in KiB (from /proc).
+pub(super) fn memory_kib(pid: u32) -> (Option<u64>, Option<u64>) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

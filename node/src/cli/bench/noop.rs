@@ -1,0 +1,120 @@
+//! B1 (throughput) and B2 (round trip) with `noop` pieces, and the share of
+//! pieces that ran in the submitting process itself (`local_fraction`): a
+//! figure "over the mesh" means that share is 0.
+
+use super::mesh::{memory_kib, Mesh};
+use super::{quiet, round, BenchArgs};
+use crate::client::{Client, JobReport};
+use crate::tasks::noop;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// Pieces of `report` that ran on `me` (this process), as a share.
+fn local_share(report: &JobReport, me: &str) -> f64 {
+    let local: u32 = report.pieces_per_peer.iter().filter(|(p, _)| p == me).map(|(_, n)| n).sum();
+    local as f64 / report.pieces.max(1) as f64
+}
+
+/// One job of `n` pieces: seconds, and its report.
+async fn batched(c: &Client, n: u32) -> anyhow::Result<(f64, JobReport, bool)> {
+    let t0 = Instant::now();
+    let (count, report) = c.run(&noop::Noop, &noop::NoopInput { pieces: n }, &quiet(), |_, _| {}).await?;
+    Ok((t0.elapsed().as_secs_f64(), report, count == u64::from(n)))
+}
+
+/// `n` one-piece jobs submitted at once: seconds, pieces run here, all correct.
+async fn one_piece_jobs(c: &Client, n: u32) -> anyhow::Result<(f64, u32, bool)> {
+    let me = c.peer_id().to_string();
+    let (opts, one) = (quiet(), noop::NoopInput { pieces: 1 });
+    let t0 = Instant::now();
+    let jobs = (0..n).map(|_| c.run(&noop::Noop, &one, &opts, |_, _| {}));
+    let results = futures::future::join_all(jobs).await;
+    let secs = t0.elapsed().as_secs_f64();
+    let mut local = 0;
+    let mut correct = true;
+    for r in results {
+        let (count, report) = r?;
+        correct &= count == 1;
+        local += report.pieces_per_peer.iter().filter(|(p, _)| *p == me).count() as u32;
+    }
+    Ok((secs, local, correct))
+}
+
+/// Round trips of `n` sequential one-piece jobs, in ms, sorted; and how many ran here.
+async fn round_trips(c: &Client, n: u32) -> anyhow::Result<(Vec<f64>, usize)> {
+    let me = c.peer_id().to_string();
+    let mut lat = Vec::with_capacity(n as usize);
+    let mut local = 0;
+    for _ in 0..n {
+        let s = Instant::now();
+        let (_, r) = c.run(&noop::Noop, &noop::NoopInput { pieces: 1 }, &quiet(), |_, _| {}).await?;
+        lat.push(s.elapsed().as_secs_f64() * 1e3);
+        local += r.pieces_per_peer.iter().filter(|(p, _)| *p == me).count();
+    }
+    lat.sort_by(f64::total_cmp);
+    Ok((lat, local))
+}
+
+/// The `q` percentile of sorted samples (nearest rank).
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    let rank = (q / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn latency_fields(lat: &[f64], local: usize, total_s: f64) -> Value {
+    json!({
+        "lat_total_s": round(total_s), "lat_p50_ms": round(pct(lat, 50.0)), "lat_p99_ms": round(pct(lat, 99.0)),
+        "lat_mean_ms": round(lat.iter().sum::<f64>() / lat.len().max(1) as f64),
+        "lat_local_fraction": round(local as f64 / lat.len().max(1) as f64),
+    })
+}
+
+/// B1 and B2 with this process helping (one slot here, one worker).
+pub(super) async fn mixed(mesh: &Mesh, a: &BenchArgs) -> anyhow::Result<Value> {
+    let c = mesh.client();
+    let me = c.peer_id().to_string();
+    let worker = mesh.workers[0].pid();
+    let (idle_rss, _) = memory_kib(worker);
+    let (total, report, correct) = batched(&c, a.n).await?;
+    let (_, b1_peak) = memory_kib(worker);
+    let t1 = Instant::now();
+    let (lat, local) = round_trips(&c, a.lat).await?;
+    let mut out = json!({
+        "system": "meshwork", "workload": "noop", "workers": 2, "n": a.n, "lat_n": a.lat,
+        "correct": correct, "ok": correct,
+        "total_s": round(total), "tasks_per_s": round(a.n as f64 / total),
+        "local_fraction": round(local_share(&report, &me)),
+        "batches": report.batches, "pieces_per_peer": report.pieces_per_peer,
+        "worker_idle_rss_kib": idle_rss, "worker_peak_rss_kib_b1": b1_peak,
+    });
+    merge(&mut out, latency_fields(&lat, local, t1.elapsed().as_secs_f64()));
+    Ok(out)
+}
+
+/// B1 and B2 with every piece on another process (this one runs nothing).
+pub(super) async fn remote(mesh: &Mesh, a: &BenchArgs) -> anyhow::Result<Value> {
+    let c = mesh.client();
+    let me = c.peer_id().to_string();
+    let (total, report, batched_ok) = batched(&c, a.n).await?;
+    let (jobs_s, jobs_local, jobs_ok) = one_piece_jobs(&c, a.n).await?;
+    let t1 = Instant::now();
+    let (lat, local) = round_trips(&c, a.lat).await?;
+    let correct = batched_ok && jobs_ok;
+    let mut out = json!({
+        "system": "meshwork", "workload": "noop-remote", "workers": mesh.workers.len(), "n": a.n, "lat_n": a.lat,
+        "correct": correct, "ok": correct,
+        "total_s": round(total), "tasks_per_s": round(a.n as f64 / total),
+        "local_fraction": round(local_share(&report, &me)),
+        "batches": report.batches, "pieces_per_peer": report.pieces_per_peer,
+        "jobs_total_s": round(jobs_s), "jobs_per_s": round(a.n as f64 / jobs_s),
+        "jobs_local_fraction": round(jobs_local as f64 / a.n as f64),
+    });
+    merge(&mut out, latency_fields(&lat, local, t1.elapsed().as_secs_f64()));
+    Ok(out)
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Some(into), Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
+}
