@@ -43,10 +43,12 @@ pub enum MeshEvent {
 pub struct NodeStats {
     /// Adverts dropped by validation.
     pub invalid_adverts: u64,
-    /// Inbound RPC messages refused by the codec (malformed, truncated, oversized).
+    /// Inbound RPC frames refused (malformed, truncated, oversized, over the byte budget).
     pub malformed_requests: u64,
-    /// Inbound requests that failed after they were read (e.g. unanswered).
-    pub inbound_failures: u64,
+    /// Answers to requests we were not waiting for.
+    pub unsolicited_responses: u64,
+    /// Bytes inbound RPC frames hold right now.
+    pub buffered_bytes: u64,
     /// Peers the health checks judged down.
     pub marked_down: u64,
     /// RPC requests sent.

@@ -9,19 +9,17 @@ use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent, IDENTIFY_PR
 use crate::net::dialer::{self, Dialer};
 use crate::net::members;
 use crate::net::peer_map::{PeerMap, PeerNames};
+use crate::net::rpc::{Budget, Inbound, OutboundId, Rpc, RpcEvent};
 use crate::node::{accept_policy, NodeConfig};
 use libp2p::core::transport::ListenerId;
 use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, MessageAcceptance};
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, kad, mdns, Multiaddr, PeerId, StreamProtocol, Swarm};
 use meshwork_protocol::wire::{decode_advert, to_cbor, AdvertError, Load, Outcome, Request, Response, KAD_PROTOCOL};
 use meshwork_protocol::{Action, Config, InboundId, JobEvent, JobId, Machine, PeerEvent, RequestId, Time};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -39,18 +37,18 @@ pub(crate) struct Driver {
     commands: mpsc::Receiver<Command>,
     executor: Executor,
     finished: mpsc::UnboundedReceiver<Finished>,
-    outbound: HashMap<OutboundRequestId, RequestId>,
+    rpc: Rpc,
+    rpc_events: mpsc::UnboundedReceiver<RpcEvent>,
+    outbound: HashMap<OutboundId, RequestId>,
     /// Requests of the driver's own (a client's Status, a member list).
-    own: HashMap<OutboundRequestId, Own>,
-    inbound: HashMap<InboundId, ResponseChannel<Response>>,
+    own: HashMap<OutboundId, Own>,
+    inbound: HashMap<InboundId, Inbound>,
     next_inbound: u64,
     jobs: HashMap<JobId, mpsc::UnboundedSender<JobEvent>>,
     dialer: Dialer,
     listen: Vec<Multiaddr>,
     max_message: usize,
     stats: NodeStats,
-    /// Inbound RPC messages the codec refused.
-    refused: Arc<AtomicU64>,
     grace: Duration,
     /// Shutting down: the grace deadline, the leave-flush deadline, and who waits.
     stopping: Option<(Instant, Instant, Vec<oneshot::Sender<()>>)>,
@@ -63,15 +61,17 @@ impl Driver {
         cfg: &NodeConfig,
         mut protocol: Config,
         commands: mpsc::Receiver<Command>,
-        refused: Arc<AtomicU64>,
-    ) -> Driver {
+    ) -> anyhow::Result<Driver> {
         let mut peers = PeerMap::new(*swarm.local_peer_id());
         let allowed = cfg.accept_from.as_ref().map(|ids| ids.iter().map(|id| peers.key(*id)).collect());
         protocol.accept_from = accept_policy(allowed);
         let epoch = Instant::now();
         let machine = Machine::new(protocol, Time::ZERO);
         let (executor, finished) = Executor::new(cfg.registry.clone());
-        Driver {
+        let control = swarm.behaviour().rpc.new_control();
+        let budget = Budget::new(cfg.behaviour.inbound_budget);
+        let (rpc, rpc_events) = Rpc::start(control, cfg.behaviour.max_message, budget)?;
+        Ok(Driver {
             swarm,
             machine,
             epoch,
@@ -79,6 +79,8 @@ impl Driver {
             commands,
             executor,
             finished,
+            rpc,
+            rpc_events,
             outbound: HashMap::new(),
             own: HashMap::new(),
             inbound: HashMap::new(),
@@ -88,11 +90,10 @@ impl Driver {
             listen: Vec::new(),
             max_message: cfg.behaviour.max_message,
             stats: NodeStats::default(),
-            refused,
             grace: cfg.shutdown_grace,
             stopping: None,
             mesh_events: broadcast::channel(1024).0,
-        }
+        })
     }
 
     pub(crate) fn names(&self) -> PeerNames {
@@ -157,6 +158,10 @@ impl Driver {
                     Some(c) => self.on_command(c),
                     None => self.begin_shutdown(None),
                 },
+                Some(event) = self.rpc_events.recv() => {
+                    let now = self.now();
+                    self.on_rpc(event, now);
+                }
                 Some(done) = self.finished.recv() => {
                     self.executor.ended(done.id);
                     let now = self.now();
@@ -177,18 +182,18 @@ impl Driver {
             match action {
                 Action::Send { to, id, request } => match self.peers.id(to) {
                     Some(peer) => {
-                        let oid = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
+                        let oid = self.rpc.request(peer, request);
                         self.outbound.insert(oid, id);
                         self.stats.requests_sent += 1;
                     }
                     None => self.machine.handle_failure(id, "unknown peer", self.now()),
                 },
                 Action::Respond { id, response, .. } => {
-                    if let Some(channel) = self.inbound.remove(&id) {
-                        let response = fit(response, self.max_message);
-                        // Err: the requester is gone; nothing to tell it.
-                        let _ = self.swarm.behaviour_mut().rpc.send_response(channel, response);
-                        self.stats.responses_sent += 1;
+                    if let Some(to) = self.inbound.remove(&id) {
+                        // False: the requester's stream is gone; nothing to tell it.
+                        if self.rpc.answer(to, fit(response, self.max_message)) {
+                            self.stats.responses_sent += 1;
+                        }
                     }
                 }
                 Action::Publish(advert) => {
@@ -254,7 +259,7 @@ impl Driver {
             }
             Command::Cancel(job) => self.machine.cancel(job, now),
             Command::Status(peer, reply) => {
-                let oid = self.swarm.behaviour_mut().rpc.send_request(&peer, Request::Status);
+                let oid = self.rpc.request(peer, Request::Status);
                 self.own.insert(oid, Own::Status(reply));
             }
             Command::Load(reply) => {
@@ -265,7 +270,7 @@ impl Driver {
             }
             Command::Stats(reply) => {
                 let stats = NodeStats {
-                    malformed_requests: self.refused.load(Ordering::Relaxed),
+                    buffered_bytes: self.rpc.buffered() as u64,
                     redialling: self.dialer.redialling() as u64,
                     connections: self.swarm.network_info().connection_counters().num_established() as u64,
                     ..self.stats.clone()
@@ -339,7 +344,7 @@ impl Driver {
                     self.dialer.remember(peer_id, address.clone());
                     // Joined through it: ask it who else is there.
                     if num_established.get() == 1 && self.dialer.is_join(&peer_id, address) {
-                        let oid = self.swarm.behaviour_mut().rpc.send_request(&peer_id, Request::Members);
+                        let oid = self.rpc.request(peer_id, Request::Members);
                         self.own.insert(oid, Own::Members);
                     }
                 }
@@ -370,7 +375,6 @@ impl Driver {
 
     fn on_behaviour(&mut self, event: BehaviourEvent, now: Time) {
         match event {
-            BehaviourEvent::Rpc(event) => self.on_rpc(event, now),
             BehaviourEvent::LoadGossip(gossipsub::Event::Message { propagation_source, message_id, message }) => {
                 let Some(source) = message.source else { return };
                 let acceptance = match decode_advert(&message.data) {
@@ -450,53 +454,65 @@ impl Driver {
         MessageAcceptance::Reject
     }
 
-    fn on_rpc(&mut self, event: request_response::Event<Request, Response>, now: Time) {
+    fn on_rpc(&mut self, event: RpcEvent, now: Time) {
+        for lost in self.rpc.on_event(&event) {
+            let error = match &event {
+                RpcEvent::OutboundClosed { error, .. } => error.clone(),
+                _ => "stream closed".to_string(),
+            };
+            self.lost(lost, &error, now);
+        }
         match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request: Request::Members, channel, .. } => {
-                    let live = self.machine.peers(now).into_iter().filter(|v| v.connected && v.down.is_none());
-                    let known = live.filter_map(|v| self.peers.id(v.peer)).map(|p| (p, self.dialer.addrs(&p)));
-                    let list = members::list(known, peer);
-                    let _ = self.swarm.behaviour_mut().rpc.send_response(channel, Response::Members(list));
+            RpcEvent::Request { peer, from, request: Request::Members } => {
+                let live = self.machine.peers(now).into_iter().filter(|v| v.connected && v.down.is_none());
+                let known = live.filter_map(|v| self.peers.id(v.peer)).map(|p| (p, self.dialer.addrs(&p)));
+                let list = members::list(known, peer);
+                self.rpc.answer(from, Response::Members(list));
+            }
+            RpcEvent::Request { peer, from, request } => {
+                let id = InboundId(self.next_inbound);
+                self.next_inbound += 1;
+                self.inbound.insert(id, from);
+                let key = self.peers.key(peer);
+                self.machine.handle_request(key, id, request, now);
+            }
+            RpcEvent::Response { id, response } => {
+                if !self.rpc.answered(id) {
+                    self.stats.unsolicited_responses += 1;
+                    return;
                 }
-                request_response::Message::Request { request, channel, .. } => {
-                    let id = InboundId(self.next_inbound);
-                    self.next_inbound += 1;
-                    self.inbound.insert(id, channel);
-                    let key = self.peers.key(peer);
-                    self.machine.handle_request(key, id, request, now);
-                }
-                request_response::Message::Response { request_id, response } => {
-                    match (self.own.remove(&request_id), response) {
-                        (Some(Own::Status(reply)), Response::Status(advert)) => drop(reply.send(Ok(advert.load()))),
-                        (Some(Own::Status(reply)), other) => {
-                            drop(reply.send(Err(format!("answered Status with {other:?}"))))
-                        }
-                        (Some(Own::Members), Response::Members(list)) => self.meet(members::read(list)),
-                        (Some(Own::Members), _) => {}
-                        (None, response) => {
-                            if let Some(id) = self.outbound.remove(&request_id) {
-                                self.machine.handle_response(id, response, now);
-                            }
+                match (self.own.remove(&id), response) {
+                    (Some(Own::Status(reply)), Response::Status(advert)) => drop(reply.send(Ok(advert.load()))),
+                    (Some(Own::Status(reply)), other) => {
+                        drop(reply.send(Err(format!("answered Status with {other:?}"))))
+                    }
+                    (Some(Own::Members), Response::Members(list)) => self.meet(members::read(list)),
+                    (Some(Own::Members), _) => {}
+                    (None, response) => {
+                        if let Some(id) = self.outbound.remove(&id) {
+                            self.machine.handle_response(id, response, now);
                         }
                     }
                 }
-            },
-            request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
-                tracing::debug!(%peer, %error, "request failed");
-                if let Some(own) = self.own.remove(&request_id) {
-                    if let Own::Status(reply) = own {
-                        let _ = reply.send(Err(error.to_string()));
-                    }
-                } else if let Some(id) = self.outbound.remove(&request_id) {
-                    self.machine.handle_failure(id, &error.to_string(), now);
+            }
+            RpcEvent::Refused { peer, error } => {
+                tracing::warn!(%peer, %error, "refused an RPC frame; stream closed");
+                self.stats.malformed_requests += 1;
+            }
+            RpcEvent::Opened { .. } | RpcEvent::InboundClosed { .. } | RpcEvent::OutboundClosed { .. } => {}
+        }
+    }
+
+    /// Our request `id` will never be answered: its stream ended.
+    fn lost(&mut self, id: OutboundId, error: &str, now: Time) {
+        match self.own.remove(&id) {
+            Some(Own::Status(reply)) => drop(reply.send(Err(error.to_string()))),
+            Some(Own::Members) => {}
+            None => {
+                if let Some(id) = self.outbound.remove(&id) {
+                    self.machine.handle_failure(id, error, now);
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::warn!(%peer, %error, "bad or unanswered request");
-                self.stats.inbound_failures += 1;
-            }
-            request_response::Event::ResponseSent { .. } => {}
         }
     }
 

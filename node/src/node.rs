@@ -5,7 +5,6 @@
 use crate::client::Client;
 use crate::driver::Driver;
 use crate::net::behaviour::{Behaviour, BehaviourConfig};
-use crate::net::codec::RpcCodec;
 use crate::net::transport::{self, TransportConfig};
 use anyhow::Context;
 use libp2p::identity::Keypair;
@@ -74,9 +73,7 @@ impl Node {
     pub async fn start(cfg: NodeConfig) -> anyhow::Result<Node> {
         let me = cfg.keypair.public().to_peer_id();
         let transport = transport::build(&cfg.keypair, &cfg.transport).context("building transports")?;
-        let codec = RpcCodec::new(cfg.behaviour.max_message);
-        let refused = codec.refused();
-        let behaviour = Behaviour::new(&cfg.keypair, &cfg.behaviour, codec).context("building behaviours")?;
+        let behaviour = Behaviour::new(&cfg.keypair, &cfg.behaviour).context("building behaviours")?;
         let mut swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
             .with_tokio()
             .with_other_transport(|_| transport)?
@@ -103,7 +100,7 @@ impl Node {
         tracing::debug!(seed = protocol.seed, "state machine seeded");
         let (tx, rx) = mpsc::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let mut driver = Driver::new(swarm, &cfg, protocol, rx, refused);
+        let mut driver = Driver::new(swarm, &cfg, protocol, rx)?;
         let names = driver.names();
         let mesh_events = driver.mesh_events();
         for addr in &cfg.join {

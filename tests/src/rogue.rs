@@ -4,82 +4,30 @@
 //! test likes (unsolicited or duplicate results). Tests use it to check a
 //! node survives all of it.
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
-use meshwork_protocol::wire::{frame, from_cbor, to_cbor, Advert, Request, Response, ADVERT_TOPIC, RPC_PROTOCOL};
-use std::collections::HashMap;
-use std::io;
+use meshwork_protocol::wire::{
+    frame, from_cbor, to_cbor, Advert, Request, RequestFrame, Response, ResponseFrame, ADVERT_TOPIC, RPC_PROTOCOL,
+};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-
-/// Writes requests verbatim; reads a response to the end of the stream.
-#[derive(Clone, Default)]
-struct RawCodec;
-
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        let mut v = Vec::new();
-        io.read_to_end(&mut v).await?;
-        Ok(v)
-    }
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        let mut v = Vec::new();
-        io.take(1 << 20).read_to_end(&mut v).await?;
-        if v.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no response"));
-        }
-        Ok(v)
-    }
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> io::Result<()> {
-        io.write_all(&req).await?;
-        io.close().await
-    }
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Vec<u8>,
-    ) -> io::Result<()> {
-        io.write_all(&res).await
-    }
-}
 
 #[derive(NetworkBehaviour)]
 struct RogueBehaviour {
     identify: identify::Behaviour,
     gossip: gossipsub::Behaviour,
-    rpc: request_response::Behaviour<RawCodec>,
+    rpc: libp2p_stream::Behaviour,
 }
 
 /// How a rogue worker answers a run request.
-pub type Answer = Box<dyn Fn(Request) -> Response + Send>;
+pub type Answer = Box<dyn Fn(Request) -> Response + Send + Sync>;
 
 enum Cmd {
     Dial(Multiaddr),
-    Serve(Answer),
     Advertise(Advert),
     Publish(Vec<u8>, oneshot::Sender<Result<(), String>>),
-    Send(PeerId, Vec<u8>, oneshot::Sender<Result<Vec<u8>, String>>),
 }
 
 /// A running hostile peer.
@@ -87,6 +35,7 @@ pub struct Rogue {
     tx: mpsc::Sender<Cmd>,
     /// Its peer id.
     pub peer_id: PeerId,
+    control: libp2p_stream::Control,
 }
 
 impl Rogue {
@@ -106,20 +55,17 @@ impl Rogue {
                 RogueBehaviour {
                     identify: identify::Behaviour::new(identify::Config::new("/rogue/1".into(), key.public())),
                     gossip,
-                    rpc: request_response::Behaviour::with_codec(
-                        RawCodec,
-                        [(StreamProtocol::new(RPC_PROTOCOL), ProtocolSupport::Full)],
-                        request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
-                    ),
+                    rpc: libp2p_stream::Behaviour::new(),
                 }
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
         swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
         let peer_id = *swarm.local_peer_id();
+        let control = swarm.behaviour().rpc.new_control();
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(drive(swarm, rx));
-        Ok(Rogue { tx, peer_id })
+        Ok(Rogue { tx, peer_id, control })
     }
 
     /// Connects to `addr`.
@@ -129,7 +75,25 @@ impl Rogue {
 
     /// Answers every inbound RPC request with `answer` (a lying worker).
     pub async fn serve(&self, answer: Answer) {
-        let _ = self.tx.send(Cmd::Serve(answer)).await;
+        let mut control = self.control.clone();
+        let Ok(mut incoming) = control.accept(StreamProtocol::new(RPC_PROTOCOL)) else { return };
+        tokio::spawn(async move {
+            let answer = std::sync::Arc::new(answer);
+            while let Some((_, stream)) = incoming.next().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let (mut r, mut w) = stream.split();
+                    while let Some(body) = read_frame(&mut r).await {
+                        let Ok(f) = from_cbor::<RequestFrame>(&body) else { return };
+                        let reply = ResponseFrame { id: f.id, response: answer(f.request) };
+                        let framed = frame::encode(&to_cbor(&reply), usize::MAX).expect("small response");
+                        if w.write_all(&framed).await.is_err() || w.flush().await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
     }
 
     /// Publishes `advert` every 500 ms from now on, with an increasing seq.
@@ -144,17 +108,34 @@ impl Rogue {
         rx.await.map_err(|e| e.to_string())?
     }
 
-    /// Sends `bytes` verbatim as an RPC request to `peer`; the raw response or the failure.
+    /// Writes `bytes` verbatim on a new RPC stream to `peer`, closes its
+    /// side, and reads one frame back: its body, or why there was none (the
+    /// node closed the stream).
     pub async fn send_raw(&self, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::Send(peer, bytes, tx)).await;
-        rx.await.map_err(|e| e.to_string())?
+        let mut control = self.control.clone();
+        let stream = control.open_stream(peer, StreamProtocol::new(RPC_PROTOCOL)).await.map_err(|e| e.to_string())?;
+        let (mut r, mut w) = stream.split();
+        w.write_all(&bytes).await.map_err(|e| e.to_string())?;
+        w.close().await.map_err(|e| e.to_string())?;
+        match tokio::time::timeout(Duration::from_secs(10), read_frame(&mut r)).await {
+            Ok(Some(body)) => Ok(body),
+            Ok(None) => Err("the node closed the stream".into()),
+            Err(_) => Err("no answer within 10 s".into()),
+        }
     }
 }
 
+/// One frame's body, or `None` once the stream ends or fails.
+async fn read_frame(r: &mut (impl futures::AsyncRead + Unpin)) -> Option<Vec<u8>> {
+    let mut header = [0u8; frame::HEADER_LEN];
+    r.read_exact(&mut header).await.ok()?;
+    let len = frame::body_len(header, 1 << 24).ok()?;
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.ok()?;
+    Some(body)
+}
+
 async fn drive(mut swarm: Swarm<RogueBehaviour>, mut rx: mpsc::Receiver<Cmd>) {
-    let mut pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> = HashMap::new();
-    let mut answer: Option<Answer> = None;
     let mut advert: Option<Advert> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -168,38 +149,13 @@ async fn drive(mut swarm: Swarm<RogueBehaviour>, mut rx: mpsc::Receiver<Cmd>) {
             cmd = rx.recv() => match cmd {
                 None => return,
                 Some(Cmd::Dial(a)) => { let _ = swarm.dial(a); }
-                Some(Cmd::Serve(a)) => answer = Some(a),
                 Some(Cmd::Advertise(a)) => advert = Some(a),
                 Some(Cmd::Publish(b, reply)) => {
                     let r = swarm.behaviour_mut().gossip.publish(IdentTopic::new(ADVERT_TOPIC), b);
                     let _ = reply.send(r.map(|_| ()).map_err(|e| e.to_string()));
                 }
-                Some(Cmd::Send(peer, bytes, reply)) => {
-                    let id = swarm.behaviour_mut().rpc.send_request(&peer, bytes);
-                    pending.insert(id, reply);
-                }
             },
-            event = swarm.select_next_some() => {
-                if let SwarmEvent::Behaviour(RogueBehaviourEvent::Rpc(e)) = event {
-                    match e {
-                        request_response::Event::Message { message: request_response::Message::Response { request_id, response }, .. } => {
-                            if let Some(r) = pending.remove(&request_id) { let _ = r.send(Ok(response)); }
-                        }
-                        request_response::Event::OutboundFailure { request_id, error, .. } => {
-                            if let Some(r) = pending.remove(&request_id) { let _ = r.send(Err(error.to_string())); }
-                        }
-                        request_response::Event::Message { message: request_response::Message::Request { request, channel, .. }, .. } => {
-                            let decoded = request.get(frame::HEADER_LEN..).and_then(|b| from_cbor::<Request>(b).ok());
-                            if let (Some(answer), Some(req)) = (&answer, decoded) {
-                                let body = to_cbor(&answer(req));
-                                let framed = frame::encode(&body, usize::MAX).expect("small response");
-                                let _ = swarm.behaviour_mut().rpc.send_response(channel, framed);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            _ = swarm.select_next_some() => {}
         }
     }
 }

@@ -4,7 +4,7 @@
 use meshwork::tasks::sleep;
 use meshwork::PeerInfo;
 use meshwork::{JobOptions, Node};
-use meshwork_protocol::wire::{frame, to_cbor, Advert, Request, PROTOCOL_VERSION};
+use meshwork_protocol::wire::{frame, to_cbor, Advert, Request, RequestFrame, PROTOCOL_VERSION};
 use meshwork_tests::procs::{node, Proc};
 use meshwork_tests::rogue::Rogue;
 use meshwork_tests::{local_config, local_mesh, tcp_addr, wait_connected, wait_peer, wait_until};
@@ -103,7 +103,7 @@ async fn garbage_and_oversized_rpc_messages_are_refused_and_the_node_keeps_servi
     .await
     .unwrap();
     // A well-formed Status from the rogue still gets an answer, and so does the other node.
-    let status_frame = frame::encode(&to_cbor(&Request::Status), 1 << 20).unwrap();
+    let status_frame = frame::encode(&to_cbor(&RequestFrame { id: 7, request: Request::Status }), 1 << 20).unwrap();
     let status = rogue.send_raw(id, status_frame).await;
     assert!(status.is_ok(), "{status:?}");
     let load = nodes[0].client().status(id).await.unwrap().expect("still serving");

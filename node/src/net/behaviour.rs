@@ -3,7 +3,6 @@
 //! generated enum has no docs of its own, hence the `allow` below.)
 #![allow(missing_docs)]
 
-use super::codec::RpcCodec;
 use libp2p::gossipsub::{
     self, IdentTopic, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds, TopicScoreParams,
 };
@@ -11,8 +10,8 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{connection_limits, identify, mdns, memory_connection_limits, request_response, StreamProtocol};
-use meshwork_protocol::wire::{ADVERT_TOPIC, KAD_PROTOCOL, MAX_ADVERT_BYTES, RPC_PROTOCOL};
+use libp2p::{connection_limits, identify, mdns, memory_connection_limits, StreamProtocol};
+use meshwork_protocol::wire::{ADVERT_TOPIC, KAD_PROTOCOL, MAX_ADVERT_BYTES};
 use std::time::Duration;
 
 /// Identify's protocol version string; peers with another one are not ours.
@@ -25,6 +24,9 @@ pub struct BehaviourConfig {
     pub mdns: bool,
     /// Largest RPC message, in bytes.
     pub max_message: usize,
+    /// Bytes inbound RPC frames may hold at once, across all peers: a
+    /// frame that would pass it is refused and its stream closed.
+    pub inbound_budget: usize,
     /// Most established connections in all.
     pub max_connections: u32,
     /// Most established connections per peer.
@@ -38,6 +40,7 @@ impl Default for BehaviourConfig {
         BehaviourConfig {
             mdns: true,
             max_message: meshwork_protocol::wire::frame::DEFAULT_MAX_MESSAGE,
+            inbound_budget: 2 * meshwork_protocol::wire::frame::DEFAULT_MAX_MESSAGE,
             max_connections: 1024,
             // Simultaneous mDNS dials open two connections per pair; a limit of
             // one would refuse both (see shared/notes/libp2p-facts.md).
@@ -62,13 +65,13 @@ pub struct Behaviour {
     pub discovery: kad::Behaviour<MemoryStore>,
     /// Load adverts.
     pub load_gossip: gossipsub::Behaviour,
-    /// Status, run and cancel requests.
-    pub rpc: request_response::Behaviour<RpcCodec>,
+    /// The RPC streams (see `net::rpc`).
+    pub rpc: libp2p_stream::Behaviour,
 }
 
 impl Behaviour {
-    /// Builds the behaviour for `key`, with the RPC `codec`.
-    pub fn new(key: &Keypair, cfg: &BehaviourConfig, codec: RpcCodec) -> anyhow::Result<Behaviour> {
+    /// Builds the behaviour for `key`.
+    pub fn new(key: &Keypair, cfg: &BehaviourConfig) -> anyhow::Result<Behaviour> {
         let me = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(cfg.max_connections))
@@ -93,18 +96,6 @@ impl Behaviour {
         // Client mode until an external address is confirmed would hide LAN
         // nodes from each other: every meshwork node serves the DHT.
         discovery.set_mode(Some(kad::Mode::Server));
-        let rpc = request_response::Behaviour::with_codec(
-            codec,
-            [(StreamProtocol::new(RPC_PROTOCOL), request_response::ProtocolSupport::Full)],
-            // The machine owns deadlines and health; libp2p's timeout only
-            // reaps requests to peers the machine already gave up on.
-            request_response::Config::default()
-                .with_request_timeout(Duration::from_secs(24 * 3600))
-                // Below yamux's 512 streams per connection, past which it
-                // closes the whole connection: a peer asking too much at once
-                // gets its extra streams refused instead.
-                .with_max_concurrent_streams(256),
-        );
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             memory: memory_connection_limits::Behaviour::with_max_percentage(cfg.max_memory_fraction),
@@ -116,7 +107,7 @@ impl Behaviour {
             mdns: mdns.into(),
             discovery,
             load_gossip: gossip(key)?,
-            rpc,
+            rpc: libp2p_stream::Behaviour::new(),
         })
     }
 }

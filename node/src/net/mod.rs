@@ -2,15 +2,15 @@
 //!
 //! - [`transport`]: TCP/QUIC/memory stacks, with pnet for private meshes.
 //! - [`behaviour`]: the composed behaviour (discovery, load gossip, RPC, health).
-//! - [`codec`]: the length-prefixed CBOR codec of the RPC.
+//! - `rpc`: the RPC protocol on long-lived streams, its frames and byte budget.
 //! - [`identity`]: keypair files.
 //! - `dialer`: the bounded address book, `--join` addresses, redials with backoff.
 //! - `peer_map`: libp2p peer ids ↔ the state machine's peer keys.
 
 pub mod behaviour;
-pub mod codec;
 pub(crate) mod dialer;
 pub mod identity;
 pub(crate) mod members;
 pub mod peer_map;
+pub(crate) mod rpc;
 pub mod transport;

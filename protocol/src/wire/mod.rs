@@ -3,8 +3,9 @@
 //! exactly these types; `tests` in this module check its hex examples.
 //!
 //! - [`Advert`]: published on the gossipsub topic [`ADVERT_TOPIC`].
-//! - [`Request`] / [`Response`]: the request-response protocol [`RPC_PROTOCOL`],
-//!   framed by [`frame`].
+//! - [`Request`] / [`Response`]: the RPC protocol [`RPC_PROTOCOL`], as
+//!   numbered [`RequestFrame`]s and [`ResponseFrame`]s on one long-lived
+//!   stream per requester and peer, framed by [`frame`].
 
 mod cbor;
 pub mod frame;
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 /// sender's count of the mesh.
 pub const PROTOCOL_VERSION: u16 = 2;
 
-/// libp2p protocol id of the request-response RPC.
+/// libp2p protocol id of the RPC streams.
 pub const RPC_PROTOCOL: &str = "/meshwork/rpc/2";
 
 /// Gossipsub topic (an `IdentTopic`: the raw string) carrying load adverts.
@@ -111,6 +112,26 @@ pub enum Request {
     /// one advert at a time. Answered by the network layer (addresses are
     /// its business), never by the state machine.
     Members,
+}
+
+/// A request on an RPC stream: the requester numbers its requests, and the
+/// answer to each comes back on the same stream with the same number, in
+/// any order (a Status is answered at once, a batch when its pieces end).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFrame {
+    /// The requester's number for it, unique on the stream.
+    pub id: u64,
+    /// The request.
+    pub request: Request,
+}
+
+/// The answer to the [`RequestFrame`] with the same `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseFrame {
+    /// The request's number.
+    pub id: u64,
+    /// The answer.
+    pub response: Response,
 }
 
 /// One member of the mesh, as [`Response::Members`] lists it.

@@ -55,6 +55,19 @@ async fn round_trips(c: &Client, n: u32) -> anyhow::Result<(Vec<f64>, usize)> {
     Ok((lat, local))
 }
 
+/// Round trips of `n` sequential Status requests to `peer`, in ms, sorted:
+/// the transport alone (no job, no execution), to tell where B2's time goes.
+async fn status_trips(c: &Client, peer: libp2p::PeerId, n: u32) -> anyhow::Result<Vec<f64>> {
+    let mut lat = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let s = Instant::now();
+        c.status(peer).await?.map_err(anyhow::Error::msg)?;
+        lat.push(s.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    Ok(lat)
+}
+
 /// The `q` percentile of sorted samples (nearest rank).
 fn pct(sorted: &[f64], q: f64) -> f64 {
     let rank = (q / 100.0 * sorted.len() as f64).ceil() as usize;
@@ -99,6 +112,12 @@ pub(super) async fn remote(mesh: &Mesh, a: &BenchArgs) -> anyhow::Result<Value> 
     let (jobs_s, jobs_local, jobs_ok) = one_piece_jobs(&c, a.n).await?;
     let t1 = Instant::now();
     let (lat, local) = round_trips(&c, a.lat).await?;
+    let lat_s = t1.elapsed().as_secs_f64();
+    let worker = c.peers().await?.into_iter().find(|p| p.is_live()).and_then(|p| p.peer_id.parse().ok());
+    let status = match worker {
+        Some(w) => status_trips(&c, w, a.lat).await?,
+        None => vec![f64::NAN],
+    };
     let correct = batched_ok && jobs_ok;
     let mut out = json!({
         "system": "meshwork", "workload": "noop-remote", "workers": mesh.workers.len(), "n": a.n, "lat_n": a.lat,
@@ -108,8 +127,9 @@ pub(super) async fn remote(mesh: &Mesh, a: &BenchArgs) -> anyhow::Result<Value> 
         "batches": report.batches, "pieces_per_peer": report.pieces_per_peer,
         "jobs_total_s": round(jobs_s), "jobs_per_s": round(a.n as f64 / jobs_s),
         "jobs_local_fraction": round(jobs_local as f64 / a.n as f64),
+        "status_p50_ms": round(pct(&status, 50.0)), "status_p99_ms": round(pct(&status, 99.0)),
     });
-    merge(&mut out, latency_fields(&lat, local, t1.elapsed().as_secs_f64()));
+    merge(&mut out, latency_fields(&lat, local, lat_s));
     Ok(out)
 }
 
