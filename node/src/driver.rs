@@ -4,7 +4,7 @@
 //! into swarm calls. It decides nothing about placement, retries or merging.
 
 use crate::client::{Command, MeshEvent, NodeStats, PeerInfo};
-use crate::executor::{Executor, Finished};
+use crate::executor::{ExecEvent, Executor};
 use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
 use crate::net::dialer::{self, Dialer};
 use crate::net::members;
@@ -36,7 +36,7 @@ pub(crate) struct Driver {
     peers: PeerMap,
     commands: mpsc::Receiver<Command>,
     executor: Executor,
-    finished: mpsc::UnboundedReceiver<Finished>,
+    finished: mpsc::UnboundedReceiver<ExecEvent>,
     rpc: Rpc,
     rpc_events: mpsc::UnboundedReceiver<RpcEvent>,
     outbound: HashMap<OutboundId, RequestId>,
@@ -162,10 +162,15 @@ impl Driver {
                     let now = self.now();
                     self.on_rpc(event, now);
                 }
-                Some(done) = self.finished.recv() => {
-                    self.executor.ended(done.id);
+                Some(event) = self.finished.recv() => {
                     let now = self.now();
-                    self.machine.handle_execution(done.id, done.outcomes, done.elapsed, now);
+                    match event {
+                        ExecEvent::Progress { id, outcomes } => self.machine.handle_progress(id, outcomes, now),
+                        ExecEvent::Finished { id, outcomes, elapsed } => {
+                            self.executor.ended(id, elapsed);
+                            self.machine.handle_execution(id, outcomes, elapsed, now);
+                        }
+                    }
                 }
                 _ = &mut timer => {
                     let now = self.now();

@@ -144,7 +144,17 @@ impl Machine {
         self.settle(now);
     }
 
-    /// A local execution ended: one outcome per piece, in order.
+    /// Pieces of a local execution finished (their outcomes, in order,
+    /// after those reported before); the next piece starts now. Optional,
+    /// but only reported pieces keep their outputs when a later piece of
+    /// the batch overruns its deadline.
+    pub fn handle_progress(&mut self, id: ExecId, outcomes: Vec<Outcome>, now: Time) {
+        self.worker.progress(id, outcomes, now);
+        self.settle(now);
+    }
+
+    /// A local execution ended: the outcomes of the pieces not reported
+    /// through [`handle_progress`](Self::handle_progress), in order.
     pub fn handle_execution(&mut self, id: ExecId, outcomes: Vec<Outcome>, elapsed: Duration, now: Time) {
         self.worker.finished(id, outcomes, elapsed, now, &mut self.worker_out);
         self.settle(now);

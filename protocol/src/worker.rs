@@ -2,6 +2,13 @@
 //! the driver to execute on free slots, enforces piece deadlines, answers
 //! with results. One batch occupies one slot and runs its pieces in order,
 //! so a batch of tiny pieces costs one wake-up, not one per piece.
+//!
+//! Deadlines are per piece: each piece has `piece_timeout` from when it
+//! starts. Drivers report pieces as they finish ([`Worker::progress`]), so
+//! when one piece overruns, the pieces done before it are answered with
+//! their outputs, it fails, and those after it (never started) are
+//! answered `Cancelled` for the submitter to place again. Finished work is
+//! never thrown away.
 
 use crate::config::{AcceptFrom, Config};
 use crate::ids::{ExecId, InboundId, JobId, PeerKey, RequestId};
@@ -24,8 +31,9 @@ pub struct Execution {
     pub task: String,
     /// Pieces to run in order; report one [`Outcome`] per piece, same order.
     pub pieces: Vec<PieceInput>,
-    /// Deadline of one piece; the machine aborts the batch past
-    /// `pieces × piece_timeout` and answers for it.
+    /// Deadline of one piece from when it starts; the machine aborts the
+    /// batch when one overruns it and answers for it (report finished
+    /// pieces with `Machine::handle_progress` so their outputs are kept).
     pub piece_timeout: Duration,
 }
 
@@ -49,7 +57,11 @@ pub(crate) enum WorkerOut {
 #[derive(Debug)]
 enum State {
     Queued,
-    Running { deadline: Time },
+    /// Running; `deadline` is the running piece's (it started at
+    /// `deadline - timeout`).
+    Running {
+        deadline: Time,
+    },
 }
 
 #[derive(Debug)]
@@ -61,6 +73,8 @@ struct Exec {
     pieces: Vec<u32>,
     /// Taken when the batch starts.
     inputs: Vec<PieceInput>,
+    /// Outcomes of the pieces finished so far, in order.
+    done: Vec<Outcome>,
     timeout: Duration,
     state: State,
 }
@@ -185,6 +199,7 @@ impl Worker {
             task: req.task,
             pieces: req.pieces.iter().map(|p| p.piece).collect(),
             inputs: req.pieces,
+            done: Vec::new(),
             timeout: Duration::from_millis(req.piece_timeout_ms).min(self.max_timeout),
             state: State::Queued,
         };
@@ -199,7 +214,7 @@ impl Worker {
         while self.running < self.slots {
             let Some(id) = self.queue.pop_front() else { break };
             let Some(exec) = self.execs.get_mut(&id) else { continue };
-            let deadline = now + exec.timeout.saturating_mul(exec.pieces.len().max(1) as u32);
+            let deadline = now + exec.timeout;
             exec.state = State::Running { deadline };
             self.deadlines.push(Reverse((deadline, id)));
             self.running += 1;
@@ -212,8 +227,22 @@ impl Worker {
         }
     }
 
-    /// The driver finished executing `id`: one outcome per piece, in order.
-    /// Returns whether it was still expected (not answered by a deadline).
+    /// Pieces of `id` finished (outcomes in order, after those reported
+    /// before); the next one starts now, with a deadline of its own.
+    pub(crate) fn progress(&mut self, id: ExecId, outcomes: Vec<Outcome>, now: Time) {
+        let Some(exec) = self.execs.get_mut(&id) else { return };
+        if !matches!(exec.state, State::Running { .. }) || outcomes.is_empty() {
+            return;
+        }
+        exec.done.extend(outcomes);
+        let deadline = now + exec.timeout;
+        exec.state = State::Running { deadline };
+        self.deadlines.push(Reverse((deadline, id)));
+    }
+
+    /// The driver finished executing `id`: the outcomes of the pieces not
+    /// reported by [`progress`](Self::progress), in order. Returns whether
+    /// it was still expected (not answered by a deadline).
     pub(crate) fn finished(
         &mut self,
         id: ExecId,
@@ -222,10 +251,11 @@ impl Worker {
         now: Time,
         out: &mut Vec<WorkerOut>,
     ) -> bool {
-        let Some(exec) = self.execs.remove(&id) else { return false };
+        let Some(mut exec) = self.execs.remove(&id) else { return false };
         let sample = elapsed.as_micros() as u64 / exec.pieces.len().max(1) as u64;
         self.piece_us = Some(self.piece_us.map_or(sample, |us| (us * 7 + sample) / 8));
-        let mut outcomes = outcomes.into_iter();
+        exec.done.extend(outcomes);
+        let mut outcomes = std::mem::take(&mut exec.done).into_iter();
         let pieces = exec
             .pieces
             .iter()
@@ -298,8 +328,14 @@ impl Worker {
 
     /// Answers every piece of `exec` with `outcome` and frees it.
     fn answer_all(&mut self, exec: Exec, outcome: Outcome, out: &mut Vec<WorkerOut>) {
+        let outcomes = vec![outcome; exec.pieces.len()];
+        self.answer(exec, outcomes, out);
+    }
+
+    /// Answers the pieces of `exec` with `outcomes`, in order, and frees it.
+    fn answer(&mut self, exec: Exec, outcomes: Vec<Outcome>, out: &mut Vec<WorkerOut>) {
         self.release(&exec);
-        let pieces = exec.pieces.iter().map(|&piece| PieceResult { piece, outcome: outcome.clone() }).collect();
+        let pieces = exec.pieces.iter().zip(outcomes).map(|(&piece, outcome)| PieceResult { piece, outcome }).collect();
         out.push(WorkerOut::Respond(exec.origin, Response::Results(Results { load: self.load(), exec_us: 0, pieces })));
     }
 
@@ -315,10 +351,17 @@ impl Worker {
             if !current {
                 continue;
             }
-            let Some(exec) = self.execs.remove(&id) else { continue };
-            let why = format!("piece deadline of {:?} passed on the worker", exec.timeout);
+            let Some(mut exec) = self.execs.remove(&id) else { continue };
             out.push(WorkerOut::Abort(id));
-            self.answer_all(exec, Outcome::Failed(why), out);
+            // Done pieces keep their outputs; the one running failed; the
+            // rest never started.
+            let why = format!("piece deadline of {:?} passed on the worker", exec.timeout);
+            let mut outcomes = std::mem::take(&mut exec.done);
+            if outcomes.len() < exec.pieces.len() {
+                outcomes.push(Outcome::Failed(why));
+            }
+            outcomes.resize(exec.pieces.len(), Outcome::Cancelled);
+            self.answer(exec, outcomes, out);
         }
         self.start(now, out);
     }
@@ -337,5 +380,71 @@ impl Worker {
     /// Has nothing accepted.
     pub(crate) fn is_idle(&self) -> bool {
         self.execs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{PieceInput, RunRequest};
+
+    fn run(timeout_ms: u64, pieces: u32) -> RunRequest {
+        RunRequest {
+            version: PROTOCOL_VERSION,
+            job: JobId(1),
+            task: "t".into(),
+            piece_timeout_ms: timeout_ms,
+            pieces: (0..pieces).map(|piece| PieceInput { piece, input: vec![] }).collect(),
+        }
+    }
+
+    fn results(out: &[WorkerOut]) -> Vec<Outcome> {
+        out.iter()
+            .find_map(|o| match o {
+                WorkerOut::Respond(_, Response::Results(r)) => {
+                    Some(r.pieces.iter().map(|p| p.outcome.clone()).collect())
+                }
+                _ => None,
+            })
+            .expect("an answer")
+    }
+
+    /// A light piece, then a heavy one that overruns its own deadline: the
+    /// light one's output comes back, the heavy one fails, the third (never
+    /// started) is cancelled, all at the heavy piece's deadline.
+    #[test]
+    fn a_piece_that_overruns_does_not_take_finished_pieces_with_it() {
+        let mut cfg = Config::new(PeerKey(0), 1).with_slots(2);
+        cfg.tasks = vec!["t".into()];
+        let mut w = Worker::new(&cfg);
+        let ms = |n| Time::ZERO + Duration::from_millis(n);
+        let mut out = Vec::new();
+        w.accept(Origin::Remote(PeerKey(1), InboundId(1)), PeerKey(1), run(200, 3), ms(0), &mut out).unwrap();
+        let Some(WorkerOut::Execute(e)) = out.pop() else { panic!("not started") };
+        let light = Outcome::Done { output: vec![7], conclusive: false };
+        w.progress(e.id, vec![light.clone()], ms(10));
+        w.handle_timeout(ms(205), &mut out);
+        assert!(out.is_empty(), "the heavy piece started at 10 ms: its deadline is 210 ms, not 200");
+        w.handle_timeout(ms(211), &mut out);
+        let got = results(&out);
+        assert_eq!(got[0], light, "the finished piece keeps its output");
+        assert!(matches!(&got[1], Outcome::Failed(why) if why.contains("deadline")), "{got:?}");
+        assert_eq!(got[2], Outcome::Cancelled);
+        assert!(out.iter().any(|o| matches!(o, WorkerOut::Abort(id) if *id == e.id)));
+        assert!(w.is_idle(), "the slot is free");
+    }
+
+    #[test]
+    fn outcomes_reported_as_progress_and_at_the_end_are_joined_in_order() {
+        let mut cfg = Config::new(PeerKey(0), 1).with_slots(2);
+        cfg.tasks = vec!["t".into()];
+        let mut w = Worker::new(&cfg);
+        let mut out = Vec::new();
+        w.accept(Origin::Remote(PeerKey(1), InboundId(1)), PeerKey(1), run(1000, 3), Time::ZERO, &mut out).unwrap();
+        let Some(WorkerOut::Execute(e)) = out.pop() else { panic!("not started") };
+        let done = |b| Outcome::Done { output: vec![b], conclusive: false };
+        w.progress(e.id, vec![done(0), done(1)], Time::ZERO);
+        assert!(w.finished(e.id, vec![done(2)], Duration::from_millis(1), Time::ZERO, &mut out));
+        assert_eq!(results(&out), vec![done(0), done(1), done(2)]);
     }
 }

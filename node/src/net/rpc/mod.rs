@@ -207,7 +207,7 @@ async fn accept(
         }
         tokio::spawn(async move {
             while let Some(frame) = queue.recv().await {
-                if frames::write(&mut writer, &frame, max_message).await.is_err() {
+                if frames::write(&mut writer, &frame, || queue.try_recv().ok(), max_message).await.is_err() {
                     break;
                 }
             }
@@ -279,7 +279,8 @@ impl OutboundTask {
                 ended = &mut answers => return ended.unwrap_or_else(|e| e.to_string()),
                 next = self.queue.recv() => match next {
                     Some(frame) => {
-                        if let Err(e) = frames::write(&mut writer, &frame, max_message).await {
+                        let queue = &mut self.queue;
+                        if let Err(e) = frames::write(&mut writer, &frame, || queue.try_recv().ok(), max_message).await {
                             answers.abort();
                             return e.to_string();
                         }
