@@ -21,7 +21,7 @@ pub fn can_run() -> bool {
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
-            "skipped: the LAN lab tests cannot run here: {why}; run `sudo -E cargo test -p meshwork-tests --test lan` \
+            "skipped: the LAN lab tests cannot run here: {why}; run `sudo -E cargo test -p meshwork-tests --test lan --test lan_scale` \
              on a machine with iproute2 and nftables to include them"
         );
     });
