@@ -1,11 +1,22 @@
 //! Test kit for meshwork's integration tests: in-process meshes on
 //! loopback, real `meshwork` processes killed by PID, and waits with
 //! deadlines (never sleeps as synchronisation).
+//!
+//! - [`procs`]: starting, reading, signalling and reaping `meshwork` processes.
+//! - [`events`]: what `meshwork node --json` and `meshwork run --json` print, as types.
+//! - [`node_proc`], [`run_proc`]: node and run processes read through those events.
+//! - [`fleet`]: many node processes on loopback, read through their text output.
+//! - [`lab`]: a LAN of network namespaces, with faults.
+//! - [`rogue`]: a misbehaving peer for the security tests.
+//! - [`scale_plot`]: the scale benchmark's plot.
 
+pub mod events;
 pub mod fleet;
 pub mod lab;
+pub mod node_proc;
 pub mod procs;
 pub mod rogue;
+pub mod run_proc;
 pub mod scale_plot;
 
 use libp2p::identity::Keypair;

@@ -4,6 +4,7 @@
 //! killed by PID, always reaped.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,9 +12,13 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError}
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The `meshwork` binary of this build profile, built on first use.
+/// The `meshwork` binary of this build profile, built on first use and
+/// pinned: the file is kept open and run as `/proc/<this process>/fd/<n>`.
+/// Checkouts that share a target directory (`CARGO_TARGET_DIR`) all build
+/// to the same `target/<profile>/meshwork`; a build from another checkout
+/// while tests run would otherwise swap the binary under them.
 pub fn meshwork_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    static BIN: OnceLock<(std::fs::File, PathBuf)> = OnceLock::new();
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test binary path");
         // Test binaries live in target/<profile>/deps, other binaries in target/<profile>.
@@ -30,8 +35,11 @@ pub fn meshwork_bin() -> PathBuf {
         }
         let status = cmd.status().expect("running cargo build");
         assert!(status.success(), "building meshwork failed");
-        profile_dir.join("meshwork")
+        let file = std::fs::File::open(profile_dir.join("meshwork")).expect("the meshwork binary just built");
+        let pinned = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), file.as_raw_fd()));
+        (file, pinned)
     })
+    .1
     .clone()
 }
 
@@ -214,6 +222,17 @@ impl Proc {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
+    /// CPU time it has used so far (user + system), in seconds (from /proc).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // Fields after the command name (which may hold spaces), from field 3 on.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf(3) has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        Some(ticks as f64 / per_second.max(1) as f64)
+    }
+
     /// Its resident set size, in KiB (from /proc).
     pub fn rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
@@ -243,11 +262,28 @@ fn read_lines(from: impl Read + Send + 'static, stream: Stream, to: Sender<Line>
     });
 }
 
+/// Prints the last lines of a process's output for a failing test (40, or
+/// `MESHWORK_LAB_DUMP` lines), without what arrived after the first dump of
+/// this thread began (when processes are being killed one after the other,
+/// the others' reactions to that are noise).
+pub fn dump(who: &str, log: &[Line]) {
+    thread_local! {
+        static TEARDOWN: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    }
+    let teardown = TEARDOWN.with(|t| *t.get().get_or_insert_with(Instant::now));
+    let keep = std::env::var("MESHWORK_LAB_DUMP").ok().and_then(|n| n.parse().ok()).unwrap_or(40);
+    let lines: Vec<&Line> = log.iter().filter(|l| l.at <= teardown).collect();
+    let skip = lines.len().saturating_sub(keep);
+    eprintln!("--- {who}: last {} of {} lines", lines.len() - skip, lines.len());
+    for l in &lines[skip..] {
+        eprintln!("  {:?} {}", l.stream, l.text);
+    }
+}
+
 /// Starts `meshwork node` on loopback (no mDNS) and returns it with its first listen address.
 pub fn node(extra: &[&str]) -> (Proc, String) {
     let mut args = vec!["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--identity"];
-    let id = std::env::temp_dir().join(format!("mw-test-{}-{}.key", std::process::id(), unique()));
-    let id = id.to_string_lossy().to_string();
+    let id = identity_file();
     args.push(&id);
     args.extend_from_slice(extra);
     let mut p = Proc::start(&args);
@@ -256,8 +292,11 @@ pub fn node(extra: &[&str]) -> (Proc, String) {
     (p, addr)
 }
 
-fn unique() -> u64 {
+/// A fresh path for a node's identity file, in the temporary directory
+/// (the node creates it; remove it once the node listens).
+pub fn identity_file() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("mw-test-{}-{n}.key", std::process::id())).to_string_lossy().into_owned()
 }

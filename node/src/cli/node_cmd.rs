@@ -1,20 +1,40 @@
-//! `meshwork node`: a long-running member of the mesh.
+//! `meshwork node`: a long-running member of the mesh. It reports on
+//! stdout, one line each, its listen addresses and every change in how it
+//! sees its peers: text for people by default, JSON objects for scripts
+//! and tests with `--json` (the same events, so neither has to parse the
+//! other's wording).
 
 use super::{slots_or_cores, terminated, PeerOpts};
-use crate::client::MeshEvent;
+use crate::client::{Client, MeshEvent};
 use crate::net::identity;
 use crate::node::Node;
 use anyhow::Context;
 use clap::Args;
+use serde::Serialize;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio::sync::broadcast;
 
-/// Arguments of `meshwork node`. It prints `listening <multiaddr>` for each
-/// listen address, then `peer-up <peer id>` and `peer-down <peer id>
-/// <reason>` as peers join and leave the live mesh.
+/// How often the peer table is read for peers going quiet or being heard
+/// again (the node keeps that flag but sends no event for it).
+const QUIET_POLL: Duration = Duration::from_millis(250);
+
+/// Arguments of `meshwork node`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Output (stdout, one line per event; --json gives the JSON form):
+  listening <multiaddr>           {\"event\":\"listening\",\"addr\":\"<multiaddr>\"}
+  peer-up <peer id>               {\"event\":\"peer_up\",\"peer\":\"<peer id>\"}
+  peer-down <peer id> <reason>    {\"event\":\"peer_down\",\"peer\":\"<peer id>\",\"reason\":\"<reason>\"}
+  peer-quiet <peer id>            {\"event\":\"peer_quiet\",\"peer\":\"<peer id>\"}
+  peer-heard <peer id>            {\"event\":\"peer_heard\",\"peer\":\"<peer id>\"}
+  missed <n> peer events          {\"event\":\"missed\",\"count\":<n>}
+Up and down concern workers (peers that run tasks): up when connected and
+advertising, down when the connection closed, a health probe went
+unanswered, or it left. A quiet peer's adverts stopped: it gets no new
+work, but nothing is failed over; heard means it is back to normal.")]
 pub struct NodeArgs {
     #[command(flatten)]
     peer: PeerOpts,
@@ -25,6 +45,44 @@ pub struct NodeArgs {
     /// its peer id across restarts [default: <data dir>/meshwork/identity.key].
     #[arg(long, value_name = "PATH")]
     identity: Option<PathBuf>,
+    /// Print each event as one JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One line of the node's report.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Report {
+    /// It listens on this address.
+    Listening { addr: String },
+    /// A worker is live (again).
+    PeerUp { peer: String },
+    /// A worker is down, and why.
+    PeerDown { peer: String, reason: String },
+    /// A live worker's adverts stopped.
+    PeerQuiet { peer: String },
+    /// A quiet worker was heard from again.
+    PeerHeard { peer: String },
+    /// Up/down events lost because this report fell behind.
+    Missed { count: u64 },
+}
+
+impl Report {
+    fn write(&self, out: &mut impl Write, json: bool) -> std::io::Result<()> {
+        if json {
+            serde_json::to_writer(&mut *out, self)?;
+            return writeln!(out);
+        }
+        match self {
+            Report::Listening { addr } => writeln!(out, "listening {addr}"),
+            Report::PeerUp { peer } => writeln!(out, "peer-up {peer}"),
+            Report::PeerDown { peer, reason } => writeln!(out, "peer-down {peer} {reason}"),
+            Report::PeerQuiet { peer } => writeln!(out, "peer-quiet {peer}"),
+            Report::PeerHeard { peer } => writeln!(out, "peer-heard {peer}"),
+            Report::Missed { count } => writeln!(out, "missed {count} peer events"),
+        }
+    }
 }
 
 pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -32,32 +90,118 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let key = identity::load_or_create(&path)?;
     let cfg = args.peer.node_config(key, slots_or_cores(args.slots))?;
     let node = Node::start(cfg).await.context("starting the node")?;
+    let json = args.json;
     let mut out = std::io::stdout().lock();
     for addr in node.listen_addrs() {
-        writeln!(out, "listening {addr}")?;
+        Report::Listening { addr: addr.to_string() }.write(&mut out, json)?;
     }
     out.flush()?;
     drop(out);
     tracing::info!(peer = %node.peer_id(), "node running; Ctrl-C to stop");
-    let mut events = node.client().mesh_events();
-    let report = async move {
-        // One line per change of the live mesh, for people and scripts.
-        loop {
-            let line = match events.recv().await {
-                Ok(MeshEvent::PeerUp(p)) => format!("peer-up {p}"),
-                Ok(MeshEvent::PeerDown(p, why)) => format!("peer-down {p} {why}"),
-                Err(broadcast::error::RecvError::Lagged(n)) => format!("missed {n} peer events"),
-                Err(broadcast::error::RecvError::Closed) => break,
-            };
-            // A closed stdout must not stop the node.
-            let _ = writeln!(std::io::stdout(), "{line}");
-        }
-    };
     tokio::select! {
         r = terminated() => r?,
-        _ = report => {}
+        _ = report(node.client(), json) => {}
     }
     node.shutdown().await;
     tracing::info!("node stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one line per change of the live mesh and of its quiet peers,
+/// until the node stops.
+async fn report(client: Client, json: bool) {
+    let mut events = client.mesh_events();
+    let mut poll = tokio::time::interval(QUIET_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quiet = BTreeSet::new();
+    loop {
+        let lines = tokio::select! {
+            event = events.recv() => match event {
+                Ok(MeshEvent::PeerUp(p)) => vec![Report::PeerUp { peer: p.to_string() }],
+                Ok(MeshEvent::PeerDown(p, reason)) => vec![Report::PeerDown { peer: p.to_string(), reason }],
+                Err(broadcast::error::RecvError::Lagged(count)) => vec![Report::Missed { count }],
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = poll.tick() => match client.peers().await {
+                Ok(peers) => quiet_changes(&mut quiet, &peers),
+                Err(_) => return,
+            },
+        };
+        let mut out = std::io::stdout().lock();
+        for line in lines {
+            // A closed stdout must not stop the node.
+            let _ = line.write(&mut out, json);
+        }
+        let _ = out.flush();
+    }
+}
+
+/// Updates `quiet` (the live workers reported quiet) from the peer table
+/// and says what changed. A quiet worker that went down or away just
+/// leaves the set: its `peer-down` says enough.
+fn quiet_changes(quiet: &mut BTreeSet<String>, peers: &[crate::client::PeerInfo]) -> Vec<Report> {
+    let mut lines = Vec::new();
+    let live: BTreeSet<&str> = peers.iter().filter(|p| p.is_live()).map(|p| p.peer_id.as_str()).collect();
+    quiet.retain(|p| live.contains(p.as_str()));
+    for p in peers.iter().filter(|p| p.is_live()) {
+        if p.quiet && quiet.insert(p.peer_id.clone()) {
+            lines.push(Report::PeerQuiet { peer: p.peer_id.clone() });
+        } else if !p.quiet && quiet.remove(&p.peer_id) {
+            lines.push(Report::PeerHeard { peer: p.peer_id.clone() });
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::PeerInfo;
+
+    fn peer(id: &str, quiet: bool, down: bool) -> PeerInfo {
+        PeerInfo {
+            peer_id: id.to_string(),
+            addresses: Vec::new(),
+            connected: true,
+            down: down.then(|| "health probe unanswered".to_string()),
+            quiet,
+            slots: Some(1),
+            running: Some(0),
+            queued: Some(0),
+            tasks: vec!["sleep".to_string()],
+            advert_age_ms: None,
+            rtt_us: None,
+        }
+    }
+
+    fn text(r: &Report, json: bool) -> String {
+        let mut out = Vec::new();
+        r.write(&mut out, json).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn each_event_is_one_text_line_or_one_json_object() {
+        let down = Report::PeerDown { peer: "P".into(), reason: "connection closed".into() };
+        assert_eq!(text(&down, false), "peer-down P connection closed\n");
+        assert_eq!(text(&down, true), "{\"event\":\"peer_down\",\"peer\":\"P\",\"reason\":\"connection closed\"}\n");
+        assert_eq!(
+            text(&Report::Listening { addr: "/ip4/1.2.3.4".into() }, true),
+            "{\"event\":\"listening\",\"addr\":\"/ip4/1.2.3.4\"}\n"
+        );
+        assert_eq!(text(&Report::PeerQuiet { peer: "P".into() }, false), "peer-quiet P\n");
+    }
+
+    #[test]
+    fn quiet_and_heard_are_reported_once_each_and_a_downed_peer_just_leaves_the_set() {
+        let mut quiet = BTreeSet::new();
+        let said = |r: Vec<Report>| r.iter().map(|r| text(r, false)).collect::<String>();
+        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", false, false)])), "");
+        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", true, false)])), "peer-quiet A\n");
+        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", true, false)])), "");
+        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", false, false)])), "peer-heard A\n");
+        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", true, false)])), "peer-quiet A\n");
+        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", true, true)])), "");
+        assert!(quiet.is_empty());
+    }
 }

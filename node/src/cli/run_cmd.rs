@@ -3,18 +3,32 @@
 use super::mesh::{join, wait_for};
 use super::{short, slots_or_cores, PeerOpts, UsageError, EXIT_CANCELLED, EXIT_FAILED};
 use crate::client::{Client, JobOptions, JobReport, RunError};
+use crate::net::peer_map::PeerNames;
 use crate::tasks::{hash_search, mandelbrot, noop, primes, sleep, wordcount, Rendered};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use meshwork_protocol::policy::Candidate;
 use meshwork_protocol::task::Task;
-use meshwork_protocol::{JobError, JobEvent, JobId};
+use meshwork_protocol::{JobError, JobEvent, JobId, PeerKey};
+use serde::Serialize;
 use std::cell::Cell;
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// Arguments of `meshwork run`.
 #[derive(Debug, Args)]
-#[command(after_long_help = "Exit codes: 0 done; 1 the job failed; 2 bad arguments; \
+#[command(after_long_help = "With --json, stdout gets one object, {\"task\",\"result\",\"summary\"} (or
+{\"task\",\"error\"}), and stderr one object per job event, peers by full peer id:
+  {\"event\":\"retried\",\"job\",\"piece\",\"peer\",\"cause\"}     a piece failed there; goes elsewhere
+  {\"event\":\"refused\",\"job\",\"peer\",\"reason\"}             refused for a reason other than busy
+  {\"event\":\"warning\",\"message\"}                          e.g. fewer peers than --min-peers
+and with --explain also
+  {\"event\":\"placed\",\"job\",\"peer\",\"pieces\":[..],\"backup\",\"load\",\"slots\",\"considered\":[{\"peer\",\"load\",\"slots\"}]}
+  {\"event\":\"unplaceable\",\"job\",\"piece\",\"why\",\"reasons\":[{\"reason\",\"peers\"}]}
+  {\"event\":\"progress\",\"job\",\"done\",\"total\"}
+Log lines (RUST_LOG) also go to stderr: read the lines that start with '{'.
+
+Exit codes: 0 done; 1 the job failed; 2 bad arguments; \
 3 no mesh (a node could not start); 130 cancelled with Ctrl-C.")]
 pub struct RunArgs {
     #[command(flatten)]
@@ -40,10 +54,12 @@ pub struct RunArgs {
     /// Do not launch speculative backups of straggling pieces.
     #[arg(long, global = true)]
     no_backups: bool,
-    /// Print, per batch of pieces, which peer got it and why.
+    /// Print, per batch of pieces, which peer got it and why (with --json
+    /// also unplaceable pieces and progress).
     #[arg(long, global = true)]
     explain: bool,
-    /// Print the result and the summary as one JSON object on stdout.
+    /// Print the result and the summary as one JSON object on stdout, and
+    /// job events as one JSON object per line on stderr (see --help).
     #[arg(long, global = true)]
     json: bool,
     /// The task and its arguments.
@@ -110,46 +126,29 @@ async fn execute<T: Task>(
         explain: args.explain,
         backups: !args.no_backups,
     };
-    let bar = ProgressBar::new(0).with_style(
+    // With --json the events are JSON lines: no bar redraws between them.
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(0) }.with_style(
         ProgressStyle::with_template("{spinner} {pos}/{len} pieces [{bar:30}] {elapsed} (eta {eta})")
             .expect("valid template")
             .progress_chars("=> "),
     );
     let job: Cell<Option<JobId>> = Cell::new(None);
     let names = client.names().clone();
-    // Printed whether or not stderr is a terminal (a hidden bar prints nothing itself).
-    let say = |line: String| bar.suspend(|| eprintln!("{line}"));
     let on_event = |id: JobId, event: &JobEvent| {
         job.set(Some(id));
-        match event {
-            JobEvent::Progress { done, total, .. } => {
-                bar.set_length(*total as u64);
-                bar.set_position(*done as u64);
-            }
-            JobEvent::Retried { piece, peer, cause, .. } => {
-                say(format!("piece {piece} failed on {}: {cause}; retrying elsewhere", short(&names.name(*peer))))
-            }
-            JobEvent::Refused { peer, reason, .. } => say(format!("{} {reason}", short(&names.name(*peer)))),
-            JobEvent::Placed { pieces, choice, backup, .. } => {
-                let load = |c: &meshwork_protocol::policy::Candidate| {
-                    format!("{} {}/{}", short(&names.name(c.peer)), c.load, c.slots)
-                };
-                let others: Vec<String> =
-                    choice.considered.iter().filter(|c| c.peer != choice.chosen.peer).map(load).collect();
-                say(format!(
-                    "{}{} → {} (load {}/{}){}",
-                    if *backup { "backup of " } else { "" },
-                    describe_pieces(pieces),
-                    short(&names.name(choice.chosen.peer)),
-                    choice.chosen.load,
-                    choice.chosen.slots,
-                    if others.is_empty() { String::new() } else { format!("; weighed against {}", others.join(", ")) }
-                ));
-            }
-            JobEvent::Unplaceable { piece, why, .. } => {
-                say(format!("piece {piece} cannot be placed: {}", why.describe(&|k| short(&names.name(k)))))
-            }
-            JobEvent::Finished { .. } => {}
+        if let JobEvent::Progress { done, total, .. } = event {
+            bar.set_length(*total as u64);
+            bar.set_position(*done as u64);
+        }
+        let line = if args.json {
+            // Strings and integers only: serializing cannot fail.
+            EventLine::of(id, event, &names, args.explain).and_then(|l| serde_json::to_string(&l).ok())
+        } else {
+            text_line(event, &names)
+        };
+        // Printed whether or not stderr is a terminal (a hidden bar prints nothing itself).
+        if let Some(line) = line {
+            bar.suspend(|| eprintln!("{line}"));
         }
     };
     let running = client.run(task, &input, &opts, on_event);
@@ -195,14 +194,136 @@ async fn wait_for_peers(client: &Client, task: &str, args: &RunArgs) -> anyhow::
     let runs = |peers: &[crate::client::PeerInfo]| peers.iter().filter(|p| p.tasks.iter().any(|t| t == task)).count();
     let peers = wait_for(client, Duration::from_secs_f64(args.wait.max(0.0)), |p| runs(p) >= want).await?;
     if runs(&peers) < args.min_peers {
-        eprintln!(
-            "warning: only {} of {} peers run {task} after {}s; starting anyway",
+        let message = format!(
+            "only {} of {} peers run {task} after {}s; starting anyway",
             runs(&peers),
             args.min_peers,
             args.wait
         );
+        if args.json {
+            eprintln!("{}", serde_json::json!({ "event": "warning", "message": message }));
+        } else {
+            eprintln!("warning: {message}");
+        }
     }
     Ok(())
+}
+
+/// A job event in words, or None for events shown otherwise (progress is
+/// the bar; the end is the result).
+fn text_line(event: &JobEvent, names: &PeerNames) -> Option<String> {
+    let name = |k: PeerKey| short(&names.name(k));
+    match event {
+        JobEvent::Retried { piece, peer, cause, .. } => {
+            Some(format!("piece {piece} failed on {}: {cause}; retrying elsewhere", name(*peer)))
+        }
+        JobEvent::Refused { peer, reason, .. } => Some(format!("{} {reason}", name(*peer))),
+        JobEvent::Placed { pieces, choice, backup, .. } => {
+            let load = |c: &Candidate| format!("{} {}/{}", name(c.peer), c.load, c.slots);
+            let others: Vec<String> =
+                choice.considered.iter().filter(|c| c.peer != choice.chosen.peer).map(load).collect();
+            Some(format!(
+                "{}{} → {} (load {}/{}){}",
+                if *backup { "backup of " } else { "" },
+                describe_pieces(pieces),
+                name(choice.chosen.peer),
+                choice.chosen.load,
+                choice.chosen.slots,
+                if others.is_empty() { String::new() } else { format!("; weighed against {}", others.join(", ")) }
+            ))
+        }
+        JobEvent::Unplaceable { piece, why, .. } => {
+            Some(format!("piece {piece} cannot be placed: {}", why.describe(&name)))
+        }
+        JobEvent::Progress { .. } | JobEvent::Finished { .. } => None,
+    }
+}
+
+/// A job event as `--json` prints it on stderr: one object per line,
+/// `event` naming its kind, peers by full peer id.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum EventLine {
+    /// A batch went to `peer` (with `--explain`).
+    Placed {
+        job: String,
+        peer: String,
+        pieces: Vec<u32>,
+        /// A speculative copy of a straggler.
+        backup: bool,
+        /// The chosen peer's load and slots as placement saw them.
+        load: u32,
+        slots: u32,
+        /// Every candidate weighed, the chosen one included.
+        considered: Vec<CandidateLine>,
+    },
+    /// A piece failed on `peer` and goes elsewhere.
+    Retried { job: String, piece: u32, peer: String, cause: String },
+    /// `peer` refused the job's pieces for a reason other than being busy.
+    Refused { job: String, peer: String, reason: String },
+    /// No peer can take `piece` now (with `--explain`).
+    Unplaceable { job: String, piece: u32, why: String, reasons: Vec<ReasonLine> },
+    /// Pieces done so far (with `--explain`).
+    Progress { job: String, done: u32, total: u32 },
+}
+
+/// A peer weighed for a placement.
+#[derive(Debug, Serialize)]
+struct CandidateLine {
+    peer: String,
+    load: u32,
+    slots: u32,
+}
+
+/// One reason no peer can take a piece, and the peers it applies to.
+#[derive(Debug, Serialize)]
+struct ReasonLine {
+    reason: String,
+    peers: Vec<String>,
+}
+
+impl EventLine {
+    /// The line for `event`, or None for events not printed (placements,
+    /// unplaceable pieces and progress need `explain`; the end is the result).
+    fn of(id: JobId, event: &JobEvent, names: &PeerNames, explain: bool) -> Option<EventLine> {
+        let job = id.to_string();
+        let name = |k: PeerKey| names.name(k);
+        let candidate = |c: &Candidate| CandidateLine { peer: name(c.peer), load: c.load, slots: c.slots };
+        Some(match event {
+            JobEvent::Placed { pieces, choice, backup, .. } if explain => EventLine::Placed {
+                job,
+                peer: name(choice.chosen.peer),
+                pieces: pieces.clone(),
+                backup: *backup,
+                load: choice.chosen.load,
+                slots: choice.chosen.slots,
+                considered: choice.considered.iter().map(candidate).collect(),
+            },
+            JobEvent::Retried { piece, peer, cause, .. } => {
+                EventLine::Retried { job, piece: *piece, peer: name(*peer), cause: cause.clone() }
+            }
+            JobEvent::Refused { peer, reason, .. } => {
+                EventLine::Refused { job, peer: name(*peer), reason: reason.to_string() }
+            }
+            JobEvent::Unplaceable { piece, why, .. } if explain => EventLine::Unplaceable {
+                job,
+                piece: *piece,
+                why: why.describe(&name),
+                reasons: why
+                    .reasons
+                    .iter()
+                    .map(|(reason, peers)| ReasonLine {
+                        reason: reason.clone(),
+                        peers: peers.iter().map(|p| name(*p)).collect(),
+                    })
+                    .collect(),
+            },
+            JobEvent::Progress { done, total, .. } if explain => {
+                EventLine::Progress { job, done: *done, total: *total }
+            }
+            _ => return None,
+        })
+    }
 }
 
 fn describe_pieces(pieces: &[u32]) -> String {
