@@ -18,7 +18,7 @@
 //! So a node receives up to 1 + D copies and misses an advert only if all
 //! of them are lost or ignored. Only the nodes that hold the publisher in
 //! their peer tables get the advert as a machine input (see
-//! [`targets`](crate::sim)); for them [`Gossip::spread`] computes when
+//! `sim::adverts`); for them [`Gossip::spread`] computes when
 //! their first copy arrives, following forwarders up to [`DEPTH`] hops
 //! behind them (a path of more hops matters only if every shorter one was
 //! lost). Nothing is queued per copy: only one arrival per target. Copies

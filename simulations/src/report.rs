@@ -77,7 +77,8 @@ pub struct Messages {
     pub per_piece: f64,
     /// Total per node per second of presence.
     pub per_node_per_s: f64,
-    /// Lost to `--loss` (requests, responses and advert copies).
+    /// Lost to `--loss`: requests, responses, and the advert copies the
+    /// gossip model followed towards a node that takes adverts.
     pub lost: u64,
 }
 
