@@ -9,11 +9,12 @@
 //! A piece's input is its cost in µs, then its job and index, so an output
 //! in the wrong place cannot pass for the right one.
 
-use meshwork_protocol::{JobError, JobEvent, JobId, JobOutput, PeerKey, Time};
+use meshwork_protocol::{JobError, JobEvent, JobOutput, PeerKey, Time};
 use rustc_hash::FxHashMap;
 
-/// The input of piece `piece` of job `job` costing `cost_us` at speed 1.
-pub(crate) fn piece_input(cost_us: u64, job: u32, piece: u32) -> Vec<u8> {
+/// The input of piece `piece` of job `job` costing `cost_us` at speed 1
+/// (the output a piece must give back, too).
+pub fn piece_input(cost_us: u64, job: u32, piece: u32) -> Vec<u8> {
     let mut v = Vec::with_capacity(16);
     v.extend_from_slice(&cost_us.to_le_bytes());
     v.extend_from_slice(&job.to_le_bytes());
@@ -22,7 +23,7 @@ pub(crate) fn piece_input(cost_us: u64, job: u32, piece: u32) -> Vec<u8> {
 }
 
 /// The cost in µs a piece input carries (0 for a malformed one).
-pub(crate) fn piece_cost(input: &[u8]) -> u64 {
+pub fn piece_cost(input: &[u8]) -> u64 {
     input.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes)
 }
 
@@ -41,7 +42,6 @@ pub(crate) struct JobEnd {
 pub(crate) struct JobTrack {
     /// Its submitter (also its number in traces).
     pub(crate) submitter: u32,
-    pub(crate) id: Option<JobId>,
     /// When it was submitted.
     pub(crate) started: Time,
     /// Cost of each piece; the inputs follow from them.
@@ -49,7 +49,6 @@ pub(crate) struct JobTrack {
     pub(crate) done: u32,
     pub(crate) retries: u32,
     pub(crate) backups: u32,
-    pub(crate) batches: u32,
     /// Pieces lost: neither in the result nor reported by an error.
     pub(crate) lost: u64,
     /// Where each retried piece failed last, until it is placed again.
@@ -61,29 +60,21 @@ impl JobTrack {
     pub(crate) fn new(submitter: u32, costs: Vec<u64>) -> JobTrack {
         JobTrack {
             submitter,
-            id: None,
             started: Time::ZERO,
             costs,
             done: 0,
             retries: 0,
             backups: 0,
-            batches: 0,
             lost: 0,
             retried_from: FxHashMap::default(),
             end: None,
         }
     }
 
-    /// The inputs to submit.
-    pub(crate) fn inputs(&self) -> Vec<Vec<u8>> {
-        self.costs.iter().enumerate().map(|(i, c)| piece_input(*c, self.submitter, i as u32)).collect()
-    }
-
     /// Follows one event of the job, adding any broken invariant to `violations`.
     pub(crate) fn on_event(&mut self, ev: &JobEvent, now: Time, violations: &mut Vec<String>) {
         match ev {
             JobEvent::Placed { peer, pieces, backup, .. } => {
-                self.batches += 1;
                 self.backups += *backup as u32;
                 for p in pieces {
                     if self.retried_from.remove(p) == Some(*peer) {
@@ -151,7 +142,11 @@ impl JobTrack {
 mod tests {
     use super::*;
     use meshwork_protocol::policy::{Candidate, Choice};
-    use meshwork_protocol::JobStats;
+    use meshwork_protocol::{JobId, JobStats};
+
+    fn inputs(t: &JobTrack) -> Vec<Vec<u8>> {
+        t.costs.iter().enumerate().map(|(i, c)| piece_input(*c, t.submitter, i as u32)).collect()
+    }
 
     fn placed(peer: u32, pieces: Vec<u32>) -> JobEvent {
         let c = Candidate { peer: PeerKey(peer), load: 0, slots: 1 };
@@ -191,11 +186,11 @@ mod tests {
         };
         let mut t = JobTrack::new(3, vec![10, 20, 30]);
         let mut v = Vec::new();
-        t.on_event(&finished(t.inputs(), 3), Time::ZERO, &mut v);
+        t.on_event(&finished(inputs(&t), 3), Time::ZERO, &mut v);
         assert!(v.is_empty() && t.lost == 0, "{v:?}");
 
         let mut t = JobTrack::new(3, vec![10, 20, 30]);
-        let mut swapped = t.inputs();
+        let mut swapped = inputs(&t);
         swapped.swap(0, 1);
         t.on_event(&finished(swapped, 3), Time::ZERO, &mut v);
         assert_eq!(t.lost, 2);
@@ -203,7 +198,7 @@ mod tests {
 
         let mut t = JobTrack::new(3, vec![10, 20, 30]);
         let mut v = Vec::new();
-        t.on_event(&finished(t.inputs()[..2].to_vec(), 2), Time::ZERO, &mut v);
+        t.on_event(&finished(inputs(&t)[..2].to_vec(), 2), Time::ZERO, &mut v);
         assert_eq!(t.lost, 1);
         assert_eq!(v.len(), 2, "missing output and short per-peer count: {v:?}");
     }

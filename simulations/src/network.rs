@@ -1,18 +1,25 @@
-//! The network model: latency, loss, partitions, and the connections
-//! between submitters and every other node.
+//! The network model: latency, loss, partitions, IP addresses, and the
+//! connections.
 //!
-//! Only submitters talk to other nodes (workers answer, they never ask), so
-//! a connection exists between each submitter and each other node: a
-//! fully connected LAN mesh as far as the protocol can tell. A connection
-//! is FIFO in each direction like TCP: a message never overtakes an earlier
-//! one, and the close of a connection arrives after what was sent on it.
-//! Each close bumps the connection's epoch; a side that has been told of a
-//! close no longer takes messages from before it.
+//! The real mesh is fully connected. Here only the connections that carry
+//! requests are modelled one by one: those between each submitter and
+//! every other node (workers answer, they never ask). Connections between
+//! two workers exist implicitly while both are present; they carry only
+//! gossip (see `gossip`) and never close.
+//!
+//! A modelled connection is FIFO in each direction like TCP: a message
+//! never overtakes an earlier one, and the close of a connection arrives
+//! after what was sent on it. Each close bumps the connection's epoch; a
+//! side that has been told of a close no longer takes messages from before
+//! it. Opening and closing go through [`Network::open`] and
+//! [`Network::close`], which keep the per-IP connection counts of `hosts`.
 //!
 //! A partition is a cut cable: messages between groups vanish, but
-//! connections stay up, so only health probes and advert expiry notice.
+//! connections stay up, so only health probes (and, under the old rule,
+//! advert expiry) notice.
 
 use crate::dist::Dist;
+use crate::hosts::Hosts;
 use meshwork_protocol::Time;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -42,7 +49,7 @@ pub(crate) struct End {
     pub(crate) side: usize,
 }
 
-/// Latency, loss, partitions and connections.
+/// Latency, loss, partitions, addresses and connections.
 #[derive(Debug)]
 pub(crate) struct Network {
     latency: Dist,
@@ -53,16 +60,57 @@ pub(crate) struct Network {
     links: Vec<Link>,
     /// Partition group of each node; empty when there is no partition.
     groups: Vec<u32>,
+    /// Nodes not crashed or gone.
+    present: Vec<bool>,
+    /// Hung nodes: their sockets stay open, they read and forward nothing.
+    frozen: Vec<bool>,
+    pub(crate) hosts: Hosts,
 }
 
 impl Network {
-    pub(crate) fn new(latency: Dist, loss: f64, submitters: u32) -> Network {
-        Network { latency, loss, submitters, links: Vec::new(), groups: Vec::new() }
+    pub(crate) fn new(latency: Dist, loss: f64, submitters: u32, penalty: bool) -> Network {
+        Network {
+            latency,
+            loss,
+            submitters,
+            links: Vec::new(),
+            groups: Vec::new(),
+            present: Vec::new(),
+            frozen: Vec::new(),
+            hosts: Hosts::new(penalty),
+        }
     }
 
-    /// Makes room for the connections of node `n` (called for every new node, in order).
-    pub(crate) fn add_node(&mut self) {
+    /// Adds node `n` (the next number) on IP `host`; its connections start closed.
+    pub(crate) fn add_node(&mut self, host: u32) -> u32 {
+        let n = self.present.len() as u32;
         self.links.extend(std::iter::repeat_n(Link::default(), self.submitters as usize));
+        self.present.push(true);
+        self.frozen.push(false);
+        self.hosts.add(host);
+        for p in self.linked(n).filter(|p| self.present[*p as usize]).collect::<Vec<_>>() {
+            self.hosts.link(n, p, false);
+        }
+        n
+    }
+
+    /// Node `n` crashed or left: it no longer counts anywhere.
+    pub(crate) fn remove_node(&mut self, n: u32) {
+        let closed: Vec<u32> = self
+            .linked(n)
+            .filter(|p| self.present[*p as usize])
+            .filter(|p| self.end(n, *p).is_some_and(|e| !self.links[e.link].up))
+            .collect();
+        self.present[n as usize] = false;
+        self.frozen[n as usize] = false;
+        self.hosts.gone(n, closed.into_iter());
+    }
+
+    /// The nodes `n` has a modelled connection with.
+    pub(crate) fn linked(&self, n: u32) -> impl Iterator<Item = u32> {
+        let (k, len) = (self.submitters, self.present.len() as u32);
+        let others = if n < k { 0..len } else { 0..k.min(len) };
+        others.filter(move |p| *p != n)
     }
 
     /// The connection between `a` and `b`, seen from `a`'s end.
@@ -72,12 +120,74 @@ impl Network {
             .then(|| End { link: hi as usize * self.submitters as usize + lo as usize, side: usize::from(a != lo) })
     }
 
+    /// The two nodes of a connection, lower first.
+    fn nodes_of(&self, e: End) -> (u32, u32) {
+        let k = self.submitters as usize;
+        ((e.link % k) as u32, (e.link / k) as u32)
+    }
+
     pub(crate) fn link(&self, e: End) -> &Link {
         &self.links[e.link]
     }
 
     pub(crate) fn link_mut(&mut self, e: End) -> &mut Link {
         &mut self.links[e.link]
+    }
+
+    /// Opens connection `e` (a no-op if open).
+    pub(crate) fn open(&mut self, e: End) {
+        if self.links[e.link].up {
+            return;
+        }
+        self.links[e.link].up = true;
+        self.counted(e, true);
+    }
+
+    /// Closes connection `e`, starting a new epoch; returns it (a no-op if closed).
+    pub(crate) fn close(&mut self, e: End) -> u32 {
+        let link = &mut self.links[e.link];
+        if link.up {
+            link.up = false;
+            link.epoch += 1;
+            self.counted(e, false);
+        }
+        self.links[e.link].epoch
+    }
+
+    fn counted(&mut self, e: End, up: bool) {
+        let (a, b) = self.nodes_of(e);
+        if self.present[a as usize] && self.present[b as usize] {
+            self.hosts.link(a, b, up);
+        }
+    }
+
+    /// Is node `n` present (not crashed or gone)?
+    pub(crate) fn present(&self, n: u32) -> bool {
+        self.present.get(n as usize).copied().unwrap_or(false)
+    }
+
+    /// Nodes so far, gone ones included.
+    pub(crate) fn len(&self) -> u32 {
+        self.present.len() as u32
+    }
+
+    /// Stops (hung) or resumes node `n`.
+    pub(crate) fn freeze(&mut self, n: u32, frozen: bool) {
+        self.frozen[n as usize] = frozen;
+    }
+
+    /// Is `n` present and not hung?
+    pub(crate) fn running(&self, n: u32) -> bool {
+        self.present(n) && !self.frozen[n as usize]
+    }
+
+    /// Are `a` and `b` connected (a modelled connection that is open, or
+    /// two present workers)?
+    pub(crate) fn connected(&self, a: u32, b: u32) -> bool {
+        match self.end(a, b) {
+            Some(e) => self.links[e.link].up,
+            None => a != b && self.present(a) && self.present(b),
+        }
     }
 
     /// The other node's side.
@@ -154,14 +264,14 @@ mod tests {
 
     #[test]
     fn connections_are_shared_and_fifo() {
-        let mut net = Network::new(Dist::parse_duration("fixed:1ms").unwrap(), 0.0, 2);
-        for _ in 0..5 {
-            net.add_node();
+        let mut net = Network::new(Dist::parse_duration("fixed:1ms").unwrap(), 0.0, 2, false);
+        for h in 0..5 {
+            net.add_node(h);
         }
         assert_eq!(net.end(0, 3).map(|e| e.link), net.end(3, 0).map(|e| e.link));
         assert_ne!(net.end(0, 3).unwrap().side, net.end(3, 0).unwrap().side);
         assert!(net.end(0, 1).is_some(), "submitters are connected to each other");
-        assert!(net.end(2, 3).is_none(), "workers are not connected to each other");
+        assert!(net.end(2, 3).is_none(), "connections between workers are not modelled");
         assert!(net.end(1, 1).is_none());
         let e = net.end(0, 3).unwrap();
         let t = Time::from_micros(100);
@@ -175,7 +285,7 @@ mod tests {
 
     #[test]
     fn partitions_cut_between_groups_only() {
-        let mut net = Network::new(Dist::parse_duration("fixed:1ms").unwrap(), 0.0, 1);
+        let mut net = Network::new(Dist::parse_duration("fixed:1ms").unwrap(), 0.0, 1, false);
         net.partition(&[vec![0, 1], vec![2, 3]], 5);
         assert!(net.reachable(0, 1));
         assert!(!net.reachable(1, 2));
@@ -183,5 +293,28 @@ mod tests {
         assert!(net.reachable(0, 9), "so are nodes that join later");
         net.heal();
         assert!(net.reachable(1, 2) && !net.partitioned());
+    }
+
+    #[test]
+    fn opening_and_closing_keep_the_colocation_counts() {
+        let mut net = Network::new(Dist::parse_duration("fixed:1ms").unwrap(), 0.0, 1, true);
+        for _ in 0..4 {
+            net.add_node(0);
+        }
+        assert_eq!(net.hosts.peers_on(0, 0), 0, "the submitter's connections start closed");
+        assert_eq!(net.hosts.peers_on(2, 0), 2, "workers are connected to each other");
+        for p in 1..4 {
+            let e = net.end(0, p).unwrap();
+            net.open(e);
+        }
+        assert_eq!(net.hosts.peers_on(0, 0), 3);
+        let e = net.end(3, 0).unwrap();
+        assert_eq!(net.close(e), 1);
+        assert_eq!(net.close(e), 1, "closing twice is one close");
+        assert!(!net.connected(0, 3) && net.connected(1, 3));
+        assert_eq!((net.hosts.peers_on(0, 0), net.hosts.peers_on(3, 0)), (2, 2));
+        net.remove_node(3);
+        assert_eq!((net.hosts.peers_on(0, 0), net.hosts.peers_on(1, 0)), (2, 2));
+        assert!(!net.connected(1, 3) && !net.running(3));
     }
 }

@@ -49,9 +49,6 @@ pub(crate) struct Node {
     /// Stopped (SIGSTOP): its events wait until it resumes.
     pub(crate) hung: bool,
     pub(crate) speed: f64,
-    pub(crate) slots: u32,
-    pub(crate) joined: Time,
-    pub(crate) left: Option<Time>,
     /// The wake-up queued for it.
     pub(crate) timer: Option<Time>,
     pub(crate) inbound: FxHashMap<u64, Inbound>,
@@ -59,26 +56,20 @@ pub(crate) struct Node {
     running: Vec<Running>,
     /// Slot time of executions that ended, µs.
     busy_us: u64,
-    /// [`busy`](Self::busy) at the last sample.
-    pub(crate) sampled_busy: u64,
 }
 
 impl Node {
-    pub(crate) fn new(machine: Machine, speed: f64, slots: u32, now: Time) -> Node {
+    pub(crate) fn new(machine: Machine, speed: f64) -> Node {
         Node {
             machine: Some(machine),
             life: Life::Up,
             hung: false,
             speed,
-            slots,
-            joined: now,
-            left: None,
             timer: None,
             inbound: FxHashMap::default(),
             next_inbound: 1,
             running: Vec::new(),
             busy_us: 0,
-            sampled_busy: 0,
         }
     }
 
@@ -155,7 +146,6 @@ impl Node {
         self.timer = None;
         self.life = Life::Gone;
         self.hung = false;
-        self.left = Some(now);
     }
 }
 
@@ -166,7 +156,7 @@ mod tests {
     use meshwork_protocol::{Config, PeerKey};
 
     fn node(speed: f64) -> Node {
-        Node::new(Machine::new(Config::new(PeerKey(0), 1), Time::ZERO), speed, 1, Time::ZERO)
+        Node::new(Machine::new(Config::new(PeerKey(0), 1), Time::ZERO), speed)
     }
 
     fn exec(costs: &[u64]) -> Execution {

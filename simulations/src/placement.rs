@@ -5,15 +5,16 @@
 //! random choice gives a max near `ln n / ln ln n`, two choices
 //! `ln ln n / ln 2` above the mean).
 
-use crate::args::SimArgs;
+use crate::config::SimConfig;
 use crate::report::PlacementReport;
 use meshwork_protocol::policy::{Candidate, Chooser};
 use meshwork_protocol::{PeerKey, Policy};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// Places `--pieces` on `--nodes` with `--policy` and reports the spread.
-pub(crate) fn run(args: &SimArgs) -> PlacementReport {
+/// Places `--pieces` on `--nodes` with `--policy` and reports the spread;
+/// `command` repeats it.
+pub(crate) fn run(args: &SimConfig, command: String) -> PlacementReport {
     let n = args.nodes.max(1);
     let slots = args.slots.max(1);
     let open: Vec<PeerKey> = (0..n).map(PeerKey).collect();
@@ -41,7 +42,7 @@ pub(crate) fn run(args: &SimArgs) -> PlacementReport {
         Policy::Random => None,
     };
     PlacementReport {
-        command: args.repro_command(),
+        command,
         nodes: n,
         pieces: args.pieces,
         slots,

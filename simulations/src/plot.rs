@@ -11,7 +11,7 @@ use std::path::Path;
 type Series = (&'static str, fn(&Sample) -> f64, RGBColor);
 
 /// Draws the two charts of `report` into `path`.
-pub fn draw(path: &Path, report: &RunReport) -> Result<(), SimError> {
+pub(crate) fn draw(path: &Path, report: &RunReport) -> Result<(), SimError> {
     let fail = |e: &dyn std::fmt::Display| SimError::Plot { path: path.to_path_buf(), message: e.to_string() };
     let samples = &report.samples;
     let t_max = samples.last().map_or(1.0, |s| s.t_s).max(1e-3);

@@ -1,6 +1,8 @@
 //! What a run reports: [`Report`], as text for people and JSON for
-//! scripts. Everything here is a function of the options, so the same seed
-//! gives the same bytes; wall time lives outside it (in [`Outcome`](crate::Outcome)).
+//! scripts. A simulation's report is a function of the options, so the same
+//! seed gives the same bytes; wall time lives outside it (in
+//! [`Outcome`](crate::Outcome)). [`Recorder`](crate::Recorder) fills it in,
+//! for the simulator and for `--real` alike.
 
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -62,13 +64,21 @@ pub struct Messages {
     pub requests: u64,
     /// RPC responses.
     pub responses: u64,
-    /// Adverts published (one per publication, however many receive it).
+    /// Adverts published.
     pub adverts: u64,
-    /// All of the above.
+    /// Copies of adverts sent over connections: the publisher's own and
+    /// every forward (`--real` does not count them: gossipsub keeps that to itself).
+    pub advert_copies: Option<u64>,
+    /// Adverts handed to a machine (not counted by `--real`).
+    pub adverts_delivered: Option<u64>,
+    /// Requests, responses and advert copies (advert publications in `--real`).
     pub total: u64,
     /// Total per piece.
     pub per_piece: f64,
-    /// Lost to `--loss`.
+    /// Total per node per second of presence.
+    pub per_node_per_s: f64,
+    /// Lost to `--loss`: requests, responses, and the advert copies the
+    /// gossip model followed towards a node that takes adverts.
     pub lost: u64,
 }
 
@@ -85,7 +95,7 @@ pub struct LoadSummary {
     pub max_mean: f64,
 }
 
-/// Faults that happened.
+/// Faults that happened, and how the nodes judged each other.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Faults {
     /// Nodes killed.
@@ -98,8 +108,14 @@ pub struct Faults {
     pub hangs: u32,
     /// Partitions begun.
     pub partitions: u32,
-    /// Peers a machine judged dead and disconnected.
+    /// Down-judgements: a node judged a peer down (closed connection,
+    /// unanswered probes, or under the old rule, expired adverts).
     pub marked_down: u64,
+    /// Down-judgements of a peer that was present, not hung, not leaving and
+    /// reachable (see the ledger for the grace after a hang or partition).
+    pub false_downs: u64,
+    /// Connections a machine closed because it judged the peer dead (old rule only).
+    pub disconnects: u64,
 }
 
 /// One sample of the run over time (for the plot).
@@ -159,13 +175,13 @@ pub struct RunReport {
     pub pieces_lost: u64,
     /// Messages.
     pub messages: Messages,
-    /// Busy slot time / slot time of the nodes present, until the makespan.
+    /// Busy slot time / slot time of the nodes present, until the end.
     pub utilization_mean: f64,
     /// Load per node over time.
     pub load: LoadSummary,
     /// Faults.
     pub faults: Faults,
-    /// Simulated events processed.
+    /// Simulated events processed (0 in `--real`).
     pub events: u64,
     /// Lines of the trace.
     pub trace_lines: u64,
@@ -208,10 +224,20 @@ impl RunReport {
             self.pieces_retried, self.backups_launched, self.backups_won, self.duplicates_ignored, self.pieces_lost
         );
         let m = &self.messages;
+        let counted = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         let _ = writeln!(
             s,
-            "messages     {} ({} requests, {} responses, {} adverts; {} lost), {:.2} per piece",
-            m.total, m.requests, m.responses, m.adverts, m.lost, m.per_piece
+            "messages     {} ({} requests, {} responses, {} adverts: {} copies, {} delivered; {} lost), \
+             {:.2} per piece, {:.2} per node per second",
+            m.total,
+            m.requests,
+            m.responses,
+            m.adverts,
+            counted(m.advert_copies),
+            counted(m.adverts_delivered),
+            m.lost,
+            m.per_piece,
+            m.per_node_per_s
         );
         let _ = writeln!(
             s,
@@ -224,8 +250,9 @@ impl RunReport {
         let f = &self.faults;
         let _ = writeln!(
             s,
-            "faults       {} crashed, {} left, {} joined, {} hung, {} partitions, {} marked down",
-            f.crashes, f.leaves, f.joins, f.hangs, f.partitions, f.marked_down
+            "faults       {} crashed, {} left, {} joined, {} hung, {} partitions; {} judged down, {} falsely; \
+             {} disconnects",
+            f.crashes, f.leaves, f.joins, f.hangs, f.partitions, f.marked_down, f.false_downs, f.disconnects
         );
         let _ = writeln!(
             s,

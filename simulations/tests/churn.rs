@@ -63,5 +63,6 @@ fn a_hung_node_is_detected_and_its_pieces_move() {
     check_ok(&args, &r);
     assert_eq!(r.faults.hangs, 3);
     assert!(r.faults.marked_down >= 3, "probes found the hung nodes: {:?}", r.faults);
+    assert_eq!(r.faults.false_downs, 0, "only the hung nodes were judged down: {:?}", r.faults);
     assert!(r.pieces_retried >= 3, "their pieces went elsewhere");
 }

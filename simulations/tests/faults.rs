@@ -14,6 +14,7 @@ fn a_partition_then_heal_still_completes_the_job_correctly() {
     check_ok(&args, &r);
     assert_eq!(r.faults.partitions, 1);
     assert!(r.faults.marked_down >= 40, "the cut-off half was judged down: {:?}", r.faults);
+    assert_eq!(r.faults.false_downs, 0, "and nobody on the submitter's side: {:?}", r.faults);
     assert!(r.pieces_retried >= 1, "pieces held across the cut were retried");
     // 6000 pieces of ~100 ms on 100 nodes is ~6 s of work; half the mesh is
     // gone for 3 s (plus detection), then comes back after the heal.
@@ -28,6 +29,7 @@ fn a_mixed_scenario_runs_every_kind_of_fault() {
     check_ok(&args, &r);
     let f = &r.faults;
     assert_eq!((f.crashes, f.leaves, f.joins, f.hangs, f.partitions), (1, 3, 5, 1, 1), "{f:?}");
+    assert_eq!(f.false_downs, 0, "{f:?}");
 }
 
 #[test]

@@ -22,7 +22,7 @@ fn a_failed_run_renders_a_repro_command_that_parses_back() {
     assert!(!outcome.passed(), "the run should have given up");
     assert!(outcome.report.violations()[0].contains("time limit"), "{:?}", outcome.report.violations());
     let cmd = args.repro_command();
-    assert_eq!(cmd, "meshwork simulate --seed 42 --nodes 10 --pieces 400 --churn 0.1 --time-limit 500ms");
+    assert_eq!(cmd, "meshwork simulate --seed 42 --nodes 10 --pieces 400 --churn 10% --time-limit 500ms");
     assert!(!cmd.contains('\n'));
     let words: Vec<&str> = cmd.split(' ').skip(2).collect();
     let again = SimArgs::try_parse_from(words).unwrap();

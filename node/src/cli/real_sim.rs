@@ -1,6 +1,9 @@
-//! `meshwork simulate --real`: the job a simulation describes, run on real
-//! libp2p nodes in this process (loopback TCP, mDNS off), with the same
-//! faults, reported in the same shape.
+//! `meshwork simulate --real`: the run a simulation describes, on real
+//! libp2p nodes in this process (loopback TCP, mDNS off). The pieces, the
+//! nodes' speeds and the churn come from the same `Plan` as the simulator's,
+//! the machines and jobs are set up by the same `SimConfig`, and the report
+//! is made by the same `Recorder`, fed here with what the real nodes do.
+//! This file only runs the nodes and breaks them.
 //!
 //! Each node runs on its own thread with its own single-threaded runtime, so
 //! faults are faithful: a crash drops the runtime (its sockets close, as
@@ -9,72 +12,63 @@
 //! divided by their node's speed, so dozens of nodes fit on two cores.
 
 use super::PeerOpts;
-use crate::client::Client;
+use crate::client::{Client, MeshEvent};
+use crate::net::peer_map::PeerNames;
 use crate::node::{Node, NodeConfig};
 use crate::tasks::builtin_registry;
 use anyhow::{bail, Context};
 use libp2p::identity::Keypair;
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 use meshwork_protocol::task::{CancelFlag, Task, TaskError};
-use meshwork_protocol::JobEvent;
+use meshwork_protocol::wire::{from_cbor, to_cbor};
+use meshwork_protocol::{JobEvent, PeerKey, Time};
 use meshwork_simulations::{
-    draw_plot, parse_scenario, Fault, Faults, JobSummary, LoadSummary, Messages, Report, RunReport, Sample, SimArgs,
+    emit, piece_cost, ChurnKind, Fault, NodeSample, Plan, Recorder, Report, SimArgs, SimConfig, Step, REPLACE_AFTER,
 };
-use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc};
+use serde_bytes::ByteBuf;
+use std::collections::HashMap;
+use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
-/// How often node loads are sampled.
-const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-/// A churned node's replacement joins this long after it left.
-const REPLACE_AFTER: Duration = Duration::from_secs(1);
+/// Most nodes started in this process.
+const MAX_NODES: u32 = 200;
+/// Why `--real` runs no partitions.
+const PARTITIONS: &str = "partitions need separate networks: use the LAN lab (tests/tests/lan.rs), not --real";
+/// How long the nodes get to find each other before the run starts.
+const MESH_DEADLINE: Duration = Duration::from_secs(60);
 
-/// A synthetic piece: its index and its cost at speed 1.
-#[derive(Serialize, Deserialize)]
-struct Piece {
-    index: u32,
-    cost_us: u64,
-}
-
-/// Sleeps each piece's cost divided by this node's speed; returns its index.
+/// Sleeps each piece's cost (carried in its input) divided by this node's
+/// speed, and gives the input back as its output. Jobs are submitted as
+/// the plan's raw pieces, so `split` and `merge` are never called.
 struct Synthetic {
     speed: f64,
 }
 
 impl Task for Synthetic {
     const NAME: &'static str = "synthetic";
-    type Input = Vec<u64>;
-    type Piece = Piece;
-    type Output = u32;
-    type Result = u32;
+    type Input = ();
+    type Piece = ByteBuf;
+    type Output = ByteBuf;
+    type Result = ();
 
-    fn split(&self, costs: &Vec<u64>) -> Result<Vec<Piece>, TaskError> {
-        Ok(costs.iter().enumerate().map(|(i, c)| Piece { index: i as u32, cost_us: *c }).collect())
+    fn split(&self, _: &()) -> Result<Vec<ByteBuf>, TaskError> {
+        Ok(Vec::new())
     }
 
-    fn run(&self, piece: Piece, cancel: &CancelFlag) -> Result<u32, TaskError> {
-        let until = Instant::now() + Duration::from_secs_f64(piece.cost_us as f64 / 1e6 / self.speed);
+    fn run(&self, piece: ByteBuf, cancel: &CancelFlag) -> Result<ByteBuf, TaskError> {
+        let cost = Duration::from_micros(piece_cost(&piece));
+        let until = Instant::now() + cost.div_f64(self.speed);
         while let Some(left) = until.checked_duration_since(Instant::now()) {
             cancel.check()?;
             std::thread::sleep(left.min(Duration::from_millis(5)));
         }
-        Ok(piece.index)
+        Ok(piece)
     }
 
-    /// Every piece exactly once and in order, or the job's result is wrong.
-    fn merge(&self, costs: &Vec<u64>, outputs: Vec<u32>) -> Result<u32, TaskError> {
-        let wrong = outputs.len() != costs.len() || outputs.iter().enumerate().any(|(i, o)| *o != i as u32);
-        if wrong {
-            return Err(TaskError::Failed(format!(
-                "{} outputs for {} pieces, or out of order",
-                outputs.len(),
-                costs.len()
-            )));
-        }
-        Ok(outputs.len() as u32)
+    fn merge(&self, _: &(), _: Vec<ByteBuf>) -> Result<(), TaskError> {
+        Ok(())
     }
 }
 
@@ -92,15 +86,14 @@ enum Ctl {
 struct RealNode {
     client: Client,
     addr: Multiaddr,
-    slots: u32,
     ctl: mpsc::UnboundedSender<Ctl>,
     resume: Option<std_mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RealNode {
-    /// Starts a node with `speed` on a thread of its own.
-    async fn start(cfg: NodeConfig, slots: u32) -> anyhow::Result<RealNode> {
+    /// Starts a node on a thread of its own.
+    async fn start(cfg: NodeConfig) -> anyhow::Result<RealNode> {
         let (ctl, mut ctl_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let thread = std::thread::spawn(move || {
@@ -125,7 +118,7 @@ impl RealNode {
             });
         });
         let (client, addr) = ready_rx.await.context("a node thread died while starting")??;
-        Ok(RealNode { client, addr, slots, ctl, resume: None, thread: Some(thread) })
+        Ok(RealNode { client, addr, ctl, resume: None, thread: Some(thread) })
     }
 
     fn send(&mut self, ctl: Ctl) {
@@ -141,6 +134,15 @@ impl RealNode {
     fn resume(&mut self) {
         self.resume = None;
     }
+
+    fn hung(&self) -> bool {
+        self.resume.is_some()
+    }
+
+    /// Has a leaving node finished its shutdown?
+    fn finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
 }
 
 impl Drop for RealNode {
@@ -153,315 +155,436 @@ impl Drop for RealNode {
     }
 }
 
-/// The mesh and its fault bookkeeping.
+/// A node's slot: running, leaving (finishing what it accepted), or gone.
+enum Slot {
+    Running(RealNode),
+    Leaving(RealNode),
+    Gone,
+}
+
+impl Slot {
+    fn node(&self) -> Option<&RealNode> {
+        match self {
+            Slot::Running(n) | Slot::Leaving(n) => Some(n),
+            Slot::Gone => None,
+        }
+    }
+}
+
+/// A node's view of the mesh changed (`Err`: it changed faster than we
+/// listened and this many changes were lost), tagged with the node and
+/// when it came.
+type Heard = (u32, Instant, Result<MeshEvent, u64>);
+
+/// Something due at a point of the run: a step of the plan, or a
+/// churned node's replacement.
+#[derive(Clone, Copy, Debug)]
+enum Due {
+    Step(Step),
+    Join,
+}
+
+/// The mesh: its nodes, numbered as the simulator numbers them, and what
+/// the recorder needs to know of them.
 struct Mesh {
-    nodes: Vec<Option<RealNode>>,
-    speeds: Vec<f64>,
-    rng: rand_chacha::ChaCha8Rng,
-    args: SimArgs,
+    cfg: SimConfig,
     peer: PeerOpts,
-    faults: Faults,
+    plan: Plan,
+    rec: Recorder,
+    start: Instant,
+    slots: Vec<Slot>,
+    ids: HashMap<PeerId, u32>,
+    /// Busy slot time of each node so far, summed at each sample, µs.
+    busy: Vec<u64>,
+    /// Slots running at each node's last sample.
+    running: Vec<u32>,
+    sampled_at: Time,
+    /// Node events.
+    mesh_tx: mpsc::UnboundedSender<Heard>,
+    /// Job events, tagged with the submitter and when they came.
+    jobs_tx: mpsc::UnboundedSender<(u32, Instant, JobEvent)>,
+    forwarders: JoinSet<()>,
 }
 
 impl Mesh {
-    fn config(&self, speed: f64, join: Option<Multiaddr>) -> anyhow::Result<NodeConfig> {
-        let mut cfg = self.peer.node_config(Keypair::generate_ed25519(), self.args.slots)?;
+    /// Time since the run started.
+    fn now(&self) -> Time {
+        self.at(Instant::now())
+    }
+
+    /// `t` as time since the run started (events are stamped where they
+    /// arrive, so a busy harness loop does not delay them).
+    fn at(&self, t: Instant) -> Time {
+        Time::from_micros(t.saturating_duration_since(self.start).as_micros() as u64)
+    }
+
+    /// Starts the next node the plan draws, joined to the first one still running.
+    async fn add(&mut self) -> anyhow::Result<u32> {
+        let draw = self.plan.next_node();
+        let mut cfg = self.peer.node_config(Keypair::generate_ed25519(), self.cfg.slots)?;
         cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid")];
         cfg.behaviour.mdns = false;
         cfg.transport.quic = false;
-        cfg.join = join.into_iter().collect();
-        cfg.protocol.policy = self.args.policy;
-        cfg.protocol.advert_interval = self.args.advert_interval;
+        cfg.join = self.slots.iter().find_map(|s| s.node()).map(|n| n.addr.clone()).into_iter().collect();
+        cfg.protocol = self.cfg.tune(cfg.protocol);
         let mut registry = builtin_registry();
-        registry.register(Synthetic { speed });
+        registry.register(Synthetic { speed: draw.speed });
         cfg.registry = registry;
-        Ok(cfg)
+        let node = RealNode::start(cfg).await?;
+        let n = self.slots.len() as u32;
+        self.ids.insert(node.client.peer_id(), n);
+        let mut events = node.client.mesh_events();
+        let tx = self.mesh_tx.clone();
+        self.forwarders.spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(ev) => drop(tx.send((n, Instant::now(), Ok(ev)))),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
+                        drop(tx.send((n, Instant::now(), Err(k))))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        self.slots.push(Slot::Running(node));
+        self.busy.push(0);
+        self.running.push(0);
+        Ok(n)
     }
 
-    async fn add(&mut self) -> anyhow::Result<()> {
-        let speed = self.args.speeds.sample(&mut self.rng).max(0.01);
-        let join = self.nodes.iter().flatten().next().map(|n| n.addr.clone());
-        let node = RealNode::start(self.config(speed, join)?, self.args.slots).await?;
-        self.nodes.push(Some(node));
-        self.speeds.push(speed);
+    fn running_node(&mut self, n: u32) -> Option<&mut RealNode> {
+        match self.slots.get_mut(n as usize) {
+            Some(Slot::Running(node)) => Some(node),
+            _ => None,
+        }
+    }
+
+    fn crash(&mut self, n: u32) {
+        let now = self.now();
+        if let Some(slot) = self.slots.get_mut(n as usize).filter(|s| s.node().is_some()) {
+            *slot = Slot::Gone;
+            self.rec.crashed(n, now);
+        }
+    }
+
+    fn leave(&mut self, n: u32) {
+        let now = self.now();
+        let Some(slot) = self.slots.get_mut(n as usize) else { return };
+        if !matches!(slot, Slot::Running(node) if !node.hung()) {
+            return;
+        }
+        if let Slot::Running(mut node) = std::mem::replace(slot, Slot::Gone) {
+            node.send(Ctl::Leave);
+            *slot = Slot::Leaving(node);
+            self.rec.leaving(n, now);
+        }
+    }
+
+    fn hang(&mut self, n: u32, hung: bool) {
+        let now = self.now();
+        let Some(node) = self.running_node(n) else { return };
+        if node.hung() == hung {
+            return;
+        }
+        if hung {
+            node.hang();
+        } else {
+            node.resume();
+        }
+        self.rec.hang(n, hung, now);
+    }
+
+    async fn join(&mut self) -> anyhow::Result<()> {
+        let n = self.add().await?;
+        let now = self.now();
+        self.rec.joined(n, now);
         Ok(())
-    }
-
-    fn node(&mut self, i: u32) -> Option<&mut RealNode> {
-        self.nodes.get_mut(i as usize).and_then(Option::as_mut)
     }
 
     async fn apply(&mut self, fault: &Fault) -> anyhow::Result<()> {
         match fault {
-            Fault::Crash(ids) => ids.iter().for_each(|i| {
-                self.faults.crashes += 1;
-                drop(self.nodes.get_mut(*i as usize).and_then(Option::take));
-            }),
-            Fault::Leave(ids) => ids.iter().for_each(|i| {
-                self.faults.leaves += 1;
-                if let Some(mut n) = self.nodes.get_mut(*i as usize).and_then(Option::take) {
-                    n.send(Ctl::Leave);
-                    // Its thread finishes the shutdown; joining would stall the run.
-                    n.thread.take();
-                }
-            }),
-            Fault::Hang(ids) => ids.iter().for_each(|i| {
-                self.faults.hangs += 1;
-                if let Some(n) = self.node(*i) {
-                    n.hang();
-                }
-            }),
-            Fault::Resume(ids) => ids.iter().for_each(|i| {
-                if let Some(n) = self.node(*i) {
-                    n.resume();
-                }
-            }),
+            Fault::Crash(ids) => ids.iter().for_each(|n| self.crash(*n)),
+            Fault::Leave(ids) => ids.iter().for_each(|n| self.leave(*n)),
+            Fault::Hang(ids) => ids.iter().for_each(|n| self.hang(*n, true)),
+            Fault::Resume(ids) => ids.iter().for_each(|n| self.hang(*n, false)),
             Fault::Join(k) => {
                 for _ in 0..*k {
-                    self.faults.joins += 1;
-                    self.add().await?;
+                    self.join().await?;
                 }
             }
-            Fault::Partition(_) | Fault::Heal => {
-                bail!("partitions need separate networks: use the LAN lab (tests/tests/lan.rs), not --real")
+            Fault::Partition(_) | Fault::Heal => bail!("{PARTITIONS}"),
+        }
+        Ok(())
+    }
+
+    /// Submitter `s` submits its job: the plan's pieces, raw.
+    async fn submit(&mut self, s: u32) -> anyhow::Result<()> {
+        let inputs = self.plan.inputs(s).into_iter().map(|i| to_cbor(&ByteBuf::from(i))).collect();
+        let spec = self.cfg.job_spec(Synthetic::NAME, inputs);
+        let Some(node) = self.running_node(s) else { bail!("submitter {s} is not running") };
+        let client = node.client.clone();
+        let (_, mut events) = client.submit(spec).await.with_context(|| format!("submitter {s}"))?;
+        let now = self.now();
+        self.rec.submitted(s, now);
+        let (tx, names, ids) = (self.jobs_tx.clone(), client.names().clone(), self.ids.clone());
+        self.forwarders.spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if tx.send((s, Instant::now(), renumber(ev, &names, &ids))).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Hands the recorder each present node's busy time and load (asked of
+    /// all nodes at once: one slow node must not hold up the others).
+    async fn sample(&mut self) {
+        let now = self.now();
+        let dt = now.since(self.sampled_at).as_micros() as u64;
+        self.sampled_at = now;
+        let asked: Vec<(usize, Client)> = (self.slots.iter().enumerate())
+            .filter_map(|(i, s)| s.node().filter(|n| !n.hung()).map(|n| (i, n.client.clone())))
+            .collect();
+        let loads = futures::future::join_all(asked.iter().map(|(_, c)| c.load())).await;
+        let mut samples = Vec::with_capacity(asked.len());
+        for ((i, _), load) in asked.into_iter().zip(loads) {
+            let Ok(load) = load else { continue };
+            self.busy[i] += self.running[i] as u64 * dt;
+            self.running[i] = load.running;
+            samples.push(NodeSample { node: i as u32, busy_us: self.busy[i], load: load.outstanding() });
+        }
+        self.rec.sample(now, samples);
+    }
+
+    /// Leaving nodes whose shutdown finished are gone.
+    fn reap(&mut self) {
+        let now = self.now();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if matches!(slot, Slot::Leaving(n) if n.finished()) {
+                *slot = Slot::Gone;
+                self.rec.left(i as u32, now);
+            }
+        }
+    }
+
+    /// Churn event `i`: a random running non-submitter crashes or leaves; a
+    /// replacement joins a second later (returned as the time it is due).
+    fn churn(&mut self, i: usize) -> Option<Duration> {
+        let (k, len) = (self.cfg.submitters, self.slots.len() as u32);
+        let (rec, slots) = (&self.rec, &self.slots);
+        let eligible = |n: u32| rec.running(n) && matches!(&slots[n as usize], Slot::Running(node) if !node.hung());
+        let victim = self.plan.victim(k, len, eligible)?;
+        match Plan::churn_kind(i) {
+            ChurnKind::Crash => self.crash(victim),
+            ChurnKind::Leave => self.leave(victim),
+        }
+        Some(self.start.elapsed() + REPLACE_AFTER)
+    }
+
+    /// Runs the agenda from now on, feeding the recorder, until every job
+    /// ended or the time limit passed.
+    async fn drive(
+        &mut self,
+        mut agenda: Vec<(Duration, Due)>,
+        limit: Duration,
+        mesh_rx: &mut mpsc::UnboundedReceiver<Heard>,
+        jobs_rx: &mut mpsc::UnboundedReceiver<(u32, Instant, JobEvent)>,
+    ) -> anyhow::Result<()> {
+        self.start = Instant::now();
+        let start = tokio::time::Instant::from_std(self.start);
+        let mut tick = tokio::time::interval(self.rec.sample_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while self.rec.unfinished() > 0 {
+            // Latest first, so the next one due is the last.
+            agenda.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+            let next = agenda.last().map(|(at, _)| start + *at);
+            tokio::select! {
+                Some((s, at, ev)) = jobs_rx.recv() => {
+                    let at = self.at(at);
+                    self.rec.job_event(s, &ev, at);
+                }
+                Some((n, at, ev)) = mesh_rx.recv() => {
+                    let at = self.at(at);
+                    self.peer_event(n, &ev, at);
+                }
+                _ = tick.tick() => {
+                    self.reap();
+                    self.sample().await;
+                }
+                _ = tokio::time::sleep_until(next.unwrap_or(start)), if next.is_some() => {
+                    while let Some((_, due)) = agenda.pop_if(|(at, _)| start + *at <= tokio::time::Instant::now()) {
+                        if let Some(join_at) = self.act(due).await? {
+                            agenda.push((join_at, Due::Join));
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(start + limit) => {
+                    self.rec.gave_up(limit);
+                    break;
+                }
             }
         }
         Ok(())
     }
-}
 
-/// Runs the job on real nodes and prints the report; returns whether the job was right.
-pub(super) async fn run(args: &SimArgs, peer: &PeerOpts) -> anyhow::Result<bool> {
-    if args.placement_only || args.submitters != 1 {
-        bail!("--real runs one job from one submitter (no --placement-only, --submitters 1)");
-    }
-    if args.nodes == 0 || args.nodes > 200 {
-        bail!("--real starts between 1 and 200 nodes in this process");
-    }
-    eprintln!(
-        "real mode: {} nodes on loopback; --latency, --loss and --advert-delay are the real network's",
-        args.nodes
-    );
-    let mut script = match &args.scenario {
-        None => Vec::new(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            parse_scenario(&text, 1).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-    };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
-    let costs: Vec<u64> = (0..args.pieces).map(|_| args.piece_cost.sample_micros(&mut rng)).collect();
-    let mut mesh = Mesh {
-        nodes: Vec::new(),
-        speeds: Vec::new(),
-        rng,
-        args: args.clone(),
-        peer: peer.clone(),
-        faults: Faults::default(),
-    };
-    for _ in 0..args.nodes {
-        mesh.add().await?;
-    }
-    let capacity: f64 = mesh.speeds.iter().map(|s| s * args.slots as f64).sum();
-    let fastest = mesh.speeds.iter().copied().fold(0.0, f64::max);
-    let ideal_s = (costs.iter().sum::<u64>() as f64 / capacity)
-        .max(costs.iter().copied().max().unwrap_or(0) as f64 / fastest)
-        / 1e6;
-    add_churn(&mut script, &mut mesh, ideal_s);
-    let submitter = mesh.nodes[0].as_ref().map(|n| n.client.clone()).context("no submitter")?;
-    wait_for_mesh(&submitter, args.nodes as usize - 1).await?;
-
-    let done = Arc::new(AtomicU32::new(0));
-    let retried = Arc::new(AtomicU64::new(0));
-    let job = {
-        let (c, costs, done, retried) = (submitter.clone(), costs.clone(), done.clone(), retried.clone());
-        tokio::spawn(async move {
-            let opts = crate::client::JobOptions::default();
-            c.run(&Synthetic { speed: 1.0 }, &costs, &opts, move |_, e| match e {
-                JobEvent::Progress { done: d, .. } => done.store(*d, Ordering::Relaxed),
-                JobEvent::Retried { .. } => drop(retried.fetch_add(1, Ordering::Relaxed)),
-                _ => {}
-            })
-            .await
-        })
-    };
-    let start = Instant::now();
-    let mut samples = Vec::new();
-    let mut tick = tokio::time::interval(SAMPLE_EVERY);
-    let mut next = 0;
-    tokio::pin!(job);
-    let outcome = loop {
-        tokio::select! {
-            r = &mut job => break r?,
-            _ = tick.tick() => {
-                while let Some(s) = script.get(next).filter(|s| s.at <= start.elapsed()) {
-                    let fault = s.fault.clone();
-                    next += 1;
-                    mesh.apply(&fault).await?;
+    /// Node `n` saw a peer go up or down at `now` (or missed `k` such events).
+    fn peer_event(&mut self, n: u32, ev: &Result<MeshEvent, u64>, now: Time) {
+        match ev {
+            Err(k) => self.rec.violation(format!("node {n} missed {k} peer events: down-judgements are undercounted")),
+            Ok(MeshEvent::PeerUp(p)) => {
+                if let Some(b) = self.ids.get(p) {
+                    self.rec.peer_up(n, *b, now);
                 }
-                samples.push(sample(&mesh, start.elapsed(), done.load(Ordering::Relaxed)).await);
+            }
+            Ok(MeshEvent::PeerDown(p, why)) => {
+                if let Some(b) = self.ids.get(p) {
+                    self.rec.peer_down(n, *b, why, now);
+                }
             }
         }
-    };
-    let makespan = start.elapsed().as_secs_f64();
-    // A node still hung cannot report its counters.
-    mesh.nodes.iter_mut().flatten().for_each(RealNode::resume);
-    let report =
-        report(args, &mesh, outcome, makespan, ideal_s, samples, &costs, retried.load(Ordering::Relaxed)).await;
-    let passed = report.violations.is_empty();
-    if let Some(path) = &args.plot {
-        draw_plot(path, &report)?;
     }
-    let report = Report::Run(Box::new(report));
-    println!("{}", if args.json { report.to_json() } else { report.to_text() });
-    Ok(passed)
+
+    /// Does what is due; a churn event returns when its replacement joins.
+    async fn act(&mut self, due: Due) -> anyhow::Result<Option<Duration>> {
+        match due {
+            Due::Step(Step::Submit(s)) => self.submit(s).await?,
+            Due::Step(Step::Script(i)) => {
+                let fault = self.cfg.script[i].fault.clone();
+                self.apply(&fault).await?;
+            }
+            Due::Step(Step::Churn(i)) => return Ok(self.churn(i)),
+            Due::Join => self.join().await?,
+        }
+        Ok(None)
+    }
+
+    /// Takes a last sample and adds up the message counters of the nodes
+    /// still there (a crashed node's are lost with it; a hung one is resumed
+    /// to answer).
+    async fn count_messages(&mut self) {
+        for slot in &mut self.slots {
+            if let Slot::Running(n) = slot {
+                n.resume();
+            }
+        }
+        self.sample().await;
+        let clients: Vec<Client> = self.slots.iter().filter_map(Slot::node).map(|n| n.client.clone()).collect();
+        for client in clients {
+            if let Ok(s) = client.stats().await {
+                let m = self.rec.messages();
+                m.requests += s.requests_sent;
+                m.responses += s.responses_sent;
+                m.adverts += s.adverts_published;
+            }
+        }
+    }
 }
 
-/// Churn: crashes and graceful leaves, alternately, of random non-submitters,
-/// spread over the ideal makespan, each replaced a second later.
-fn add_churn(script: &mut Vec<meshwork_simulations::Scripted>, mesh: &mut Mesh, ideal_s: f64) {
-    let events = (mesh.args.churn * mesh.args.nodes as f64).round() as u32;
-    for e in 0..events {
-        let at = Duration::from_secs_f64(mesh.rng.random_range(0.0..ideal_s.max(0.001)));
-        let victim = mesh.rng.random_range(1..mesh.args.nodes.max(2));
-        let fault = if e % 2 == 0 { Fault::Crash(vec![victim]) } else { Fault::Leave(vec![victim]) };
-        script.push(meshwork_simulations::Scripted { at, fault, line: 0 });
-        script.push(meshwork_simulations::Scripted { at: at + REPLACE_AFTER, fault: Fault::Join(1), line: 0 });
+/// A job event with peers numbered as nodes and outputs decoded back to
+/// the pieces' inputs, as the recorder checks them.
+fn renumber(ev: JobEvent, names: &PeerNames, ids: &HashMap<PeerId, u32>) -> JobEvent {
+    let node = |k: PeerKey| names.id(k).and_then(|id| ids.get(&id)).map_or(k, |n| PeerKey(*n));
+    match ev {
+        JobEvent::Placed { job, peer, pieces, choice, backup } => {
+            JobEvent::Placed { job, peer: node(peer), pieces, choice, backup }
+        }
+        JobEvent::Retried { job, piece, peer, cause } => JobEvent::Retried { job, piece, peer: node(peer), cause },
+        JobEvent::Refused { job, peer, reason } => JobEvent::Refused { job, peer: node(peer), reason },
+        JobEvent::Finished { job, result: Ok(mut out) } => {
+            for o in &mut out.outputs {
+                if let Ok(bytes) = from_cbor::<ByteBuf>(o) {
+                    *o = bytes.into_vec();
+                }
+            }
+            JobEvent::Finished { job, result: Ok(out) }
+        }
+        other => other,
     }
-    script.sort_by_key(|s| s.at);
 }
 
-/// Waits until the submitter sees `others` live peers (at most 30 s).
-async fn wait_for_mesh(c: &Client, others: usize) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Refuses what real nodes on one machine cannot run.
+fn check(args: &SimArgs, cfg: &SimConfig) -> anyhow::Result<()> {
+    if args.placement_only() {
+        bail!("--real runs jobs; --placement-only is a simulation only");
+    }
+    if cfg.nodes > MAX_NODES {
+        bail!("--real starts at most {MAX_NODES} nodes in this process");
+    }
+    if cfg.colocation_penalty {
+        bail!("--colocation-penalty models a gossipsub setting the node no longer has; use the simulator");
+    }
+    if cfg.hosts.is_some() {
+        bail!("--hosts: every real node is on 127.0.0.1");
+    }
+    if cfg.script.iter().any(|s| matches!(s.fault, Fault::Partition(_) | Fault::Heal)) {
+        bail!("{PARTITIONS}");
+    }
+    Ok(())
+}
+
+/// Waits until every submitter sees every other node live.
+async fn wait_for_mesh(mesh: &Mesh, mesh_rx: &mut mpsc::UnboundedReceiver<Heard>) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + MESH_DEADLINE;
+    let others = mesh.cfg.nodes as usize - 1;
     loop {
-        let live = c.peers().await?.iter().filter(|p| p.is_live()).count();
-        if live >= others {
+        let mut fewest = others;
+        for s in 0..mesh.cfg.submitters {
+            let Some(node) = mesh.slots[s as usize].node() else { continue };
+            let live = node.client.peers().await?.iter().filter(|p| p.is_live()).count();
+            fewest = fewest.min(live);
+        }
+        if fewest >= others {
             return Ok(());
         }
-        if Instant::now() > deadline {
-            bail!("only {live} of {others} nodes joined within 30 s");
+        // Ask again when a node's view changes (or every 100 ms).
+        let woken = tokio::time::timeout(Duration::from_millis(100), mesh_rx.recv());
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
+            bail!("a submitter saw only {fewest} of {others} nodes within {MESH_DEADLINE:?}");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-async fn sample(mesh: &Mesh, at: Duration, done: u32) -> Sample {
-    let mut utils = Vec::new();
-    let mut loads = Vec::new();
-    for n in mesh.nodes.iter().flatten().filter(|n| n.resume.is_none()) {
-        if let Ok(load) = n.client.load().await {
-            utils.push(load.running as f64 / n.slots.max(1) as f64);
-            loads.push(load.outstanding());
-        }
+/// Runs the run `args` describe on real nodes and prints the report;
+/// returns whether every invariant held.
+pub(super) async fn run(args: &SimArgs, peer: &PeerOpts) -> anyhow::Result<bool> {
+    let cfg = args.config()?;
+    check(args, &cfg)?;
+    eprintln!(
+        "real mode: {} nodes on loopback; --latency, --loss and --advert-delay are the real network's",
+        cfg.nodes
+    );
+    let outputs = args.outputs();
+    let plan = Plan::new(&cfg);
+    let rec = Recorder::new(&cfg, &plan, outputs.trace.as_deref())?;
+    let agenda: Vec<(Duration, Due)> = plan.schedule(&cfg).into_iter().map(|(at, s)| (at, Due::Step(s))).collect();
+    let limit = cfg.give_up_after(plan.ideal);
+    let (mesh_tx, mut mesh_rx) = mpsc::unbounded_channel();
+    let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel();
+    let mut mesh = Mesh {
+        plan,
+        cfg,
+        peer: peer.clone(),
+        rec,
+        start: Instant::now(),
+        slots: Vec::new(),
+        ids: HashMap::new(),
+        busy: Vec::new(),
+        running: Vec::new(),
+        sampled_at: Time::ZERO,
+        mesh_tx,
+        jobs_tx,
+        forwarders: JoinSet::new(),
+    };
+    for _ in 0..mesh.cfg.nodes {
+        mesh.add().await?;
     }
-    utils.sort_by(f64::total_cmp);
-    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
-    Sample {
-        t_s: at.as_secs_f64(),
-        util_min: utils.first().copied().unwrap_or(0.0),
-        util_median: utils.get(utils.len() / 2).copied().unwrap_or(0.0),
-        util_max: utils.last().copied().unwrap_or(0.0),
-        util_mean: mean(&utils),
-        load_max: loads.iter().copied().max().unwrap_or(0),
-        load_mean: mean(&loads.iter().map(|l| *l as f64).collect::<Vec<_>>()),
-        done: done as u64,
-    }
-}
+    wait_for_mesh(&mesh, &mut mesh_rx).await?;
+    while mesh_rx.try_recv().is_ok() {}
 
-#[allow(clippy::too_many_arguments)]
-async fn report(
-    args: &SimArgs,
-    mesh: &Mesh,
-    outcome: Result<(u32, crate::client::JobReport), crate::client::RunError>,
-    makespan_s: f64,
-    ideal_s: f64,
-    samples: Vec<Sample>,
-    costs: &[u64],
-    retried: u64,
-) -> RunReport {
-    let mut messages = Messages::default();
-    let mut faults = mesh.faults.clone();
-    for n in mesh.nodes.iter().flatten() {
-        if let Ok(s) = n.client.stats().await {
-            messages.requests += s.requests_sent;
-            messages.responses += s.responses_sent;
-            messages.adverts += s.adverts_published;
-            faults.marked_down += s.marked_down;
-        }
-    }
-    messages.total = messages.requests + messages.responses + messages.adverts;
-    messages.per_piece = messages.total as f64 / costs.len().max(1) as f64;
-    let mut violations = Vec::new();
-    let (job, report) = match &outcome {
-        Ok((n, r)) => {
-            if *n as usize != costs.len() {
-                violations.push(format!("{n} pieces merged of {}", costs.len()));
-            }
-            (
-                JobSummary {
-                    submitter: 0,
-                    pieces: costs.len() as u32,
-                    outcome: "ok".into(),
-                    error: None,
-                    makespan_s: Some(r.wall_s),
-                    done: *n,
-                },
-                Some(r),
-            )
-        }
-        Err(e) => {
-            violations.push(format!("the job failed: {e}"));
-            (
-                JobSummary {
-                    submitter: 0,
-                    pieces: costs.len() as u32,
-                    outcome: "failed".into(),
-                    error: Some(e.to_string()),
-                    makespan_s: None,
-                    done: 0,
-                },
-                None,
-            )
-        }
-    };
-    let with_work: Vec<&Sample> = samples.iter().filter(|s| s.load_mean > 0.0).collect();
-    let avg = |f: &dyn Fn(&Sample) -> f64| {
-        if with_work.is_empty() {
-            0.0
-        } else {
-            with_work.iter().map(|s| f(s)).sum::<f64>() / with_work.len() as f64
-        }
-    };
-    RunReport {
-        command: format!("{} --real", args.repro_command()),
-        nodes: args.nodes,
-        pieces: args.pieces,
-        submitters: 1,
-        seed: args.seed,
-        policy: args.policy.to_string(),
-        makespan_s: outcome.is_ok().then_some(makespan_s),
-        ideal_s,
-        makespan_over_ideal: outcome.is_ok().then_some(makespan_s / ideal_s.max(f64::MIN_POSITIVE)),
-        jobs: vec![job],
-        pieces_retried: report.map_or(retried, |r| r.retries as u64),
-        backups_launched: report.map_or(0, |r| r.backups as u64),
-        backups_won: report.map_or(0, |r| r.backups_won as u64),
-        duplicates_ignored: report.map_or(0, |r| r.duplicates_ignored as u64),
-        pieces_lost: if outcome.is_ok() { 0 } else { costs.len() as u64 },
-        messages,
-        utilization_mean: avg(&|s| s.util_mean),
-        load: LoadSummary {
-            sample_interval_s: SAMPLE_EVERY.as_secs_f64(),
-            peak: samples.iter().map(|s| s.load_max).max().unwrap_or(0),
-            max_over_mean: avg(&|s| s.load_max as f64) / avg(&|s| s.load_mean).max(f64::MIN_POSITIVE),
-            max_mean: avg(&|s| s.load_max as f64),
-        },
-        faults,
-        events: 0,
-        trace_lines: 0,
-        trace_hash: String::new(),
-        violations,
-        samples,
-    }
+    mesh.drive(agenda, limit, &mut mesh_rx, &mut jobs_rx).await?;
+    mesh.count_messages().await;
+    let end = mesh.now();
+    let report = mesh.rec.finish(end, format!("{} --real", args.repro_command()), 0)?;
+    Ok(emit(&Report::Run(Box::new(report)), &outputs)?)
 }

@@ -1,7 +1,9 @@
 //! `meshwork simulate`: the mesh at a scale you do not own. Without `--real`
 //! the `meshwork-simulations` crate runs thousands of simulated nodes, each
-//! the real state machine, in virtual time; with `--real` the same job
-//! description runs on real libp2p nodes in this process (see `real_sim`).
+//! the real state machine, in virtual time; with `--real` the same run (the
+//! same pieces, node speeds, faults and churn, drawn from the same seed) goes
+//! on real libp2p nodes in this process (see `real_sim`). Either way the
+//! report comes from the crate's `Recorder`, so the two read alike.
 
 use super::{real_sim, PeerOpts, EXIT_FAILED};
 use clap::Args;
@@ -15,7 +17,7 @@ pub struct SimulateArgs {
     #[command(flatten)]
     pub sim: SimArgs,
     /// Start --nodes real libp2p nodes in this process (loopback, mDNS off)
-    /// instead of simulating them, and run the same job on them.
+    /// instead of simulating them, and run the same jobs and faults on them.
     #[arg(long)]
     pub real: bool,
     #[command(flatten)]
