@@ -10,6 +10,7 @@ ex = {name: bytes.fromhex("".join(block.split()))
       for name, block in re.findall(r"<!-- example: ([a-z-]+) -->\n```hex\n(.*?)```", doc, re.S)}
 requests = [ex[k] for k in ex if k.endswith("-request")]
 responses = [ex[k] for k in ex if k.endswith("-response")]
+frames = [ex[k] for k in ex if k.endswith("-frame")]
 
 def frame(b):
     return len(b).to_bytes(4, "big") + b
@@ -22,7 +23,7 @@ seeds = {
     "request": requests,
     "response": responses,
     "advert": [ex["advert"]],
-    "frame": [frame(b) for b in requests + responses],
+    "frame": [frame(b) for b in frames],
     "machine": [
         record(0, 1) + record(2, 1, ex["advert"]) + record(5, 0) + record(4, 0, ex["results-response"]),
         record(0, 2) + record(3, 2, ex["run-request"]) + record(5, 0) + record(3, 2, ex["cancel-request"]),

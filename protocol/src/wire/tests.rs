@@ -125,6 +125,8 @@ pub(crate) fn examples() -> Vec<(&'static str, Vec<u8>)> {
         ("rejected-response", to_cbor(&Response::Rejected(Rejected { load, reason: RejectReason::Busy }))),
         ("cancelled-response", to_cbor(&Response::Cancelled(load))),
         ("members-request", to_cbor(&Request::Members)),
+        ("status-request-frame", to_cbor(&RequestFrame { id: 1, request: Request::Status })),
+        ("cancelled-response-frame", to_cbor(&ResponseFrame { id: 1, response: Response::Cancelled(load) })),
         (
             "members-response",
             to_cbor(&Response::Members(vec![Member {

@@ -147,7 +147,7 @@ mod tests {
         assert!(read::<RequestFrame>(&mut io, 1 << 20, &budget).await.unwrap().is_none());
         assert_eq!(budget.held(), 0, "every byte given back");
         let mut out = Cursor::new(Vec::new());
-        let mut rest = frames[1..].to_vec().into_iter();
+        let mut rest = frames[1..].iter().cloned();
         write(&mut out, &frames[0], || rest.next(), 1 << 20).await.unwrap();
         assert_eq!(out.into_inner(), bytes(&frames), "waiting frames go in the same write");
     }
