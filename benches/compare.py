@@ -1,16 +1,30 @@
 #!/usr/bin/env python3
-"""One table, meshwork against each peer, from the JSON lines of
-`meshwork bench` and of the peers' run_all.sh (same fields as their
-summarize.py reads). Medians over runs that were ok and clean (other
-processes used <= 0.05 core; all runs if none was clean, marked *).
+"""The tables of docs/benchmarks.md, from the JSON lines of `meshwork bench`
+(docs/bench-data/meshwork.jsonl) and of the peers' run_all.sh
+(docs/bench-data/peers.jsonl).
 
-Usage: compare.py [--svg plot.svg] meshwork.jsonl peers.jsonl
+Every run counts. A figure is the median over all runs of a row, failed runs
+included at their worst (a failed run's time is infinite, its rate zero), so
+a row where half the runs failed shows "failed", never the median of the
+survivors; each row says how many of its runs succeeded. Runs with other
+processes busy (foreign_load > 0.05 core) are left out only when the row
+also has clean runs (a row of contended runs only is marked *).
+
+Usage: compare.py [--svg plot.svg] [--md docs/benchmarks.md] meshwork.jsonl peers.jsonl
+With --md, the text between <!-- tables:begin --> and <!-- tables:end -->
+in that file is replaced; otherwise the tables are printed.
+       compare.py --name "fault --restart none" < runner-output
+copies the last JSON line of one meshwork run, filling in the row it
+belongs to when the run died before printing its own.
 """
 import json
+import math
 import statistics
 import sys
 
 CLEAN_MAX = 0.05
+PEERS = ["celery", "dask", "ray"]
+BEGIN, END = "<!-- tables:begin -->", "<!-- tables:end -->"
 
 
 def load(paths):
@@ -21,66 +35,186 @@ def load(paths):
     return rows
 
 
-def runs(rows, system, workload):
-    ok = [r for r in rows if r.get("system") == system and r.get("workload") == workload and r.get("ok")]
-    clean = [r for r in ok if r.get("foreign_load") is None or r["foreign_load"] <= CLEAN_MAX]
-    return (clean, "") if clean else (ok, "*")
+class Runs:
+    """The runs of one row: every attempt, and the clean ones the medians use."""
+
+    def __init__(self, rows):
+        clean = [r for r in rows if r.get("foreign_load") is None or r["foreign_load"] <= CLEAN_MAX]
+        self.mark = "" if clean or not rows else " *"
+        self.rows = clean or rows
+
+    def ok(self):
+        return [r for r in self.rows if r.get("ok")]
+
+    def count(self):
+        return f"{len(self.ok())}/{len(self.rows)}" if self.rows else "—"
+
+    def med(self, key, worst):
+        """Median of `key`, a failed run (or one without the figure) counting as `worst`."""
+        if not self.rows:
+            return None
+        xs = [r[key] if r.get("ok") and isinstance(r.get(key), (int, float)) else worst for r in self.rows]
+        m = statistics.median(xs)
+        return None if m in (math.inf, -math.inf) else m
+
+    def time(self, key):
+        return self.med(key, math.inf)
+
+    def rate(self, key):
+        m = self.med(key, 0.0)
+        return None if m == 0.0 and not self.ok() else m
 
 
-def med(rows, key):
-    xs = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
-    return statistics.median(xs) if xs else None
+def select(rows, system, workload, **fields):
+    return Runs([r for r in rows if r.get("system") == system and r.get("workload") == workload
+                 and all(r.get(k) == v for k, v in fields.items())])
 
 
-def fmt(x, nd=2):
-    return "—" if x is None else f"{x:,.{nd}f}"
+def fmt(x, nd=2, failed="failed"):
+    return failed if x is None else f"{x:,.{nd}f}"
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def tables(rows):
+    out = []
+    p = out.append
+    mixed, remote = select(rows, "meshwork", "noop"), select(rows, "meshwork", "noop-remote")
+    peers_noop = {s: select(rows, s, "noop") for s in PEERS}
+
+    p("### B1 and B2: no-op pieces\n")
+    p("| system | runs ok | B1 one job of 10,000 pieces, pieces/s | local | B1 10,000 one-piece tasks, tasks/s | local "
+      "| B2 round trip p50 ms | p99 ms | local |")
+    p("|---|---|---|---|---|---|---|---|---|")
+    p(f"| meshwork, submitter runs pieces too{mixed.mark} | {mixed.count()} | {fmt(mixed.rate('tasks_per_s'), 0)} "
+      f"| {fmt(mixed.med('local_fraction', None), 2, '—')} | — | — | {fmt(mixed.time('lat_p50_ms'), 3)} "
+      f"| {fmt(mixed.time('lat_p99_ms'), 3)} | {fmt(mixed.med('lat_local_fraction', None), 2, '—')} |")
+    p(f"| **meshwork, every piece on another process**{remote.mark} | {remote.count()} "
+      f"| {fmt(remote.rate('tasks_per_s'), 0)} | {fmt(remote.med('local_fraction', None), 2, '—')} "
+      f"| {fmt(remote.rate('jobs_per_s'), 0)} | {fmt(remote.med('jobs_local_fraction', None), 2, '—')} "
+      f"| {fmt(remote.time('lat_p50_ms'), 3)} | {fmt(remote.time('lat_p99_ms'), 3)} "
+      f"| {fmt(remote.med('lat_local_fraction', None), 2, '—')} |")
+    for s in PEERS:
+        r = peers_noop[s]
+        p(f"| {s}{r.mark} | {r.count()} | — | — | {fmt(r.rate('tasks_per_s'), 0)} | 0 | {fmt(r.time('lat_p50_ms'), 3)} "
+          f"| {fmt(r.time('lat_p99_ms'), 3)} | 0 |")
+    p("")
+    p("The peers' B1 submits 10,000 separate tasks and every task runs in a worker process, so their like for like "
+      "on meshwork is the remote row's one-piece tasks (local 0). "
+      f"meshwork's transport alone (a `Status` request and its answer between two processes, no job): "
+      f"p50 {fmt(remote.time('status_p50_ms'), 3)} ms, p99 {fmt(remote.time('status_p99_ms'), 3)} ms.\n")
+
+    p("### B3 and B4: primes below 20,000,000 in 64 pieces on 2 workers\n")
+    p("| system | B3 runs ok | B3 wall s | single process s | B3 efficiency | B4 restart by | B4 runs ok "
+      "| B4 wall s (no fault) | B4 wall s (killed) | B4 extra s |")
+    p("|---|---|---|---|---|---|---|---|---|---|")
+    eff = {}
+    for s in ["meshwork"] + PEERS:
+        par = select(rows, s, "primes")
+        single = select(rows, "meshwork-single" if s == "meshwork" else "single", "primes")
+        t_par, t_single = par.time("wall_s"), single.time("wall_s")
+        eff[s] = ratio(t_single, 2 * t_par) if t_par else None
+        variants = [("none", "nobody: finishes on the survivor"), ("supervisor", "README's restart loop")] \
+            if s == "meshwork" else [(None, "its own supervisor")]
+        for i, (restart, who) in enumerate(variants):
+            f = select(rows, s, "fault", **({"restart": restart} if restart else {}))
+            for r in f.rows:
+                r["extra_s"] = r["fault_s"] - r["nofault_s"] if "fault_s" in r and "nofault_s" in r else None
+            head = (f"| {s}{par.mark} | {par.count()} | {fmt(t_par)} | {fmt(t_single)} | {fmt(eff[s], 3)} "
+                    if i == 0 else "| | | | | ")
+            p(head + f"| {who} | {f.count()} | {fmt(f.time('nofault_s'))} | {fmt(f.time('fault_s'))} "
+              f"| {fmt(f.time('extra_s'))} |")
+    p("")
+
+    p("### meshwork against each peer\n")
+    p("| meshwork vs | B1 one-piece tasks/s × | B2 p50 × faster | B2 p99 × faster | B3 efficiency Δ |")
+    p("|---|---|---|---|---|")
+    for s in PEERS:
+        r = peers_noop[s]
+        d = None if eff["meshwork"] is None or eff[s] is None else eff["meshwork"] - eff[s]
+        p(f"| {s} | {fmt(ratio(remote.rate('jobs_per_s'), r.rate('tasks_per_s')), 1, '—')} "
+          f"| {fmt(ratio(r.time('lat_p50_ms'), remote.time('lat_p50_ms')), 1, '—')} "
+          f"| {fmt(ratio(r.time('lat_p99_ms'), remote.time('lat_p99_ms')), 1, '—')} | {fmt(d, 3, '—')} |")
+    p("\n(meshwork's remote rows: every piece crosses a process boundary, as every peer task does.)\n")
+
+    p("### Targets (issue 10), every run of each row\n")
+    p("| target | runs | min | median | max | |")
+    p("|---|---|---|---|---|---|")
+
+    def target(name, runs, key, ok, worst, nd=0, scale=1.0):
+        xs = sorted(r[key] * scale for r in runs.ok() if isinstance(r.get(key), (int, float)))
+        m = runs.med(key, worst)
+        m = None if m is None else m * scale
+        verdict = "—" if m is None else ("met" if ok(m) else "**missed**")
+        lo, hi = (fmt(xs[0], nd), fmt(xs[-1], nd)) if xs else ("—", "—")
+        p(f"| {name} | {runs.count()} | {lo} | {fmt(m, nd)} | {hi} | {verdict} |")
+
+    target("B1 remote, one job: ≥ 300,000 pieces/s", remote, "tasks_per_s", lambda v: v >= 300_000, 0.0)
+    target("B1 remote, one-piece jobs: ≥ 20,000 jobs/s", remote, "jobs_per_s", lambda v: v >= 20_000, 0.0)
+    target("B2 remote p50 ≤ 150 µs", remote, "lat_p50_ms", lambda v: v <= 150, math.inf, 0, 1000)
+    target("B2 remote p99 ≤ 400 µs", remote, "lat_p99_ms", lambda v: v <= 400, math.inf, 0, 1000)
+    primes = select(rows, "meshwork", "primes")
+    single = select(rows, "meshwork-single", "primes").time("wall_s")
+    if single:
+        for r in primes.rows:
+            r["efficiency"] = single / (2 * r["wall_s"]) if r.get("wall_s") else None
+    target("B3 efficiency ≥ 0.97 (single-process median / 2 × each run)", primes, "efficiency", lambda v: v >= 0.97, 0.0, 3)
+    return "\n".join(out)
+
+
+def splice(path, text):
+    with open(path) as fh:
+        doc = fh.read()
+    a, b = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+    with open(path, "w") as fh:
+        fh.write(doc[:a] + "\n" + text + "\n" + doc[b:])
+
+
+def name_run(workload_args):
+    """The last JSON line on stdin, with system/workload/restart set if missing."""
+    words = workload_args.split()
+    lines = [l for l in sys.stdin if l.strip().startswith("{")]
+    rec = json.loads(lines[-1]) if lines else {"ok": False, "error": "no output"}
+    rec.setdefault("system", "meshwork-single" if words[0] == "single" else "meshwork")
+    rec.setdefault("workload", "primes" if words[0] == "single" else words[0])
+    if "--restart" in words:
+        rec.setdefault("restart", words[words.index("--restart") + 1])
+    print(json.dumps(rec))
 
 
 def main(argv):
-    svg = None
-    if argv[:1] == ["--svg"]:
-        svg, argv = argv[1], argv[2:]
+    if argv[:1] == ["--name"]:
+        return name_run(argv[1])
+    svg = md = None
+    while argv[:1] in (["--svg"], ["--md"]):
+        if argv[0] == "--svg":
+            svg = argv[1]
+        else:
+            md = argv[1]
+        argv = argv[2:]
     rows = load(argv)
-    systems = ["meshwork", "celery", "dask", "ray"]
-    m = {}
-    for s in systems:
-        noop, mn = runs(rows, s, "noop")
-        primes, mp = runs(rows, s, "primes")
-        fault, mf = runs(rows, s, "fault")
-        single_sys = "meshwork-single" if s == "meshwork" else "single"
-        single, ms = runs(rows, single_sys, "primes")
-        t_single, t_par = med(single, "wall_s"), med(primes, "wall_s")
-        m[s] = {
-            "tps": med(noop, "tasks_per_s"), "p50": med(noop, "lat_p50_ms"), "p99": med(noop, "lat_p99_ms"),
-            "b3": t_par, "eff": (t_single / (2 * t_par)) if t_single and t_par else None,
-            "b4_ok": f"{sum(1 for r in fault if r.get('completed') and r.get('correct'))}/{len(fault)}" if fault else "—",
-            "b4_extra": med([{"x": r["fault_s"] - r["nofault_s"]} for r in fault if "fault_s" in r and "nofault_s" in r], "x"),
-            "mark": mn + mp + mf + ms, "n": len(noop),
-        }
-    mw = m["meshwork"]
-    print("| system | B1 pieces/s | B2 p50 ms | B2 p99 ms | B3 wall s | B3 efficiency | B4 ok | B4 extra s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for s in systems:
-        r = m[s]
-        print(f"| {s}{r['mark'] and ' *'} | {fmt(r['tps'], 0)} | {fmt(r['p50'], 3)} | {fmt(r['p99'], 3)} | {fmt(r['b3'])} "
-              f"| {fmt(r['eff'])} | {r['b4_ok']} | {fmt(r['b4_extra'])} |")
-    print()
-    print("| meshwork vs | B1 throughput × | B2 p50 × faster | B2 p99 × faster | B3 efficiency Δ |")
-    print("|---|---|---|---|---|")
-    ratio = lambda a, b: None if a is None or b is None or b == 0 else a / b
-    for s in systems[1:]:
-        r = m[s]
-        d = None if mw["eff"] is None or r["eff"] is None else mw["eff"] - r["eff"]
-        print(f"| {s} | {fmt(ratio(mw['tps'], r['tps']), 1)} | {fmt(ratio(r['p50'], mw['p50']), 1)} "
-              f"| {fmt(ratio(r['p99'], mw['p99']), 1)} | {fmt(d, 3)} |")
+    text = tables(rows)
+    if md:
+        splice(md, text)
+    else:
+        print(text)
     if svg:
-        write_svg(svg, m, systems)
+        write_svg(svg, rows)
 
 
-def write_svg(path, m, systems):
-    """Two bar charts (log-scale B1 throughput, B3 efficiency) without plotting libraries."""
+def write_svg(path, rows):
+    """Two bar charts (log-scale one-piece tasks/s, B3 efficiency) without plotting libraries."""
     import html
-    import math
+    systems = ["meshwork"] + PEERS
+    tps = {s: select(rows, s, "noop").rate("tasks_per_s") for s in PEERS}
+    tps["meshwork"] = select(rows, "meshwork", "noop-remote").rate("jobs_per_s")
+    eff = {}
+    for s in systems:
+        t_par = select(rows, s, "primes").time("wall_s")
+        t_single = select(rows, "meshwork-single" if s == "meshwork" else "single", "primes").time("wall_s")
+        eff[s] = ratio(t_single, 2 * t_par) if t_par else None
     w, h, pad = 800, 300, 40
     colors = {"meshwork": "#2b7a4b", "celery": "#8c6d31", "dask": "#3b6ea8", "ray": "#a83b3b"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
@@ -103,11 +237,9 @@ def write_svg(path, m, systems):
             parts.append(f'<text x="{x + (bw - 16) / 2:.1f}" y="{pad + ch + 16:.1f}" text-anchor="middle">{s}</text>')
         parts.append(f'<line x1="{x0}" y1="{pad + ch}" x2="{x0 + cw}" y2="{pad + ch}" stroke="black"/>')
 
-    tps = {s: m[s]["tps"] for s in systems}
     top = max([v for v in tps.values() if v] or [10]) * 3
-    chart(pad, "B1: no-op pieces/s (log scale)", tps, top, lambda v: f"{v:,.0f}", log=True)
-    chart(w / 2 + pad, "B3: parallel efficiency (primes below 20M, 2 workers)", {s: m[s]["eff"] for s in systems}, 1.0,
-          lambda v: f"{v:.2f}")
+    chart(pad, "B1: 10,000 one-piece tasks, tasks/s (log)", tps, top, lambda v: f"{v:,.0f}", log=True)
+    chart(w / 2 + pad, "B3: parallel efficiency (primes below 20M, 2 workers)", eff, 1.0, lambda v: f"{v:.2f}")
     parts.append("</svg>")
     with open(path, "w") as fh:
         fh.write("\n".join(parts))

@@ -94,6 +94,9 @@ pub enum JobEvent {
         peer: PeerKey,
         /// Why.
         cause: String,
+        /// The peer failed the piece itself (error, deadline), so it never
+        /// gets the piece again; `false` when it only went away holding it.
+        banned: bool,
     },
     /// A peer refused the job's pieces for a reason other than being busy.
     Refused {

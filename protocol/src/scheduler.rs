@@ -651,6 +651,6 @@ fn piece_failed(
     }
     job.put_back(piece);
     job.stats.retries += 1;
-    ctx.events.push_back(JobEvent::Retried { job: job.id, piece, peer, cause });
+    ctx.events.push_back(JobEvent::Retried { job: job.id, piece, peer, cause, banned: ban == Ban::Yes });
     None
 }

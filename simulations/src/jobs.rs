@@ -51,7 +51,8 @@ pub(crate) struct JobTrack {
     pub(crate) backups: u32,
     /// Pieces lost: neither in the result nor reported by an error.
     pub(crate) lost: u64,
-    /// Where each retried piece failed last, until it is placed again.
+    /// Where each retried piece failed for good (the peer is banned from
+    /// it), until it is placed again.
     retried_from: FxHashMap<u32, PeerKey>,
     pub(crate) end: Option<JobEnd>,
 }
@@ -85,9 +86,11 @@ impl JobTrack {
                     }
                 }
             }
-            JobEvent::Retried { piece, peer, .. } => {
+            JobEvent::Retried { piece, peer, banned, .. } => {
                 self.retries += 1;
-                self.retried_from.insert(*piece, *peer);
+                if *banned {
+                    self.retried_from.insert(*piece, *peer);
+                }
             }
             JobEvent::Progress { done, .. } => self.done = *done,
             JobEvent::Finished { result, .. } => self.finish(result, now, violations),
@@ -163,7 +166,7 @@ mod tests {
     fn a_retry_onto_the_peer_that_failed_is_caught() {
         let mut t = JobTrack::new(0, vec![10, 20]);
         let mut v = Vec::new();
-        let retried = JobEvent::Retried { job: JobId(1), piece: 1, peer: PeerKey(5), cause: "x".into() };
+        let retried = JobEvent::Retried { job: JobId(1), piece: 1, peer: PeerKey(5), cause: "x".into(), banned: true };
         t.on_event(&placed(5, vec![0, 1]), Time::ZERO, &mut v);
         t.on_event(&retried, Time::ZERO, &mut v);
         t.on_event(&placed(6, vec![1]), Time::ZERO, &mut v);
@@ -172,6 +175,17 @@ mod tests {
         t.on_event(&placed(5, vec![1]), Time::ZERO, &mut v);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].contains("piece 1 failed on #5"), "{v:?}");
+    }
+
+    #[test]
+    fn a_peer_that_only_went_away_may_have_its_piece_again() {
+        let mut t = JobTrack::new(0, vec![10, 20]);
+        let mut v = Vec::new();
+        let went_away = JobEvent::Retried { job: JobId(1), piece: 1, peer: PeerKey(5), cause: "x".into(), banned: false };
+        t.on_event(&placed(5, vec![0, 1]), Time::ZERO, &mut v);
+        t.on_event(&went_away, Time::ZERO, &mut v);
+        t.on_event(&placed(5, vec![1]), Time::ZERO, &mut v);
+        assert!(v.is_empty(), "{v:?}");
     }
 
     #[test]

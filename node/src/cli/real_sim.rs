@@ -489,7 +489,9 @@ fn renumber(ev: JobEvent, names: &PeerNames, ids: &HashMap<PeerId, u32>) -> JobE
         JobEvent::Placed { job, peer, pieces, choice, backup } => {
             JobEvent::Placed { job, peer: node(peer), pieces, choice, backup }
         }
-        JobEvent::Retried { job, piece, peer, cause } => JobEvent::Retried { job, piece, peer: node(peer), cause },
+        JobEvent::Retried { job, piece, peer, cause, banned } => {
+            JobEvent::Retried { job, piece, peer: node(peer), cause, banned }
+        }
         JobEvent::Refused { job, peer, reason } => JobEvent::Refused { job, peer: node(peer), reason },
         JobEvent::Finished { job, result: Ok(mut out) } => {
             for o in &mut out.outputs {

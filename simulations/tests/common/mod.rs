@@ -13,7 +13,7 @@ pub fn simulate(words: &[&str]) -> (SimArgs, RunReport) {
 }
 
 /// The invariants of every run: nothing lost, every job ended (succeeded
-/// or failed loudly), no retry on the peer that just failed the piece,
+/// or failed loudly), no retry on a peer that failed the piece itself,
 /// outputs equal inputs. Panics with the repro command when one broke.
 pub fn check(args: &SimArgs, r: &RunReport) {
     let repro = args.repro_command();

@@ -1,7 +1,8 @@
 //! The benchmark's mesh: this process (which submits, with `slots` slots of
 //! its own, 0 for submit-only) and `workers` `meshwork node` processes with
-//! one slot each, on loopback with mDNS off. Workers can be killed by PID
-//! and started again with the same identity.
+//! one slot each, on loopback with mDNS off. Workers can be killed by PID;
+//! a supervised worker runs under README's restart loop, which starts it
+//! again with the same identity.
 
 use crate::client::Client;
 use crate::node::{Node, NodeConfig};
@@ -14,15 +15,31 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// One `meshwork node` process.
+/// README's supervised node: `meshwork node` started again 100 ms after it
+/// exits, for ever (systemd's `Restart=always` with its default `RestartSec`).
+const RESTART_LOOP: &str = r#"while :; do "$@"; sleep 0.1; done"#;
+
+/// One `meshwork node` process, or its restart loop.
 pub(super) struct Worker {
-    pub(super) child: Child,
-    pub(super) identity: PathBuf,
+    child: Child,
+    identity: PathBuf,
+    supervised: bool,
 }
 
 impl Worker {
+    /// The process we started: the node, or the shell running its loop.
     pub(super) fn pid(&self) -> u32 {
         self.child.id().unwrap_or(0)
+    }
+
+    /// The `meshwork node` process running now.
+    pub(super) fn node_pid(&self) -> Option<u32> {
+        let pid = self.pid();
+        if !self.supervised {
+            return Some(pid);
+        }
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
     }
 }
 
@@ -36,7 +53,7 @@ pub(super) struct Mesh {
 impl Mesh {
     /// Starts the submitter with `slots` slots and `workers` worker processes,
     /// and waits until it sees them all.
-    pub(super) async fn start(slots: u32, workers: usize) -> anyhow::Result<Mesh> {
+    pub(super) async fn start(slots: u32, workers: usize, supervised: bool) -> anyhow::Result<Mesh> {
         let mut cfg = NodeConfig::new(Keypair::generate_ed25519(), builtin_registry());
         cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid")];
         cfg.behaviour.mdns = false;
@@ -47,8 +64,8 @@ impl Mesh {
         let mut mesh = Mesh { node, workers: Vec::new(), join };
         for i in 0..workers {
             let identity = std::env::temp_dir().join(format!("meshwork-bench-{}-{i}.key", std::process::id()));
-            let child = spawn_worker(&identity, &mesh.join).await?;
-            mesh.workers.push(Worker { child, identity });
+            let child = spawn_worker(&identity, &mesh.join, supervised).await?;
+            mesh.workers.push(Worker { child, identity, supervised });
         }
         mesh.wait_for_workers(workers).await?;
         Ok(mesh)
@@ -72,8 +89,15 @@ impl Mesh {
 
     pub(super) async fn stop(mut self) {
         for w in &mut self.workers {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe { libc::kill(w.pid() as i32, libc::SIGTERM) };
+            let node = w.node_pid();
+            if w.supervised {
+                // The loop first, so that it does not start the node again.
+                let _ = w.child.kill().await;
+            }
+            if let Some(pid) = node {
+                // SAFETY: kill(2) on a process we started.
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
             if tokio::time::timeout(Duration::from_secs(5), w.child.wait()).await.is_err() {
                 let _ = w.child.kill().await;
             }
@@ -83,10 +107,18 @@ impl Mesh {
     }
 }
 
-/// `meshwork node --slots 1` on loopback, joined to `join`; returns once it listens.
-pub(super) async fn spawn_worker(identity: &Path, join: &str) -> anyhow::Result<Child> {
+/// `meshwork node --slots 1` on loopback, joined to `join` (under
+/// [`RESTART_LOOP`] if `supervised`); returns once it listens.
+async fn spawn_worker(identity: &Path, join: &str, supervised: bool) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("finding the meshwork binary")?;
-    let mut child = Command::new(exe)
+    let mut cmd = if supervised {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", RESTART_LOOP, "sh"]).arg(exe);
+        sh
+    } else {
+        Command::new(exe)
+    };
+    let mut child = cmd
         .args(["node", "--no-mdns", "--slots", "1", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", join, "--identity"])
         .arg(identity)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
