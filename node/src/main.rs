@@ -18,8 +18,8 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
     // One thread drives the node (the swarm, the machine and the CLI's own
     // tasks): they hand work to each other without crossing threads, which
-    // keeps round trips short and memory small. Pieces run on tokio's
-    // blocking pool, never on this thread.
+    // keeps round trips short and memory small. Pieces run on the
+    // executor's own low-priority threads (tiny ones inline), see `executor`.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

