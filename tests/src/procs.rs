@@ -292,6 +292,14 @@ pub fn node(extra: &[&str]) -> (Proc, String) {
     (p, addr)
 }
 
+/// `meshwork peers --json` joined to `join` on loopback (no mDNS), waiting
+/// up to `wait_s` for the mesh: its exit code and output.
+pub fn peers_json(join: &str, wait_s: u32, timeout: Duration) -> (i32, String) {
+    let wait = wait_s.to_string();
+    let args = ["peers", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", join, "--json", "--wait", &wait];
+    Proc::start(&args).output(timeout).expect("meshwork peers ended")
+}
+
 /// A fresh path for a node's identity file, in the temporary directory
 /// (the node creates it; remove it once the node listens).
 pub fn identity_file() -> String {

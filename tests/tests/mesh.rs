@@ -5,7 +5,7 @@ use meshwork::tasks::sleep;
 use meshwork::PeerInfo;
 use meshwork::{JobOptions, Node};
 use meshwork_protocol::wire::{frame, to_cbor, Advert, Request, RequestFrame, PROTOCOL_VERSION};
-use meshwork_tests::procs::{node, Proc};
+use meshwork_tests::procs::{node, peers_json};
 use meshwork_tests::rogue::Rogue;
 use meshwork_tests::{local_config, local_mesh, tcp_addr, wait_connected, wait_peer, wait_until};
 use std::time::Duration;
@@ -160,18 +160,7 @@ fn node_and_peers_commands_find_each_other_as_processes() {
     let peer = addr.rsplit('/').next().unwrap().to_string();
     let rss = n.rss_kib();
     eprintln!("idle node RSS: {rss:?} KiB");
-    let mut p = Proc::start(&[
-        "peers",
-        "--no-mdns",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--join",
-        &addr,
-        "--json",
-        "--wait",
-        "20",
-    ]);
-    let (code, out) = p.output(Duration::from_secs(60)).unwrap();
+    let (code, out) = peers_json(&addr, 20, Duration::from_secs(60));
     assert_eq!(code, 0, "{out}");
     let table: serde_json::Value = serde_json::from_str(&out).unwrap();
     let row = table.as_array().unwrap().iter().find(|r| r["peer_id"] == peer).unwrap_or_else(|| panic!("{out}"));

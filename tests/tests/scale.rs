@@ -3,8 +3,10 @@
 //! over all of them, and while five of them are killed), `meshwork peers`
 //! from any node lists them all within 5 s, and jobs come out right.
 
+use meshwork_tests::events::JobEvent;
 use meshwork_tests::fleet::Fleet;
-use meshwork_tests::procs::{Proc, Spawn, Stderr};
+use meshwork_tests::procs::peers_json;
+use meshwork_tests::run_proc::{RunOutput, RunProc};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -12,39 +14,18 @@ const NODES: usize = 50;
 /// README: a killed node is seen down by every peer within this bound.
 const KILL_DETECTED: Duration = Duration::from_secs(2);
 
-/// `meshwork run --explain` as a process joined to `join`, submitting
-/// only (`--slots 0`); its placements on stderr, its JSON on stdout.
-fn run_job(join: &str, pieces: u32, ms: u32) -> Proc {
-    let (p, m) = (pieces.to_string(), ms.to_string());
-    let want = NODES.to_string();
-    let args = [
-        "run",
-        "--no-mdns",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--join",
-        join,
-        "--slots",
-        "0",
-        "--min-peers",
-        &want,
-        "--wait",
-        "60",
-        "--json",
-        "--explain",
-        "sleep",
-        "--pieces",
-        &p,
-        "--ms",
-        &m,
-    ];
-    Proc::spawn(&Spawn { stderr: Stderr::Pipe, ..Spawn::default() }, &args)
+/// A `sleep` job of `pieces` × `ms` from `meshwork run` joined to `join`,
+/// once it sees the whole mesh.
+fn sleep_job(join: &str, pieces: u32, ms: u32) -> RunProc {
+    let (p, m, want) = (pieces.to_string(), ms.to_string(), NODES.to_string());
+    RunProc::start_local(join, &["--min-peers", &want, "sleep", "--pieces", &p, "--ms", &m])
 }
 
-fn json_of(proc: &mut Proc, timeout: Duration) -> Value {
-    let (code, out) = proc.output(timeout).expect("the job ended");
-    assert_eq!(code, 0, "meshwork run failed: {out}");
-    serde_json::from_str(out.lines().last().unwrap_or_default()).expect("a JSON line")
+/// The job's output, once it ended well.
+fn finished(job: &mut RunProc) -> RunOutput {
+    let out = job.finish(Duration::from_secs(120)).expect("the job ended");
+    assert_eq!(out.code, 0, "meshwork run failed: {:?}", out.stderr);
+    out
 }
 
 #[test]
@@ -65,18 +46,7 @@ fn fifty_nodes_hold_idle_under_a_job_and_through_five_kills() {
     for k in [0, NODES / 2, NODES - 1] {
         let started = Instant::now();
         let addr = fleet.members[k].addr.clone();
-        let mut peers = Proc::start(&[
-            "peers",
-            "--no-mdns",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--join",
-            &addr,
-            "--json",
-            "--wait",
-            "5",
-        ]);
-        let (code, out) = peers.output(Duration::from_secs(30)).unwrap();
+        let (code, out) = peers_json(&addr, 5, Duration::from_secs(30));
         assert_eq!(code, 0, "{out}");
         let took = started.elapsed();
         let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
@@ -86,17 +56,19 @@ fn fifty_nodes_hold_idle_under_a_job_and_through_five_kills() {
     }
 
     // A job over all of them: no retries, every node used, the right total.
-    let job = json_of(&mut run_job(fleet.join_addr(), 1000, 100), Duration::from_secs(120));
-    let summary = &job["summary"];
-    assert_eq!(job["result"]["total_ms"], 100_000, "{job}");
-    assert_eq!(summary["retries"], 0, "{job}");
-    let used = summary["pieces_per_peer"].as_array().map_or(0, Vec::len);
-    assert_eq!(used, NODES, "pieces went to {used} of {NODES} nodes: {job}");
+    let job = finished(&mut sleep_job(fleet.join_addr(), 1000, 100));
+    assert_eq!(job.result("total_ms"), Some(100_000), "{}", job.json);
+    assert_eq!(job.summary("retries"), Some(0), "{}", job.json);
+    let used = job.per_peer().len();
+    assert_eq!(used, NODES, "pieces went to {used} of {NODES} nodes: {}", job.json);
     assert_eq!(fleet.false_downs(formed), Vec::new(), "healthy peers judged down during the job");
 
     // Another, and five nodes killed while it runs.
-    let mut runner = run_job(fleet.join_addr(), 1000, 300);
-    runner.wait_for("the first placement", Duration::from_secs(60), |l| l.text.contains(" → ")).unwrap();
+    let mut runner = sleep_job(fleet.join_addr(), 1000, 300);
+    let since = Instant::now();
+    runner
+        .wait_event("the first placement", since, Duration::from_secs(60), |e| matches!(e, JobEvent::Placed { .. }))
+        .unwrap();
     fleet.wait(Duration::from_secs(1), |_| false);
     let victims: Vec<usize> = (1..=5).map(|i| i * (NODES / 6)).collect();
     for &v in &victims {
@@ -113,8 +85,8 @@ fn fifty_nodes_hold_idle_under_a_job_and_through_five_kills() {
             assert!(took <= KILL_DETECTED, "{} saw {id} down after {took:?}", m.id);
         }
     }
-    let job = json_of(&mut runner, Duration::from_secs(120));
-    assert_eq!(job["result"]["total_ms"], 300_000, "{job}");
+    let job = finished(&mut runner);
+    assert_eq!(job.result("total_ms"), Some(300_000), "{}", job.json);
     fleet.wait(Duration::from_secs(2), |_| false);
     assert_eq!(fleet.false_downs(formed), Vec::new(), "healthy peers judged down around the kills");
 }
