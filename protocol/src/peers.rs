@@ -313,6 +313,11 @@ pub(crate) struct PeerTable {
     events: VecDeque<PeerEvent>,
     /// Peers live now (connected, advertising, not down).
     live: u32,
+    /// The largest mesh size a live peer reported: raised by each advert
+    /// at once, recomputed from every peer by [`maintain`](Self::maintain)
+    /// (so it also falls), because the pace it sets is read after every
+    /// input and a walk over all peers there cost O(N) per event.
+    reported_mesh: u32,
 }
 
 impl PeerTable {
@@ -325,7 +330,7 @@ impl PeerTable {
         info.advert = Some(AdvertInfo { seq: 0, tasks, received: now, interval: Duration::MAX, mesh: 1 });
         let mut peers = FxHashMap::default();
         peers.insert(me, info);
-        PeerTable { me, peers, index: BTreeMap::new(), events: VecDeque::new(), live: 0 }
+        PeerTable { me, peers, index: BTreeMap::new(), events: VecDeque::new(), live: 0, reported_mesh: 0 }
     }
 
     /// Records our own worker's exact load (it includes our own pieces).
@@ -392,7 +397,15 @@ impl PeerTable {
         info.inflight_at_report = info.inflight;
         info.heard(now);
         self.refresh(peer, now);
+        self.note_mesh(peer, advert.mesh);
         Ok(())
+    }
+
+    /// Raises [`reported_mesh`](Self::reported_mesh) with `peer`'s report, if it is live.
+    fn note_mesh(&mut self, peer: PeerKey, mesh: u32) {
+        if self.peers.get(&peer).is_some_and(|i| i.live) {
+            self.reported_mesh = self.reported_mesh.max(mesh);
+        }
     }
 
     /// `peer` answered our probe `id` with its advert: fresher than any
@@ -414,6 +427,7 @@ impl PeerTable {
         }
         info.heard(now);
         self.refresh(peer, now);
+        self.note_mesh(peer, advert.mesh);
     }
 
     /// `peer` answered a batch with results: trust its slots a little more.
@@ -595,6 +609,13 @@ impl PeerTable {
                 self.refresh(peer, now);
             }
         }
+        self.reported_mesh = self
+            .peers
+            .iter()
+            .filter(|(p, i)| **p != self.me && i.live)
+            .filter_map(|(_, i)| i.advert.as_ref().map(|a| a.mesh))
+            .max()
+            .unwrap_or(0);
         m
     }
 
@@ -620,14 +641,7 @@ impl PeerTable {
     /// Nodes in the mesh as this one sees it (itself included), or the
     /// largest count a live peer reports: whoever sees more sets the pace.
     pub(crate) fn mesh_size(&self) -> u32 {
-        let reported = self
-            .peers
-            .iter()
-            .filter(|(p, i)| **p != self.me && i.live)
-            .filter_map(|(_, i)| i.advert.as_ref().map(|a| a.mesh))
-            .max()
-            .unwrap_or(0);
-        (self.live + 1).max(reported)
+        (self.live + 1).max(self.reported_mesh)
     }
 
     /// Workers live now (connected, advertising tasks, not down), this node excluded.
@@ -782,5 +796,33 @@ mod tests {
         assert!(t.advert(PeerKey(1), &advert, now).is_err(), "same seq again is stale");
         t.disconnected(PeerKey(1), now);
         assert_eq!(t.open("x"), &[PeerKey(0)]);
+    }
+
+    #[test]
+    fn the_mesh_size_follows_the_largest_live_report_and_falls_when_its_reporter_goes() {
+        let now = Time::ZERO;
+        let load = Load { slots: 1, running: 0, queued: 0, capacity: 4 };
+        let mut t = PeerTable::new(PeerKey(0), vec!["x".into()], load, now);
+        let advert = |seq, mesh| Advert {
+            version: crate::wire::PROTOCOL_VERSION,
+            seq,
+            slots: 1,
+            running: 0,
+            queued: 0,
+            capacity: 4,
+            tasks: vec!["x".into()],
+            interval_ms: 1000,
+            mesh,
+        };
+        for peer in [1, 2] {
+            t.peer_up(PeerKey(peer), now);
+        }
+        t.advert(PeerKey(1), &advert(1, 500), now).unwrap();
+        t.advert(PeerKey(2), &advert(1, 3), now).unwrap();
+        assert_eq!(t.mesh_size(), 500, "a live peer that sees more sets the pace at once");
+        t.disconnected(PeerKey(1), now);
+        let cfg = Config::new(PeerKey(0), 0);
+        t.maintain(now, &cfg, false);
+        assert_eq!(t.mesh_size(), 3, "once it is gone, the next walk forgets its report");
     }
 }
