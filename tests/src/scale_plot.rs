@@ -1,6 +1,7 @@
-//! The scale benchmark's plot: what one idle node pays per second as the
-//! mesh grows (TCP segments and CPU), against the line that linear
-//! growth from the smallest mesh would follow.
+//! The scale benchmark's figures from its saved JSON lines: the plot of
+//! what one idle node pays per second as the mesh grows (TCP segments and
+//! CPU), against the line that linear growth from the smallest mesh would
+//! follow, and the table docs/benchmarks.md shows.
 
 use anyhow::Context;
 use plotters::prelude::*;
@@ -13,15 +14,46 @@ const PANELS: [(&str, &str); 2] = [
     ("CPU per node (% of one core)", "cpu_pct"),
 ];
 
-/// Draws the saved JSON lines of `from` into the SVG `to`.
-pub fn draw(from: &Path, to: &Path) -> anyhow::Result<()> {
+/// The saved JSON lines of `from`.
+pub fn load(from: &Path) -> anyhow::Result<Vec<Value>> {
     let text = std::fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
-    let rows: Vec<Value> = text
-        .lines()
+    text.lines()
         .filter(|l| l.trim_start().starts_with('{'))
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
-        .context("parsing the saved lines")?;
+        .context("parsing the saved lines")
+}
+
+/// One markdown row per saved line, every run included (a run that did not
+/// hold says so in the "held" column).
+pub fn table(rows: &[Value]) -> String {
+    let num = |r: &Value, k: &str, nd: usize| r[k].as_f64().map_or("—".into(), |v| format!("{v:.nd$}"));
+    let mut out = String::from(
+        "| nodes | held | forming s | CPU % per node | RSS MB per node | TCP segments/s per node | bytes/s per node \
+         | new node seen by all, s | killed node seen down by all, s | false downs (while forming) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let rss_mb = r["rss_kib"].as_f64().map_or("—".into(), |k| format!("{:.1}", k / 1024.0));
+        out += &format!(
+            "| {} | {} | {} | {} | {rss_mb} | {} | {} | {} | {} | {} ({}) |\n",
+            r["nodes"],
+            if r["ok"] == true { "yes" } else { "**no**" },
+            num(r, "form_s", 1),
+            num(r, "cpu_pct", 2),
+            num(r, "segments_per_s", 0),
+            num(r, "bytes_per_s", 0),
+            num(r, "join_s", 2),
+            num(r, "kill_s", 2),
+            r["false_downs"],
+            r["forming_downs"],
+        );
+    }
+    out
+}
+
+/// Draws `rows` into the SVG `to`.
+pub fn draw(rows: &[Value], to: &Path) -> anyhow::Result<()> {
     let point = |r: &Value, field: &str| Some((r["nodes"].as_f64()?, r[field].as_f64()?));
     let root = SVGBackend::new(to, (900, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -46,7 +46,8 @@ struct Args {
     /// Longest wait for a mesh to form, a join or a kill to be seen, in seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
-    /// Draw the per-node curves of these saved JSON lines to --svg instead of measuring.
+    /// Draw the per-node curves of these saved JSON lines to --svg, and
+    /// print their table, instead of measuring.
     #[arg(long, requires = "svg")]
     from: Option<PathBuf>,
     /// Where to draw them.
@@ -57,7 +58,9 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let (Some(from), Some(svg)) = (&args.from, &args.svg) {
-        return meshwork_tests::scale_plot::draw(from, svg);
+        let rows = meshwork_tests::scale_plot::load(from)?;
+        print!("{}", meshwork_tests::scale_plot::table(&rows));
+        return meshwork_tests::scale_plot::draw(&rows, svg);
     }
     // Build the binary before any clock starts.
     meshwork_tests::procs::meshwork_bin();
