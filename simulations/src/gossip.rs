@@ -1,41 +1,60 @@
 //! Gossip of load adverts, as the node runs gossipsub
-//! (`node/src/net/behaviour.rs`): flood publish on, a mesh of D = 4.
+//! (`node/src/net/behaviour.rs`, with the numbers of
+//! `meshwork_protocol::gossip`): no flood publishing, a mesh of
+//! `MESH_N` = 4, lazy gossip to `GOSSIP_LAZY` = 3 peers a heartbeat.
 //!
-//! - Every node is connected to every other (the real mesh is fully
-//!   connected; see `network` for which connections are modelled).
-//! - The publisher sends one copy straight to each peer it is connected to
-//!   (flood publish).
-//! - Each node forwards the first copy it accepts to its mesh peers, D of
-//!   them chosen at random when it joins (fixed afterwards; gossipsub's
-//!   heartbeat would repair a mesh peer that died, here it is simply
-//!   skipped), never back to the publisher. Later copies are duplicates
-//!   and dropped.
-//! - Each copy takes its own latency plus `--advert-delay` (one hop) and is
-//!   lost with `--loss`. A copy from a sender the receiver graylists
-//!   (`hosts`) is ignored, and so is one across a partition. Hung nodes
-//!   forward nothing.
+//! - **The mesh.** Links are symmetric, as gossipsub's GRAFT makes them.
+//!   A node joining grafts random present peers until it has `MESH_N`,
+//!   skipping peers that already have `MESH_N_HIGH` = 8 (their heartbeat
+//!   would prune the link again), so every node ends with 4 to 8 mesh
+//!   peers when there are enough nodes. When a node is gone its mesh peers
+//!   drop it, and one left with fewer than `MESH_N_LOW` = 3 grafts back up
+//!   to 4 (the heartbeat's upkeep, done at once here). A hung node stays in
+//!   the mesh: its sockets stay open.
+//! - **Mesh delivery.** The publisher sends one copy to each of its mesh
+//!   peers (`flood_publish(false)`). Each node forwards the first copy it
+//!   accepts to its mesh peers except the one it came from and the
+//!   publisher; later copies are duplicates and dropped. Each copy takes
+//!   its own latency plus `--advert-delay` (one hop: validation, queues)
+//!   and is lost with `--loss`. A copy from a sender the receiver
+//!   graylists (`hosts`) is ignored, and so is one across a partition.
+//!   Hung nodes forward nothing. A node's first copy comes by the fastest
+//!   path through the mesh: [`Gossip::spread`] runs Dijkstra from the
+//!   publisher, drawing each copy's delay and loss when its sender is
+//!   reached, and stops once every target is reached.
+//! - **Lazy gossip.** Each heartbeat (`HEARTBEAT` = 1 s, at a phase each
+//!   node draws when it joins) a node sends IHAVE, listing the messages it
+//!   received in the last `HISTORY_GOSSIP` = 3 heartbeats, to
+//!   `GOSSIP_LAZY` random peers outside its mesh (`gossip_factor` is 0); a
+//!   peer missing one of them answers IWANT and gets the message (a copy,
+//!   with its hop delay). Here that repairs targets that every mesh path
+//!   missed (all copies lost or ignored): each node holding the advert,
+//!   at each of its 3 heartbeats after it got it, picks the target with
+//!   probability 3 / (its peers outside its mesh); the target's copy comes
+//!   by the earliest such IHAVE → IWANT → copy whose three messages are
+//!   not lost. A repaired target forwards to its mesh like any receiver.
+//!   Not modelled: an IHAVE beating a slow mesh path (a mesh hop would
+//!   have to take most of a heartbeat), and the repair of nodes that are
+//!   not targets (for the count below they are taken as reached).
 //!
-//! So a node receives up to 1 + D copies and misses an advert only if all
-//! of them are lost or ignored. Only the nodes that hold the publisher in
-//! their peer tables get the advert as a machine input (see
-//! `sim::adverts`); for them [`Gossip::spread`] computes when
-//! their first copy arrives, following forwarders up to [`DEPTH`] hops
-//! behind them (a path of more hops matters only if every shorter one was
-//! lost). Nothing is queued per copy: only one arrival per target. Copies
-//! are counted for every node in one pass, as if each node's first copy
-//! were the publisher's own (it is, unless that copy was lost or ignored).
+//! Only the nodes that hold the publisher in their peer tables get the
+//! advert as a machine input (see `sim::adverts`): they are the targets,
+//! and only their arrivals are queued, one each. Copies are counted for
+//! the whole mesh: exactly for the nodes the search reached, and, when it
+//! stopped early, as `mesh peers − 1` forwards for each other node that
+//! would forward (present, running, taking the publisher's messages). The
+//! IWANTs and copies of lazy repairs are counted as well; the IHAVEs a
+//! node sends each heartbeat regardless are not.
 
+use meshwork_protocol::gossip::{GOSSIP_LAZY, HEARTBEAT, HISTORY_GOSSIP, MESH_N, MESH_N_HIGH, MESH_N_LOW};
 use meshwork_protocol::Time;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::Duration;
 
-/// Mesh peers each node forwards to (gossipsub's `mesh_n` in the node).
-pub(crate) const MESH_D: usize = 4;
-/// Forwarding hops followed behind each target.
-const DEPTH: usize = 2;
-/// An empty mesh slot.
+/// No node (the publisher's "sender").
 const NONE: u32 = u32::MAX;
 
 /// What gossip needs to know of the rest of the simulation.
@@ -46,36 +65,81 @@ pub(crate) trait World {
     fn present(&self, n: u32) -> bool;
     /// Does `n` forward what it receives (present and not hung)?
     fn forwards(&self, n: u32) -> bool;
-    /// Are `a` and `b` connected?
-    fn connected(&self, a: u32, b: u32) -> bool;
-    /// Does `to` take a copy `from` sends now (connected, reachable, not graylisted)?
+    /// Does `to` take a message `from` sends now (connected, reachable, not graylisted)?
     fn accepts(&self, to: u32, from: u32) -> bool;
-    /// The delay of one copy, or `None` if it is lost.
-    fn copy_delay(&mut self) -> Option<Duration>;
+    /// The delay of one copy of an advert `from` sends `to`, or `None` if it is lost.
+    fn copy_delay(&mut self, from: u32, to: u32) -> Option<Duration>;
+    /// The delay of one control message (IHAVE, IWANT) `from` sends `to`, or `None` if it is lost.
+    fn control_delay(&mut self, from: u32, to: u32) -> Option<Duration>;
+    /// A draw that comes true with probability `p`.
+    fn chance(&mut self, p: f64) -> bool;
 }
 
 /// Where one advert went.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Spread {
-    /// Each target reached and when its first copy arrives.
+    /// Each target reached and when its first copy arrives, earliest first.
     pub(crate) arrivals: Vec<(u32, Time)>,
-    /// Copies sent over connections, all nodes included.
+    /// Copies sent, all nodes included (lost ones too).
     pub(crate) copies: u64,
+    /// IWANTs sent for lazy repairs.
+    pub(crate) iwants: u64,
 }
 
 /// The gossip mesh.
 #[derive(Debug, Default)]
 pub(crate) struct Gossip {
-    /// The mesh peers of each node.
-    mesh: Vec<[u32; MESH_D]>,
-    /// The nodes that have each node in their mesh.
-    fed_by: Vec<Vec<u32>>,
-    /// Mesh peers of each node that are present.
-    live_mesh: Vec<u8>,
+    /// The mesh peers of each node (symmetric; gone nodes removed).
+    mesh: Vec<Vec<u32>>,
+    /// Each node's heartbeat phase, µs into each heartbeat.
+    phase: Vec<u64>,
+    /// Per-node state of the current spread.
+    search: Search,
+}
+
+/// Scratch space of [`Gossip::spread`], kept between adverts. A node's
+/// entry is valid for this advert only if its stamp is the current one.
+#[derive(Debug, Default)]
+struct Search {
+    advert: u32,
+    /// `advert` when reached by this one.
+    reached: Vec<u32>,
+    /// `advert` when a target of this one.
+    target: Vec<u32>,
+    /// When each reached node got its first copy.
+    at: Vec<Time>,
+    /// Nodes reached, in order.
+    order: Vec<u32>,
+    /// Copies on their way: (arrival, receiver, sender).
+    heap: BinaryHeap<Reverse<(Time, u32, u32)>>,
+    /// Targets not reached yet.
+    missing: usize,
+}
+
+impl Search {
+    fn begin(&mut self, len: usize) {
+        self.advert += 1;
+        if self.reached.len() < len {
+            self.reached.resize(len, 0);
+            self.target.resize(len, 0);
+            self.at.resize(len, Time::ZERO);
+        }
+        self.order.clear();
+        self.heap.clear();
+        self.missing = 0;
+    }
+
+    fn is_reached(&self, n: u32) -> bool {
+        self.reached[n as usize] == self.advert
+    }
+
+    fn is_target(&self, n: u32) -> bool {
+        self.target[n as usize] == self.advert
+    }
 }
 
 impl Gossip {
-    /// The mesh of nodes `0..nodes`, each picking D others at random.
+    /// The mesh of nodes `0..nodes`, joining in order.
     pub(crate) fn new(nodes: u32, rng: &mut ChaCha8Rng) -> Gossip {
         let mut g = Gossip::default();
         for n in 0..nodes {
@@ -84,119 +148,176 @@ impl Gossip {
         g
     }
 
-    /// Node `n` joins the mesh, picking D of the nodes `0..len` that are `present`.
+    /// Node `n` joins: it draws its heartbeat phase and grafts peers among
+    /// the nodes `0..len` that are `present`.
     pub(crate) fn join(&mut self, n: u32, len: u32, rng: &mut ChaCha8Rng, present: impl Fn(u32) -> bool) {
-        let others = (0..len).filter(|p| *p != n && present(*p)).count();
-        let mut mesh = [NONE; MESH_D];
-        let mut picked = 0;
-        if others <= MESH_D {
-            for p in (0..len).filter(|p| *p != n && present(*p)) {
-                mesh[picked] = p;
-                picked += 1;
-            }
-        } else {
-            while picked < MESH_D {
-                let p = rng.random_range(0..len);
-                if p != n && present(p) && !mesh.contains(&p) {
-                    mesh[picked] = p;
-                    picked += 1;
-                }
-            }
-        }
         let needed = (n.max(len.saturating_sub(1))) as usize + 1;
         if self.mesh.len() < needed {
-            self.mesh.resize(needed, [NONE; MESH_D]);
-            self.fed_by.resize(needed, Vec::new());
-            self.live_mesh.resize(needed, 0);
+            self.mesh.resize(needed, Vec::new());
+            self.phase.resize(needed, 0);
         }
-        for p in mesh.iter().filter(|p| **p != NONE) {
-            self.fed_by[*p as usize].push(n);
-        }
-        self.mesh[n as usize] = mesh;
-        self.live_mesh[n as usize] = picked as u8;
+        self.phase[n as usize] = rng.random_range(0..HEARTBEAT.as_micros() as u64);
+        self.graft(n, len, rng, &present);
     }
 
-    /// Node `n` is gone: the nodes meshed with it forward to one peer fewer.
-    pub(crate) fn leave(&mut self, n: u32) {
-        for f in self.fed_by.get(n as usize).into_iter().flatten() {
-            self.live_mesh[*f as usize] -= 1;
+    /// `n` grafts random `present` peers with room (fewer than `MESH_N_HIGH`)
+    /// until it has `MESH_N`, or takes all of them if there are too few.
+    fn graft(&mut self, n: u32, len: u32, rng: &mut ChaCha8Rng, present: &impl Fn(u32) -> bool) {
+        let wanted = MESH_N.saturating_sub(self.mesh[n as usize].len());
+        if wanted == 0 {
+            return;
+        }
+        let candidate = |g: &Gossip, p: u32| {
+            p != n && present(p) && g.mesh[p as usize].len() < MESH_N_HIGH && !g.mesh[n as usize].contains(&p)
+        };
+        let candidates: Vec<u32> = (0..len).filter(|p| candidate(self, *p)).collect();
+        if candidates.len() <= wanted {
+            for p in candidates {
+                self.link(n, p);
+            }
+            return;
+        }
+        let mut grafted = 0;
+        while grafted < wanted {
+            let p = candidates[rng.random_range(0..candidates.len())];
+            if candidate(self, p) {
+                self.link(n, p);
+                grafted += 1;
+            }
+        }
+    }
+
+    fn link(&mut self, a: u32, b: u32) {
+        self.mesh[a as usize].push(b);
+        self.mesh[b as usize].push(a);
+    }
+
+    /// Node `n` is gone: its mesh peers drop it, and those left with fewer
+    /// than `MESH_N_LOW` graft back up to `MESH_N` among the nodes `0..len`
+    /// that are `present`.
+    pub(crate) fn leave(&mut self, n: u32, len: u32, rng: &mut ChaCha8Rng, present: impl Fn(u32) -> bool) {
+        let Some(peers) = self.mesh.get_mut(n as usize).map(std::mem::take) else { return };
+        for p in peers {
+            self.mesh[p as usize].retain(|q| *q != n);
+            if self.mesh[p as usize].len() < MESH_N_LOW {
+                self.graft(p, len, rng, &present);
+            }
         }
     }
 
     /// An advert `from` publishes `now`: when each of `targets` gets its
-    /// first copy, and how many copies the whole mesh sends.
-    pub(crate) fn spread(&self, from: u32, targets: &[u32], now: Time, world: &mut impl World) -> Spread {
-        // The targets, then the forwarders up to DEPTH hops behind them.
-        let mut set: Vec<u32> = Vec::with_capacity(targets.len());
-        let mut index: FxHashMap<u32, usize> = FxHashMap::default();
-        let mut add = |n: u32, set: &mut Vec<u32>| {
-            if let std::collections::hash_map::Entry::Vacant(v) = index.entry(n) {
-                v.insert(set.len());
-                set.push(n);
+    /// first copy, and how many copies and IWANTs the whole mesh sends.
+    pub(crate) fn spread(&mut self, from: u32, targets: &[u32], now: Time, world: &mut impl World) -> Spread {
+        let mut spread = Spread::default();
+        let s = &mut self.search;
+        s.begin(world.len() as usize);
+        for t in targets.iter().filter(|t| **t != from && world.present(**t)) {
+            if !s.is_target(*t) {
+                s.target[*t as usize] = s.advert;
+                s.missing += 1;
             }
-        };
-        for t in targets.iter().filter(|t| **t != from) {
-            add(*t, &mut set);
         }
-        let reached = set.len();
-        let mut level = 0..reached;
-        for _ in 0..DEPTH {
-            let end = set.len();
-            for i in level {
-                let x = set[i] as usize;
-                for q in self.fed_by.get(x).into_iter().flatten() {
-                    if *q != from && world.forwards(*q) {
-                        add(*q, &mut set);
-                    }
-                }
+        s.heap.push(Reverse((now, from, NONE)));
+        self.run(from, world, &mut spread);
+        if self.search.missing > 0 {
+            // Every mesh path to some target was lost: lazy gossip.
+            let missed: Vec<u32> =
+                targets.iter().copied().filter(|t| self.search.is_target(*t) && !self.search.is_reached(*t)).collect();
+            for t in missed {
+                self.repair(t, world, &mut spread);
             }
-            level = end..set.len();
+            self.run(from, world, &mut spread);
         }
-        // Direct copies, then copies from forwarders (one draw per copy).
-        let mut at: Vec<Option<Time>> = set
-            .iter()
-            .map(|x| if world.accepts(*x, from) { world.copy_delay().map(|d| now + d) } else { None })
-            .collect();
-        let mut edges = Vec::new();
-        for (xi, x) in set.iter().enumerate() {
-            for q in self.fed_by.get(*x as usize).into_iter().flatten() {
-                let Some(&qi) = index.get(q) else { continue };
-                if *q != from && world.forwards(*q) && world.accepts(*x, *q) {
-                    if let Some(d) = world.copy_delay() {
-                        edges.push((qi, xi, d));
-                    }
+        if !self.search.heap.is_empty() {
+            // Stopped once the targets were reached: the rest of the mesh
+            // forwards too, each node to its mesh but the sender.
+            for r in 0..world.len() {
+                if !self.search.is_reached(r) && world.forwards(r) && world.accepts(r, from) {
+                    spread.copies += self.mesh[r as usize].len().saturating_sub(1) as u64;
                 }
             }
         }
-        for _ in 0..DEPTH {
-            for &(qi, xi, d) in &edges {
-                if let Some(t) = at[qi].map(|t| t + d) {
-                    if at[xi].is_none_or(|a| t < a) {
-                        at[xi] = Some(t);
-                    }
-                }
-            }
-        }
-        let arrivals = set[..reached].iter().zip(&at).filter_map(|(x, t)| t.map(|t| (*x, t))).collect();
-        Spread { arrivals, copies: self.copies(from, world) }
+        spread
     }
 
-    /// Copies of one advert of `from`: one to each peer it is connected
-    /// to, and each node that accepts it forwards it to its present mesh
-    /// peers other than the publisher.
-    fn copies(&self, from: u32, world: &impl World) -> u64 {
-        let mut copies = 0u64;
-        for r in 0..world.len() {
-            if r == from || !world.present(r) || !world.connected(from, r) {
+    /// Delivers the copies on their way in order of arrival, each node
+    /// forwarding its first, until every target is reached or none is left.
+    fn run(&mut self, from: u32, world: &mut impl World, spread: &mut Spread) {
+        let s = &mut self.search;
+        while s.missing > 0 {
+            let Some(Reverse((at, x, sender))) = s.heap.pop() else { return };
+            if s.is_reached(x) {
                 continue;
             }
-            copies += 1;
-            if world.forwards(r) && world.accepts(r, from) {
-                let mesh = &self.mesh[r as usize];
-                copies += self.live_mesh[r as usize] as u64 - u64::from(mesh.contains(&from));
+            s.reached[x as usize] = s.advert;
+            s.at[x as usize] = at;
+            s.order.push(x);
+            if s.is_target(x) {
+                s.missing -= 1;
+                spread.arrivals.push((x, at));
+            }
+            if x != from && !world.forwards(x) {
+                continue;
+            }
+            for &y in &self.mesh[x as usize] {
+                if y == sender || y == from {
+                    continue;
+                }
+                spread.copies += 1;
+                if !s.is_reached(y) && world.accepts(y, x) {
+                    if let Some(d) = world.copy_delay(x, y) {
+                        s.heap.push(Reverse((at + d, y, x)));
+                    }
+                }
             }
         }
-        copies
+    }
+
+    /// Lazy gossip to target `t`, which no mesh copy reached: queues the
+    /// copy of the earliest IHAVE → IWANT → copy from a node that has the advert.
+    fn repair(&mut self, t: u32, world: &mut impl World, spread: &mut Spread) {
+        let present = (0..world.len()).filter(|n| world.present(*n)).count();
+        // Each IHAVE that reaches `t`: when, whether its IWANT arrives (and
+        // a copy is sent), and when that copy arrives.
+        let mut offers: Vec<(Time, bool, Option<Time>, u32)> = Vec::new();
+        for &h in &self.search.order {
+            if !world.forwards(h) || self.mesh[t as usize].contains(&h) || !world.accepts(t, h) {
+                continue;
+            }
+            let outside = present.saturating_sub(1 + self.mesh[h as usize].len()).max(1);
+            let p = (GOSSIP_LAZY as f64 / outside as f64).min(1.0);
+            let mut beat = self.next_heartbeat(h, self.search.at[h as usize]);
+            for _ in 0..HISTORY_GOSSIP {
+                if world.chance(p) {
+                    if let Some(ihave) = world.control_delay(h, t) {
+                        let asked = beat + ihave;
+                        let wanted = world.control_delay(t, h).map(|w| asked + w);
+                        let arrives = wanted.and_then(|w| world.copy_delay(h, t).map(|d| w + d));
+                        offers.push((asked, wanted.is_some(), arrives, h));
+                    }
+                }
+                beat = beat + HEARTBEAT;
+            }
+        }
+        let best = offers.iter().filter_map(|(.., arrives, h)| arrives.map(|a| (a, *h))).min();
+        // `t` answers each IHAVE with an IWANT until it has the advert.
+        for (asked, wanted, ..) in &offers {
+            if best.is_none_or(|(a, _)| *asked < a) {
+                spread.iwants += 1;
+                spread.copies += u64::from(*wanted);
+            }
+        }
+        if let Some((c, h)) = best {
+            self.search.heap.push(Reverse((c, t, h)));
+        }
+    }
+
+    /// `n`'s first heartbeat after `t`.
+    fn next_heartbeat(&self, n: u32, t: Time) -> Time {
+        let (phase, period) = (self.phase[n as usize], HEARTBEAT.as_micros() as u64);
+        let t = t.as_micros();
+        let beats = if t < phase { 0 } else { (t - phase) / period + 1 };
+        Time::from_micros(phase + beats * period)
     }
 }
 
@@ -204,16 +325,27 @@ impl Gossip {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+    use rustc_hash::FxHashMap;
 
-    /// Ten connected nodes, every copy 1 ms; `refused` (to, from) copies are ignored.
-    struct Lan {
-        refused: Vec<(u32, u32)>,
-        lose_all: bool,
+    const MS: u64 = 1000;
+
+    fn ms(n: u64) -> Time {
+        Time::from_micros(n * MS)
     }
 
-    impl World for Lan {
+    /// A hand-built mesh: each link's one-way latency in ms, some copies lost.
+    struct Graph {
+        nodes: u32,
+        latency: FxHashMap<(u32, u32), u64>,
+        /// (from, to) copies that are lost.
+        lost: Vec<(u32, u32)>,
+        /// Control messages are lost too.
+        lose_control: bool,
+    }
+
+    impl World for Graph {
         fn len(&self) -> u32 {
-            10
+            self.nodes
         }
         fn present(&self, _: u32) -> bool {
             true
@@ -221,58 +353,101 @@ mod tests {
         fn forwards(&self, _: u32) -> bool {
             true
         }
-        fn connected(&self, a: u32, b: u32) -> bool {
-            a != b
-        }
         fn accepts(&self, to: u32, from: u32) -> bool {
-            to != from && !self.refused.contains(&(to, from))
+            to != from
         }
-        fn copy_delay(&mut self) -> Option<Duration> {
-            (!self.lose_all).then_some(Duration::from_millis(1))
+        fn copy_delay(&mut self, from: u32, to: u32) -> Option<Duration> {
+            let ms = self.latency.get(&(from.min(to), from.max(to))).copied().unwrap_or(1);
+            (!self.lost.contains(&(from, to))).then_some(Duration::from_millis(ms))
+        }
+        fn control_delay(&mut self, _: u32, _: u32) -> Option<Duration> {
+            (!self.lose_control).then_some(Duration::from_millis(1))
+        }
+        /// In a mesh this small every peer outside the mesh is picked.
+        fn chance(&mut self, p: f64) -> bool {
+            p >= 1.0
         }
     }
 
-    fn mesh() -> Gossip {
-        Gossip::new(10, &mut ChaCha8Rng::seed_from_u64(1))
+    /// 0 ─5─ 1 ─2─ 4        the publisher 0 reaches 2, 3, 1, 4 at 1, 2, 3, 5 ms:
+    /// │     │     │        1 by 0-2-3-1 (not its own link to 0), 4 by 0-2-3-1-4
+    /// 1     1    10        (not by 3-4). Heartbeats of every node at whole seconds.
+    /// │     │     │
+    /// 2 ─1─ 3 ────┘
+    fn diamond(lost: Vec<(u32, u32)>) -> (Gossip, Graph) {
+        let links = [(0, 1, 5), (0, 2, 1), (1, 3, 1), (2, 3, 1), (3, 4, 10), (1, 4, 2)];
+        let mut g = Gossip { mesh: vec![Vec::new(); 5], phase: vec![0; 5], ..Gossip::default() };
+        for (a, b, _) in links {
+            g.link(a, b);
+        }
+        let latency = links.iter().map(|(a, b, l)| ((*a, *b), *l)).collect();
+        (g, Graph { nodes: 5, latency, lost, lose_control: false })
     }
-
-    const MS: u64 = 1000;
 
     #[test]
-    fn each_node_meshes_with_d_others() {
-        let g = mesh();
-        for (n, m) in g.mesh.iter().enumerate() {
-            let mut peers: Vec<u32> = m.to_vec();
-            peers.sort_unstable();
-            peers.dedup();
-            assert_eq!(peers.len(), MESH_D, "node {n}: {m:?}");
-            assert!(!m.contains(&(n as u32)) && !m.contains(&NONE));
+    fn the_mesh_is_symmetric_with_four_to_eight_peers_each() {
+        let g = Gossip::new(200, &mut ChaCha8Rng::seed_from_u64(1));
+        for (n, peers) in g.mesh.iter().enumerate() {
+            let mut sorted = peers.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), peers.len(), "node {n}: {peers:?}");
+            assert!((MESH_N..=MESH_N_HIGH).contains(&peers.len()), "node {n}: {peers:?}");
+            assert!(!peers.contains(&(n as u32)));
+            assert!(peers.iter().all(|p| g.mesh[*p as usize].contains(&(n as u32))), "node {n}: not symmetric");
         }
         let small = Gossip::new(3, &mut ChaCha8Rng::seed_from_u64(1));
-        assert_eq!(small.live_mesh, [2, 2, 2], "a small mesh takes everyone");
+        assert!(small.mesh.iter().all(|m| m.len() == 2), "a small mesh takes everyone: {:?}", small.mesh);
     }
 
     #[test]
-    fn the_publishers_copy_comes_first_and_every_hop_is_counted() {
-        let g = mesh();
-        let s = g.spread(0, &[1, 2, 3], Time::ZERO, &mut Lan { refused: vec![], lose_all: false });
-        let at = Time::from_micros(MS);
-        assert_eq!(s.arrivals, [(1, at), (2, at), (3, at)]);
-        let forwards = 9 * MESH_D as u64 - g.fed_by[0].len() as u64;
-        assert_eq!(s.copies, 9 + forwards, "flood to 9 peers, each forwards to its mesh but the publisher");
+    fn a_node_left_with_too_few_mesh_peers_grafts_more() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut g = Gossip::new(50, &mut rng);
+        for gone in 0..10u32 {
+            g.leave(gone, 50, &mut rng, |p| p >= 10);
+        }
+        for (n, peers) in g.mesh.iter().enumerate().skip(10) {
+            assert!(peers.iter().all(|p| *p >= 10), "node {n} still meshes with a gone node: {peers:?}");
+            assert!((MESH_N_LOW..=MESH_N_HIGH).contains(&peers.len()), "node {n}: {peers:?}");
+        }
+        assert!(g.mesh[..10].iter().all(Vec::is_empty));
     }
 
     #[test]
-    fn an_ignored_copy_is_made_up_by_a_forwarded_one_and_all_lost_is_missed() {
-        let g = mesh();
-        let target = (1..10).find(|t| g.fed_by[*t as usize].iter().any(|q| *q != 0)).unwrap();
-        let mut lan = Lan { refused: vec![(target, 0)], lose_all: false };
-        let s = g.spread(0, &[target], Time::ZERO, &mut lan);
-        assert_eq!(s.arrivals, [(target, Time::from_micros(2 * MS))], "one hop more");
-        lan.refused = (0..10).map(|from| (target, from)).collect();
-        assert!(g.spread(0, &[target], Time::ZERO, &mut lan).arrivals.is_empty(), "it ignores everyone");
-        let s = g.spread(0, &[target], Time::ZERO, &mut Lan { refused: vec![], lose_all: true });
-        assert!(s.arrivals.is_empty());
-        assert!(s.copies >= 9, "lost copies were still sent");
+    fn an_advert_reaches_every_node_by_its_shortest_mesh_path() {
+        let (mut g, mut world) = diamond(vec![]);
+        let s = g.spread(0, &[1, 2, 3, 4], Time::ZERO, &mut world);
+        assert_eq!(s.arrivals, [(2, ms(1)), (3, ms(2)), (1, ms(3)), (4, ms(5))]);
+        // 0 → 1, 2; 2 → 3; 3 → 1, 4; 1 → 4 (not back to 3 or the publisher); 4 → 3.
+        assert_eq!((s.copies, s.iwants), (7, 0), "no flood publish, no lazy gossip");
+        let only_4 = g.spread(0, &[4], Time::ZERO, &mut world);
+        assert_eq!(only_4.arrivals, [(4, ms(5))]);
+        assert_eq!(only_4.copies, 7, "stopping at the target counts the same copies");
+        let later = g.spread(3, &[0], ms(100), &mut world);
+        assert_eq!(later.arrivals, [(0, ms(102))], "3 → 2 → 0");
+    }
+
+    #[test]
+    fn a_target_every_mesh_copy_missed_gets_the_advert_by_lazy_gossip() {
+        // 4's mesh peers, 1 and 3, lose their copies to it. 0 and 2 hold the
+        // advert, are outside 4's mesh and announce it at 1 s: IHAVE, IWANT,
+        // copy, 1 ms each.
+        let (mut g, mut world) = diamond(vec![(1, 4), (3, 4)]);
+        let s = g.spread(0, &[4], Time::ZERO, &mut world);
+        assert_eq!(s.arrivals, [(4, ms(1003))]);
+        assert_eq!(s.iwants, 2, "4 answers the IHAVEs of 0 and 2 it got before its copy");
+        world.lose_control = true;
+        assert!(g.spread(0, &[4], Time::ZERO, &mut world).arrivals.is_empty(), "every IHAVE lost");
+    }
+
+    #[test]
+    fn lazy_gossip_repairs_a_publisher_whose_mesh_copies_are_all_lost() {
+        // 0's copies to 1 and 2 are lost: at its heartbeat it announces the
+        // advert to 3 and 4 (outside its mesh), and they forward it on.
+        let (mut g, mut world) = diamond(vec![(0, 1), (0, 2)]);
+        let s = g.spread(0, &[1, 2, 3, 4], Time::ZERO, &mut world);
+        assert_eq!(s.arrivals, [(3, ms(1003)), (4, ms(1003)), (1, ms(1004)), (2, ms(1004))]);
+        assert_eq!(s.iwants, 2);
     }
 }
