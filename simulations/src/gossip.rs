@@ -106,8 +106,11 @@ struct Search {
     reached: Vec<u32>,
     /// `advert` when a target of this one.
     target: Vec<u32>,
-    /// When each reached node got its first copy.
+    /// When each reached node got its first copy, or the earliest copy on
+    /// its way to it (if `offered` is `advert`).
     at: Vec<Time>,
+    /// `advert` when a copy is on its way.
+    offered: Vec<u32>,
     /// Nodes reached, in order.
     order: Vec<u32>,
     /// Copies on their way: (arrival, receiver, sender).
@@ -123,6 +126,7 @@ impl Search {
             self.reached.resize(len, 0);
             self.target.resize(len, 0);
             self.at.resize(len, Time::ZERO);
+            self.offered.resize(len, 0);
         }
         self.order.clear();
         self.heap.clear();
@@ -135,6 +139,16 @@ impl Search {
 
     fn is_target(&self, n: u32) -> bool {
         self.target[n as usize] == self.advert
+    }
+
+    /// Queues a copy from `sender` reaching `n` at `at`, unless an earlier one is on its way.
+    fn offer(&mut self, at: Time, n: u32, sender: u32) {
+        let i = n as usize;
+        if self.offered[i] != self.advert || at < self.at[i] {
+            self.offered[i] = self.advert;
+            self.at[i] = at;
+            self.heap.push(Reverse((at, n, sender)));
+        }
     }
 }
 
@@ -217,7 +231,7 @@ impl Gossip {
                 s.missing += 1;
             }
         }
-        s.heap.push(Reverse((now, from, NONE)));
+        s.offer(now, from, NONE);
         self.run(from, world, &mut spread);
         if self.search.missing > 0 {
             // Every mesh path to some target was lost: lazy gossip.
@@ -250,7 +264,6 @@ impl Gossip {
                 continue;
             }
             s.reached[x as usize] = s.advert;
-            s.at[x as usize] = at;
             s.order.push(x);
             if s.is_target(x) {
                 s.missing -= 1;
@@ -266,7 +279,7 @@ impl Gossip {
                 spread.copies += 1;
                 if !s.is_reached(y) && world.accepts(y, x) {
                     if let Some(d) = world.copy_delay(x, y) {
-                        s.heap.push(Reverse((at + d, y, x)));
+                        s.offer(at + d, y, x);
                     }
                 }
             }
@@ -308,7 +321,7 @@ impl Gossip {
             }
         }
         if let Some((c, h)) = best {
-            self.search.heap.push(Reverse((c, t, h)));
+            self.search.offer(c, t, h);
         }
     }
 
