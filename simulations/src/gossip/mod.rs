@@ -19,9 +19,12 @@
 //!   and is lost with `--loss`. A copy from a sender the receiver
 //!   graylists (`hosts`) is ignored, and so is one across a partition.
 //!   Hung nodes forward nothing. A node's first copy comes by the fastest
-//!   path through the mesh: [`Gossip::spread`] runs Dijkstra from the
-//!   publisher, drawing each copy's delay and loss when its sender is
-//!   reached, and stops once every target is reached.
+//!   path through the mesh, usually several hops (about log₄ N). Each
+//!   copy's delay and loss is drawn once, when a search first needs it.
+//!   [`Gossip::spread`] finds the paths by Dijkstra from the publisher,
+//!   stopping once every target is reached; for a single target (a
+//!   worker's advert, one submitter) `meet` searches from both ends, which
+//!   reaches a small part of the mesh instead of half of it.
 //! - **Lazy gossip.** Each heartbeat (`HEARTBEAT` = 1 s, at a phase each
 //!   node draws when it joins) a node sends IHAVE, listing the messages it
 //!   received in the last `HISTORY_GOSSIP` = 3 heartbeats, to
@@ -33,16 +36,18 @@
 //!   probability 3 / (its peers outside its mesh); the target's copy comes
 //!   by the earliest such IHAVE → IWANT → copy whose three messages are
 //!   not lost. A repaired target forwards to its mesh like any receiver.
-//!   Not modelled: an IHAVE beating a slow mesh path (a mesh hop would
-//!   have to take most of a heartbeat), and the repair of nodes that are
-//!   not targets (for the count below they are taken as reached).
+//!   Not modelled: an IHAVE beating a mesh path that was not lost but is
+//!   slower than a holder's next heartbeat and a round trip (possible with
+//!   a large `--advert-delay`), and the repair of nodes that are not
+//!   targets.
 //!
 //! Only the nodes that hold the publisher in their peer tables get the
 //! advert as a machine input (see `sim::adverts`): they are the targets,
 //! and only their arrivals are queued, one each. Copies are counted for
-//! the whole mesh: exactly for the nodes the search reached, and, when it
-//! stopped early, as `mesh peers − 1` forwards for each other node that
-//! would forward (present, running, taking the publisher's messages). The
+//! the whole mesh: exactly for the nodes the search from the publisher
+//! reached, and as `mesh peers − 1` forwards for each other node that
+//! would forward (present, running, taking the publisher's messages),
+//! which a search that stopped early (or `meet`) did not follow. The
 //! IWANTs and copies of lazy repairs are counted as well; the IHAVEs a
 //! node sends each heartbeat regardless are not.
 
