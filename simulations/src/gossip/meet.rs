@@ -83,8 +83,8 @@ pub(super) fn meet(
     m.forward.begin(len, from, s);
     m.backward.begin(len, to, s);
     let mut best = u64::MAX;
-    loop {
-        let (Some((df, f)), Some((db, b))) = (m.forward.top(s), m.backward.top(s)) else { break };
+    // Once a side has settled every node it can, `best` is final.
+    while let (Some((df, f)), Some((db, b))) = (m.forward.top(s), m.backward.top(s)) {
         if df.saturating_add(db) >= best {
             break;
         }
