@@ -14,7 +14,10 @@
 //! - **Mesh delivery.** The publisher sends one copy to each of its mesh
 //!   peers (`flood_publish(false)`). Each node forwards the first copy it
 //!   accepts to its mesh peers except the one it came from and the
-//!   publisher; later copies are duplicates and dropped. Each copy takes
+//!   publisher (libp2p-gossipsub's `forward_msg` also skips peers whose
+//!   duplicate arrived while the first copy was being validated; not
+//!   modelled, so copies are counted slightly high); later copies are
+//!   duplicates and dropped. Each copy takes
 //!   its own latency plus `--advert-delay` (one hop: validation, queues)
 //!   and is lost with `--loss`. A copy from a sender the receiver
 //!   graylists (`hosts`) is ignored, and so is one across a partition.
