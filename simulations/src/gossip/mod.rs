@@ -259,7 +259,8 @@ impl Gossip {
     /// An advert `from` publishes `now`: when each of `targets` gets its
     /// first copy, and how many copies and IWANTs the whole mesh sends.
     pub(crate) fn spread(&mut self, from: u32, targets: &[u32], now: Time, world: &mut impl World) -> Spread {
-        let mut spread = Spread::default();
+        // The publisher sends to each of its mesh peers.
+        let mut spread = Spread { copies: self.mesh[from as usize].len() as u64, ..Spread::default() };
         self.delays.clear();
         let s = &mut self.search;
         s.begin(world.len() as usize);
@@ -268,7 +269,7 @@ impl Gossip {
             // One target (a worker's advert, one submitter): search from both ends.
             if let Some(d) = meet(&mut self.meet, &self.mesh, from, to, &mut self.delays, world) {
                 spread.arrivals.push((to, now + d));
-                spread.copies = self.mesh[from as usize].len() as u64 + self.unreached_forwards(from, world);
+                spread.copies += self.unreached_forwards(from, world);
                 return spread;
             }
         }
@@ -328,7 +329,7 @@ impl Gossip {
                 if y == sender || y == from {
                     continue;
                 }
-                spread.copies += 1;
+                spread.copies += u64::from(x != from);
                 if !s.is_reached(y) {
                     if let Some(d) = self.delays.draw(x, y, world) {
                         s.offer(at + d, y, x);
@@ -523,6 +524,13 @@ mod tests {
         fn chance(&mut self, _: f64) -> bool {
             true
         }
+    }
+
+    #[test]
+    fn an_advert_nobody_takes_is_still_sent() {
+        let (mut g, mut world) = diamond(vec![]);
+        let s = g.spread(0, &[], Time::ZERO, &mut world);
+        assert_eq!((s.arrivals.len(), s.copies), (0, 8), "2 from the publisher, then each node's mesh but one");
     }
 
     #[test]
