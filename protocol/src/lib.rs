@@ -17,10 +17,13 @@
 //!   - `scheduler` and `job`: placement, retries, backups, merging order,
 //!   - `outbox`: the [`Action`]s for the driver.
 //! - [`config`]: the knobs, with defaults for a LAN.
+//! - [`gossip`]: the gossipsub parameters adverts travel with, shared by
+//!   the node's gossipsub and the simulator's model of it.
 
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod config;
+pub mod gossip;
 mod histogram;
 mod ids;
 mod job;

@@ -100,12 +100,13 @@ fn scale() {
         );
         let m = &r.messages;
         println!(
-            "\nmessages: {} requests, {} responses, {} adverts published, {} copies, {} delivered; \
+            "\nmessages: {} requests, {} responses, {} adverts published, {} copies, {} IWANTs, {} delivered; \
              utilization {:.1} %; {} crashed, {} left, {} joined",
             m.requests,
             m.responses,
             m.adverts,
             m.advert_copies.unwrap_or(0),
+            m.gossip_iwants.unwrap_or(0),
             m.adverts_delivered.unwrap_or(0),
             r.utilization_mean * 100.0,
             r.faults.crashes,

@@ -15,7 +15,7 @@
 //! are ignored: with the advert topic's weights they add at most a few
 //! points, far from lifting −125 over −80. Two milder effects of a negative
 //! score are left out too: peers below 0 are pruned from the forwarding
-//! mesh, and below −50 they are not flood-published to; both only remove
+//! mesh, and below −50 they are not published to; both only remove
 //! copies that P6's graylist already makes the receiver ignore.
 //!
 //! The count is kept per receiver and IP: nodes present on the IP, minus

@@ -21,7 +21,7 @@
 //! - `queue`: the event queue (virtual time, then insertion order).
 //! - `network`: latency, loss, partitions, FIFO connections with epochs.
 //! - `hosts`: IP addresses and gossipsub's IP-colocation penalty.
-//! - `gossip`: how an advert spreads (flood publish and a mesh of 4).
+//! - `gossip`: how an advert spreads (a gossipsub mesh of 4 to 8, lazy gossip).
 //! - `node`: one simulated node: its machine, life, executions.
 //! - `sim`: the event loop (`sim::links`: connections; `sim::adverts`:
 //!   publishing; `sim::faults`: crashes, hangs, churn...).

@@ -322,7 +322,7 @@ impl Recorder {
         let capacity = present_us as f64 * self.slots as f64;
         let busy: u64 = self.busy.iter().sum();
         let m = &mut self.messages;
-        m.total = m.requests + m.responses + m.advert_copies.unwrap_or(m.adverts);
+        m.total = m.requests + m.responses + m.advert_copies.unwrap_or(m.adverts) + m.gossip_iwants.unwrap_or(0);
         m.per_piece = if self.pieces == 0 { 0.0 } else { m.total as f64 / self.pieces as f64 };
         m.per_node_per_s = if present_us == 0 { 0.0 } else { m.total as f64 / (present_us as f64 / 1e6) };
         let load = self.load();

@@ -69,16 +69,19 @@ pub struct Messages {
     /// Copies of adverts sent over connections: the publisher's own and
     /// every forward (`--real` does not count them: gossipsub keeps that to itself).
     pub advert_copies: Option<u64>,
+    /// IWANTs of lazy gossip repairs: a node that missed an advert asking a
+    /// peer that announced it (IHAVE) for it (not counted by `--real`).
+    pub gossip_iwants: Option<u64>,
     /// Adverts handed to a machine (not counted by `--real`).
     pub adverts_delivered: Option<u64>,
-    /// Requests, responses and advert copies (advert publications in `--real`).
+    /// Requests, responses, advert copies and IWANTs (advert publications in `--real`).
     pub total: u64,
     /// Total per piece.
     pub per_piece: f64,
     /// Total per node per second of presence.
     pub per_node_per_s: f64,
-    /// Lost to `--loss`: requests, responses, and the advert copies the
-    /// gossip model followed towards a node that takes adverts.
+    /// Lost to `--loss`: requests, responses, and the gossip messages the
+    /// model followed (advert copies; IHAVEs and IWANTs of lazy repairs).
     pub lost: u64,
 }
 
@@ -227,13 +230,14 @@ impl RunReport {
         let counted = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         let _ = writeln!(
             s,
-            "messages     {} ({} requests, {} responses, {} adverts: {} copies, {} delivered; {} lost), \
+            "messages     {} ({} requests, {} responses, {} adverts: {} copies, {} IWANTs, {} delivered; {} lost), \
              {:.2} per piece, {:.2} per node per second",
             m.total,
             m.requests,
             m.responses,
             m.adverts,
             counted(m.advert_copies),
+            counted(m.gossip_iwants),
             counted(m.adverts_delivered),
             m.lost,
             m.per_piece,

@@ -11,6 +11,7 @@ use libp2p::kad::{self, store::MemoryStore};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{connection_limits, identify, mdns, memory_connection_limits, StreamProtocol};
+use meshwork_protocol::gossip::{GOSSIP_LAZY, HEARTBEAT, HISTORY_GOSSIP, MESH_N, MESH_N_HIGH, MESH_N_LOW};
 use meshwork_protocol::wire::{ADVERT_TOPIC, KAD_PROTOCOL, MAX_ADVERT_BYTES};
 use std::time::Duration;
 
@@ -120,8 +121,9 @@ pub fn advert_topic() -> IdentTopic {
 /// Gossipsub for adverts: signed, validated by the application before they
 /// are forwarded, and scored so a peer sending invalid adverts is cut off.
 ///
-/// Sized so what one node hears does not grow with the mesh: the protocol
-/// bounds the adverts the whole mesh publishes (see `Config::advert_pace`),
+/// The numbers are `meshwork_protocol::gossip`'s, which the simulator
+/// models gossip with (`simulations/src/gossip.rs`). Sized so what one
+/// node hears does not grow with the mesh: the protocol bounds the adverts the whole mesh publishes (see `Config::advert_pace`),
 /// and each reaches a node about `mesh_n` times (once per mesh neighbour:
 /// no flood publishing, whose fan-out is every connected peer) plus lazy
 /// gossip to a fixed `gossip_lazy` peers a heartbeat (not a share of all
@@ -129,14 +131,15 @@ pub fn advert_topic() -> IdentTopic {
 /// check, the largest part of an idle node's CPU.
 fn gossip(key: &Keypair) -> anyhow::Result<gossipsub::Behaviour> {
     let config = gossipsub::ConfigBuilder::default()
-        .mesh_n(4)
-        .mesh_n_low(3)
-        .mesh_n_high(8)
+        .mesh_n(MESH_N)
+        .mesh_n_low(MESH_N_LOW)
+        .mesh_n_high(MESH_N_HIGH)
         .mesh_outbound_min(1)
         .flood_publish(false)
-        .gossip_lazy(3)
+        .gossip_lazy(GOSSIP_LAZY)
         .gossip_factor(0.0)
-        .heartbeat_interval(Duration::from_secs(1))
+        .history_gossip(HISTORY_GOSSIP)
+        .heartbeat_interval(HEARTBEAT)
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .max_transmit_size(MAX_ADVERT_BYTES * 2)

@@ -4,12 +4,14 @@
 //! input: submitters hear every advert, workers hear the submitters' (they
 //! are connected to nothing else that matters to them). Ten thousand
 //! workers' tables of each other would not fit in memory, and no worker
-//! places work, so nothing is lost; every copy is still counted.
+//! places work, so nothing is lost; every copy and IWANT is still counted
+//! (see `gossip`).
 
 use super::{Ev, Sim};
 use crate::gossip::World;
 use crate::network::Network;
 use meshwork_protocol::wire::Advert;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::rc::Rc;
 use std::time::Duration;
@@ -30,6 +32,7 @@ impl Sim<'_> {
         m.adverts += 1;
         m.lost += lost;
         *m.advert_copies.get_or_insert(0) += spread.copies;
+        *m.gossip_iwants.get_or_insert(0) += spread.iwants;
         let advert = Rc::new(advert);
         for (to, at) in spread.arrivals {
             self.queue.push(at, Ev::Advert { to, from: n, advert: advert.clone() });
@@ -58,19 +61,23 @@ impl World for Mesh<'_> {
         self.net.running(n)
     }
 
-    fn connected(&self, a: u32, b: u32) -> bool {
-        self.net.connected(a, b)
-    }
-
     fn accepts(&self, to: u32, from: u32) -> bool {
         self.net.connected(from, to) && self.net.reachable(from, to) && !self.net.hosts.graylists(to, from)
     }
 
-    fn copy_delay(&mut self) -> Option<Duration> {
+    fn copy_delay(&mut self, from: u32, to: u32) -> Option<Duration> {
+        self.control_delay(from, to).map(|d| d + self.hop)
+    }
+
+    fn control_delay(&mut self, _: u32, _: u32) -> Option<Duration> {
         if self.net.lost(self.rng) {
             self.lost += 1;
             return None;
         }
-        Some(self.net.latency(self.rng) + self.hop)
+        Some(self.net.latency(self.rng))
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.rng.random::<f64>() < p
     }
 }

@@ -124,7 +124,8 @@ impl Sim<'_> {
         self.nodes[n as usize].kill(self.now);
         self.backlog.remove(&n);
         self.net.remove_node(n);
-        self.gossip.leave(n);
+        let net = &self.net;
+        self.gossip.leave(n, net.len(), &mut self.rng, |p| net.present(p));
         for p in self.net.linked(n).collect::<Vec<_>>() {
             let Some(e) = self.net.end(n, p) else { continue };
             self.net.link_mut(e).redial = false;

@@ -133,7 +133,7 @@ impl<'a> Sim<'a> {
             plan,
         };
         let m = sim.rec.messages();
-        (m.advert_copies, m.adverts_delivered) = (Some(0), Some(0));
+        (m.advert_copies, m.gossip_iwants, m.adverts_delivered) = (Some(0), Some(0), Some(0));
         for draw in sim.plan.initial.clone() {
             sim.add_node(draw);
         }
