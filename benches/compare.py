@@ -50,9 +50,10 @@ class Runs:
         return f"{len(self.ok())}/{len(self.rows)}" if self.rows else "—"
 
     def med(self, key, worst):
-        """Median of `key`, a failed run (or one without the figure) counting as `worst`."""
+        """Median of `key`, a failed run (or one without the figure) counting
+        as `worst`; NaN when the row has no runs at all, None when it failed."""
         if not self.rows:
-            return None
+            return math.nan
         xs = [r[key] if r.get("ok") and isinstance(r.get(key), (int, float)) else worst for r in self.rows]
         m = statistics.median(xs)
         return None if m in (math.inf, -math.inf) else m
@@ -71,7 +72,10 @@ def select(rows, system, workload, **fields):
 
 
 def fmt(x, nd=2, failed="failed"):
-    return failed if x is None else f"{x:,.{nd}f}"
+    """A figure; `failed` for a row whose runs failed, — for one never run."""
+    if x is None:
+        return failed
+    return "—" if math.isnan(x) else f"{x:,.{nd}f}"
 
 
 def ratio(a, b):

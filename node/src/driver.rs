@@ -349,6 +349,7 @@ impl Driver {
                     self.dialer.remember(peer_id, address.clone());
                     // Joined through it: ask it who else is there.
                     if num_established.get() == 1 && self.dialer.is_join(&peer_id, address) {
+                        tracing::debug!(peer = %peer_id, "joined: asking for the members");
                         let oid = self.rpc.request(peer_id, Request::Members);
                         self.own.insert(oid, Own::Members);
                     }
@@ -460,6 +461,9 @@ impl Driver {
     }
 
     fn on_rpc(&mut self, event: RpcEvent, now: Time) {
+        if let RpcEvent::OutboundClosed { peer, error, .. } = &event {
+            tracing::debug!(%peer, %error, "our RPC stream ended");
+        }
         for lost in self.rpc.on_event(&event) {
             let error = match &event {
                 RpcEvent::OutboundClosed { error, .. } => error.clone(),
@@ -491,7 +495,10 @@ impl Driver {
                     (Some(Own::Status(reply)), other) => {
                         drop(reply.send(Err(format!("answered Status with {other:?}"))))
                     }
-                    (Some(Own::Members), Response::Members(list)) => self.meet(members::read(list)),
+                    (Some(Own::Members), Response::Members(list)) => {
+                        tracing::debug!(members = list.len(), "members listed");
+                        self.meet(members::read(list))
+                    }
                     (Some(Own::Members), _) => {}
                     (None, response) => {
                         if let Some(id) = self.outbound.remove(&id) {

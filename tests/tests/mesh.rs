@@ -36,6 +36,35 @@ async fn three_nodes_find_each_other_through_one_join_address_and_answer_status(
     }
 }
 
+/// Greetings make a newcomer known at once, however many peers greet it
+/// together: libp2p-stream drops inbound streams that arrive while its
+/// one-slot accept queue is full, so a burst of first streams lost most of
+/// them (a newcomer was known to some peers only at their next advert).
+/// A dropped stream is now opened again. Adverts here are 30 s apart, so
+/// only the greetings can make the mesh within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_greeted_by_many_peers_at_once_is_known_to_all_without_waiting_for_gossip() {
+    let config = |join: Option<&Node>| {
+        let mut cfg = local_config(1);
+        cfg.protocol.advert_interval = Duration::from_secs(30);
+        cfg.join = join.map(tcp_addr).into_iter().collect();
+        cfg
+    };
+    let mut nodes = vec![Node::start(config(None)).await.unwrap()];
+    for _ in 1..8 {
+        let cfg = config(nodes.first());
+        nodes.push(Node::start(cfg).await.unwrap());
+    }
+    let formed = wait_connected(&nodes, Duration::from_secs(10)).await.unwrap();
+    let cfg = config(nodes.first());
+    nodes.push(Node::start(cfg).await.unwrap());
+    let joined = wait_connected(&nodes, Duration::from_secs(5)).await.unwrap();
+    eprintln!("8 nodes knew each other after {formed:?}; a 9th was known to all {joined:?} after it started");
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_node_goes_quiet_is_judged_down_once_it_owes_work_and_comes_back() {
     let (stopped, addr) = node(&["--slots", "1"]);

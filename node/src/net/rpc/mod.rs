@@ -21,7 +21,7 @@ use libp2p::{PeerId, Stream, StreamProtocol};
 use libp2p_stream::Control;
 use meshwork_protocol::wire::{Request, RequestFrame, Response, ResponseFrame, RPC_PROTOCOL};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -136,6 +136,7 @@ impl Rpc {
             events: self.events.clone(),
             max_message: self.max_message,
             budget: self.budget.clone(),
+            unconfirmed: Vec::new(),
         };
         tokio::spawn(task.run());
         id
@@ -232,6 +233,18 @@ async fn accept(
     }
 }
 
+/// Times a stream is opened again when the peer dropped it before it
+/// answered anything. libp2p-stream hands inbound streams to our accept
+/// loop through a channel of one slot and drops the streams that arrive
+/// while it is full: a node that many peers greet at once (a newcomer, a
+/// mesh forming) drops all but one of their first streams. Nothing was
+/// answered on a dropped stream, so its requests are simply sent again,
+/// after a pause that doubles from [`REOPEN_PAUSE`] (the peer's accept loop
+/// runs when its network thread next yields).
+const OPEN_ATTEMPTS: u32 = 6;
+/// The first pause before opening a dropped stream again.
+const REOPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Our stream to one peer: opened on first use, its requests written as
 /// they come, its answers read as they come.
 struct OutboundTask {
@@ -242,28 +255,58 @@ struct OutboundTask {
     events: mpsc::UnboundedSender<RpcEvent>,
     max_message: usize,
     budget: Arc<Budget>,
+    /// Requests written on a stream that has not answered anything yet:
+    /// written again on the next stream if this one was dropped unanswered.
+    unconfirmed: Vec<RequestFrame>,
+}
+
+/// How a stream ended.
+enum Ended {
+    /// After at least one answer (or by this node): the stream is done.
+    Done(String),
+    /// Before any answer: the peer may have dropped it unread.
+    Unanswered(String),
 }
 
 impl OutboundTask {
     async fn run(mut self) {
         let (peer, generation) = (self.peer, self.generation);
-        let error = match self.control.open_stream(peer, StreamProtocol::new(RPC_PROTOCOL)).await {
-            Ok(stream) => self.serve(stream).await,
-            Err(e) => e.to_string(),
-        };
+        let mut error = String::new();
+        for attempt in 0..OPEN_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(REOPEN_PAUSE * (1 << (attempt - 1))).await;
+            }
+            match self.control.open_stream(peer, StreamProtocol::new(RPC_PROTOCOL)).await {
+                Ok(stream) => match self.serve(stream).await {
+                    Ended::Done(e) => {
+                        error = e;
+                        break;
+                    }
+                    Ended::Unanswered(e) => error = e,
+                },
+                Err(e) => {
+                    error = e.to_string();
+                    break;
+                }
+            }
+        }
         self.queue.close();
         let _ = self.events.send(RpcEvent::OutboundClosed { peer, generation, error });
     }
 
-    /// Writes requests and reads answers until either side fails; says why.
-    async fn serve(&mut self, stream: Stream) -> String {
+    /// Writes requests (first those a dropped stream left unanswered) and
+    /// reads answers until either side fails; says how it ended.
+    async fn serve(&mut self, stream: Stream) -> Ended {
         let (mut reader, mut writer) = stream.split();
         let (events, peer, max_message) = (self.events.clone(), self.peer, self.max_message);
         let budget = self.budget.clone();
+        let answered = Arc::new(AtomicBool::new(false));
+        let confirmed = answered.clone();
         let mut answers = tokio::spawn(async move {
             loop {
                 match frames::read::<ResponseFrame>(&mut reader, max_message, &budget).await {
                     Ok(Some(f)) => {
+                        confirmed.store(true, Ordering::Relaxed);
                         let _ = events.send(RpcEvent::Response { id: OutboundId(f.id), response: f.response });
                     }
                     Ok(None) => return "the peer closed the stream".to_string(),
@@ -274,22 +317,37 @@ impl OutboundTask {
                 }
             }
         });
+        let ended = |e: String| if answered.load(Ordering::Relaxed) { Ended::Done(e) } else { Ended::Unanswered(e) };
+        let mut resend = std::mem::take(&mut self.unconfirmed).into_iter();
         loop {
-            tokio::select! {
-                ended = &mut answers => return ended.unwrap_or_else(|e| e.to_string()),
-                next = self.queue.recv() => match next {
-                    Some(frame) => {
-                        let queue = &mut self.queue;
-                        if let Err(e) = frames::write(&mut writer, &frame, || queue.try_recv().ok(), max_message).await {
-                            answers.abort();
-                            return e.to_string();
-                        }
-                    }
-                    None => {
-                        answers.abort();
-                        return "closed by this node".to_string();
-                    }
+            let next = match resend.next() {
+                Some(frame) => Some(frame),
+                None => tokio::select! {
+                    done = &mut answers => return ended(done.unwrap_or_else(|e| e.to_string())),
+                    next = self.queue.recv() => next,
                 },
+            };
+            let Some(frame) = next else {
+                answers.abort();
+                return Ended::Done("closed by this node".to_string());
+            };
+            let keep = !answered.load(Ordering::Relaxed);
+            if keep {
+                self.unconfirmed.push(frame.clone());
+            } else {
+                self.unconfirmed.clear();
+            }
+            let (queue, unconfirmed) = (&mut self.queue, &mut self.unconfirmed);
+            let more = || {
+                let f = resend.next().or_else(|| queue.try_recv().ok())?;
+                if keep {
+                    unconfirmed.push(f.clone());
+                }
+                Some(f)
+            };
+            if let Err(e) = frames::write(&mut writer, &frame, more, max_message).await {
+                answers.abort();
+                return ended(e.to_string());
             }
         }
     }
