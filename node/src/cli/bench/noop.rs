@@ -9,6 +9,10 @@ use crate::tasks::noop;
 use serde_json::{json, Value};
 use std::time::Instant;
 
+/// The most an idle `meshwork node` may hold resident (issue 10's target);
+/// the JSON line says whether the worker kept to it before B1.
+const IDLE_RSS_LIMIT_KIB: u64 = 15 * 1024;
+
 /// Pieces of `report` that ran on `me` (this process), as a share.
 fn local_share(report: &JobReport, me: &str) -> f64 {
     let local: u32 = report.pieces_per_peer.iter().filter(|(p, _)| p == me).map(|(_, n)| n).sum();
@@ -99,6 +103,7 @@ pub(super) async fn mixed(mesh: &Mesh, a: &BenchArgs) -> anyhow::Result<Value> {
         "local_fraction": round(local_share(&report, &me)),
         "batches": report.batches, "pieces_per_peer": report.pieces_per_peer,
         "worker_idle_rss_kib": idle_rss, "worker_peak_rss_kib_b1": b1_peak,
+        "idle_rss_limit_kib": IDLE_RSS_LIMIT_KIB, "idle_rss_ok": idle_rss.is_some_and(|k| k <= IDLE_RSS_LIMIT_KIB),
     });
     merge(&mut out, latency_fields(&lat, local, t1.elapsed().as_secs_f64()));
     Ok(out)
