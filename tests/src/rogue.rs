@@ -1,15 +1,18 @@
 //! A hostile peer: a bare libp2p swarm that speaks meshwork's protocols
 //! but sends whatever bytes a test gives it (garbage frames, oversized
 //! lengths, lying adverts) and, as a worker, answers run requests however a
-//! test likes (unsolicited or duplicate results). Tests use it to check a
-//! node survives all of it.
+//! test likes (unsolicited or duplicate results), or never ([`Silence`]).
+//! It identifies as a meshwork peer, so nodes list it as a member and
+//! `meshwork run` processes find and dial it like any worker. Tests use it
+//! to check a node survives all of it.
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use meshwork::net::behaviour::IDENTIFY_PROTOCOL;
 use meshwork_protocol::wire::{
-    frame, from_cbor, to_cbor, Advert, Request, RequestFrame, Response, ResponseFrame, ADVERT_TOPIC, RPC_PROTOCOL,
+    frame, from_cbor, to_cbor, Advert, Load, Request, RequestFrame, Response, ResponseFrame, ADVERT_TOPIC, RPC_PROTOCOL,
 };
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -21,8 +24,31 @@ struct RogueBehaviour {
     rpc: libp2p_stream::Behaviour,
 }
 
-/// How a rogue worker answers a run request.
-pub type Answer = Box<dyn Fn(Request) -> Response + Send + Sync>;
+/// How a rogue worker answers a request: `None` never answers it (the
+/// stream stays open and the next requests are read).
+pub type Answer = Box<dyn Fn(Request) -> Option<Response> + Send + Sync>;
+
+/// Which requests a silent liar leaves unanswered (issue 20): it answers
+/// `Status` with its advert, so health probes never judge it down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Silence {
+    /// Takes `Run` batches and never answers them; answers everything else.
+    Runs,
+    /// Answers `Status` only: no rejection, no result, no cancellation.
+    AllButStatus,
+}
+
+impl Silence {
+    /// A worker that advertises `advert` and keeps silent as `self` says.
+    pub fn answer(self, advert: Advert) -> Answer {
+        Box::new(move |req| match (req, self) {
+            (Request::Status, _) => Some(Response::Status(advert.clone())),
+            (_, Silence::AllButStatus) | (Request::Run(_), Silence::Runs) => None,
+            (Request::Cancel(_), Silence::Runs) => Some(Response::Cancelled(Load::default())),
+            (Request::Members, Silence::Runs) => Some(Response::Members(Vec::new())),
+        })
+    }
+}
 
 enum Cmd {
     Dial(Multiaddr),
@@ -53,7 +79,7 @@ impl Rogue {
                     gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), cfg).expect("gossipsub");
                 gossip.subscribe(&IdentTopic::new(ADVERT_TOPIC)).expect("subscribe");
                 RogueBehaviour {
-                    identify: identify::Behaviour::new(identify::Config::new("/rogue/1".into(), key.public())),
+                    identify: identify::Behaviour::new(identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())),
                     gossip,
                     rpc: libp2p_stream::Behaviour::new(),
                 }
@@ -85,7 +111,8 @@ impl Rogue {
                     let (mut r, mut w) = stream.split();
                     while let Some(body) = read_frame(&mut r).await {
                         let Ok(f) = from_cbor::<RequestFrame>(&body) else { return };
-                        let reply = ResponseFrame { id: f.id, response: answer(f.request) };
+                        let Some(response) = answer(f.request) else { continue };
+                        let reply = ResponseFrame { id: f.id, response };
                         let framed = frame::encode(&to_cbor(&reply), usize::MAX).expect("small response");
                         if w.write_all(&framed).await.is_err() || w.flush().await.is_err() {
                             return;
