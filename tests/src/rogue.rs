@@ -2,15 +2,17 @@
 //! but sends whatever bytes a test gives it (garbage frames, oversized
 //! lengths, lying adverts) and, as a worker, answers run requests however a
 //! test likes (unsolicited or duplicate results), or never ([`Silence`]).
-//! It identifies as a meshwork peer, so nodes list it as a member and
+//! Its muxer sends data frames as large as the receiver's window, as
+//! js-libp2p's yamux does. It identifies as a meshwork peer, so nodes list it as a member and
 //! `meshwork run` processes find and dial it like any worker. Tests use it
 //! to check a node survives all of it.
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use libp2p::{identify, noise, tcp, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
 use meshwork::net::behaviour::IDENTIFY_PROTOCOL;
+use meshwork::net::muxer;
 use meshwork_protocol::wire::{
     frame, from_cbor, to_cbor, Advert, Load, Request, RequestFrame, Response, ResponseFrame, ADVERT_TOPIC, RPC_PROTOCOL,
 };
@@ -54,6 +56,7 @@ enum Cmd {
     Dial(Multiaddr),
     Advertise(Advert),
     Publish(Vec<u8>, oneshot::Sender<Result<(), String>>),
+    Connected(PeerId, oneshot::Sender<bool>),
 }
 
 /// A running hostile peer.
@@ -69,7 +72,7 @@ impl Rogue {
     pub async fn start() -> anyhow::Result<Rogue> {
         let mut swarm: Swarm<RogueBehaviour> = SwarmBuilder::with_new_identity()
             .with_tokio()
-            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)?
+            .with_tcp(tcp::Config::default(), noise::Config::new, muxer::Config::whole_window_frames)?
             .with_behaviour(|key| {
                 let cfg = gossipsub::ConfigBuilder::default()
                     .validation_mode(gossipsub::ValidationMode::Strict)
@@ -97,6 +100,30 @@ impl Rogue {
     /// Connects to `addr`.
     pub async fn dial(&self, addr: Multiaddr) {
         let _ = self.tx.send(Cmd::Dial(addr)).await;
+    }
+
+    /// Is it connected to `peer`?
+    pub async fn is_connected(&self, peer: PeerId) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Connected(peer, tx)).await;
+        rx.await.unwrap_or(false)
+    }
+
+    /// Sends `request` as frame number 1 on a new RPC stream to `peer` and
+    /// reads the answer (the stream stays open meanwhile, as a requester's does).
+    pub async fn request(&self, peer: PeerId, request: Request, timeout: Duration) -> Result<Response, String> {
+        let mut control = self.control.clone();
+        let stream = control.open_stream(peer, StreamProtocol::new(RPC_PROTOCOL)).await.map_err(|e| e.to_string())?;
+        let (mut r, mut w) = stream.split();
+        let framed =
+            frame::encode(&to_cbor(&RequestFrame { id: 1, request }), usize::MAX).map_err(|e| e.to_string())?;
+        w.write_all(&framed).await.map_err(|e| format!("writing the request: {e}"))?;
+        w.flush().await.map_err(|e| format!("writing the request: {e}"))?;
+        match tokio::time::timeout(timeout, read_frame(&mut r)).await {
+            Ok(Some(body)) => from_cbor::<ResponseFrame>(&body).map(|f| f.response).map_err(|e| e.to_string()),
+            Ok(None) => Err("the stream closed without an answer".into()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
     }
 
     /// Answers every inbound RPC request with `answer` (a lying worker).
@@ -176,6 +203,7 @@ async fn drive(mut swarm: Swarm<RogueBehaviour>, mut rx: mpsc::Receiver<Cmd>) {
             cmd = rx.recv() => match cmd {
                 None => return,
                 Some(Cmd::Dial(a)) => { let _ = swarm.dial(a); }
+                Some(Cmd::Connected(peer, reply)) => { let _ = reply.send(swarm.is_connected(&peer)); }
                 Some(Cmd::Advertise(a)) => advert = Some(a),
                 Some(Cmd::Publish(b, reply)) => {
                     let r = swarm.behaviour_mut().gossip.publish(IdentTopic::new(ADVERT_TOPIC), b);
