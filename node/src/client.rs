@@ -159,6 +159,9 @@ pub struct JobReport {
     pub backups: u32,
     /// Backups that won.
     pub backups_won: u32,
+    /// Batches a peer held past their overdue deadline (their pieces were
+    /// backed up early and the peer lost trust).
+    pub overdue_batches: u32,
     /// Late or duplicate results ignored.
     pub duplicates_ignored: u32,
     /// Results for pieces never given.
@@ -180,6 +183,7 @@ impl JobReport {
             retries: s.retries,
             backups: s.backups,
             backups_won: s.backups_won,
+            overdue_batches: s.overdue,
             duplicates_ignored: s.duplicates,
             unsolicited: s.unsolicited,
             rejections: s.rejections,

@@ -88,6 +88,20 @@ pub struct Config {
     pub backup_percent: u32,
     /// Completed pieces needed before the median is trusted for backups.
     pub backup_min_samples: u32,
+    /// A batch held longer than this many times what its pieces should
+    /// take is overdue: its pieces are backed up at once (even while other
+    /// pieces wait to be placed, and from the first finished piece on) and
+    /// its peer loses trust. "Should take" is the slowest per-piece round
+    /// trip this job has seen, times the batch's pieces: with one finished
+    /// piece that one is the evidence, and more evidence only raises the
+    /// bar, so an honest peer is judged overdue only when it is this many
+    /// times slower than the slowest answer so far (4: well past a worker
+    /// queue of a batch or two and pieces of uneven cost).
+    pub overdue_factor: u32,
+    /// Added to every overdue deadline: the round trip, a worker that is
+    /// starting up, and the maintenance tick that notices (short pieces
+    /// would otherwise be judged on noise).
+    pub overdue_slack: Duration,
     /// How a peer is chosen for a batch.
     pub policy: Policy,
 }
@@ -121,6 +135,8 @@ impl Config {
             busy_backoff: Duration::from_millis(100),
             backup_percent: 200,
             backup_min_samples: 3,
+            overdue_factor: 4,
+            overdue_slack: Duration::from_secs(1),
             policy: Policy::P2c,
         }
     }

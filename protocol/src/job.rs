@@ -131,6 +131,9 @@ pub struct JobStats {
     pub backups: u32,
     /// Backups that finished first.
     pub backups_won: u32,
+    /// Batches held past their overdue deadline (see
+    /// [`Config::overdue_factor`](crate::Config::overdue_factor)).
+    pub overdue: u32,
     /// Results ignored because the piece was already done.
     pub duplicates: u32,
     /// Results for pieces the peer was not running.
@@ -350,7 +353,9 @@ pub(crate) struct Job {
     pub(crate) done: u32,
     pub(crate) started: Time,
     pub(crate) stalled_since: Option<Time>,
-    pub(crate) durations: Histogram,
+    /// Round trip of each answered batch divided by its pieces: what one
+    /// piece takes from sending to answer, queueing at the worker included.
+    pub(crate) piece_times: Histogram,
     pub(crate) stats: JobStats,
 }
 
@@ -369,7 +374,7 @@ impl Job {
             done: 0,
             started: now,
             stalled_since: None,
-            durations: Histogram::default(),
+            piece_times: Histogram::default(),
             stats: JobStats { pieces: n as u32, ..JobStats::default() },
             spec,
         }
@@ -417,6 +422,25 @@ impl Job {
     /// Records that pieces around index `piece` took `us` each.
     pub(crate) fn observe(&mut self, piece: f64, us: f64) {
         self.trend.add(piece, us);
+    }
+
+    /// Age past which a batch of `pieces` pieces is a straggler worth a
+    /// backup: the median piece time times `percent` percent, per piece.
+    /// `None` until `min_samples` pieces were timed.
+    pub(crate) fn straggler_after(&self, pieces: usize, percent: u32, min_samples: u32) -> Option<Duration> {
+        if self.piece_times.count() < min_samples as u64 {
+            return None;
+        }
+        let median = self.piece_times.quantile(0.5)?;
+        Some(median.saturating_mul(percent).saturating_mul(pieces as u32) / 100)
+    }
+
+    /// Age past which a batch of `pieces` pieces is overdue: `factor` times
+    /// the slowest piece time seen, per piece, plus `slack`. `None` before
+    /// the first answer (see [`Config::overdue_factor`](crate::Config::overdue_factor)).
+    pub(crate) fn overdue_after(&self, pieces: usize, factor: u32, slack: Duration) -> Option<Duration> {
+        let slowest = self.piece_times.quantile(1.0)?;
+        Some(slowest.saturating_mul(factor).saturating_mul(pieces as u32).saturating_add(slack))
     }
 
     pub(crate) fn total(&self) -> u32 {

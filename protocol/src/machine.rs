@@ -270,6 +270,7 @@ impl Machine {
         let late = self.cfg.maintenance_interval * 4 + Duration::from_millis(500);
         if self.maintained.is_some_and(|t| now.since(t) > late) {
             self.peers.restart_clocks(now);
+            self.sched.restart_clocks(now);
         }
         self.maintained = Some(now);
         let busy = self.sched.has_jobs();

@@ -68,6 +68,11 @@ pub(crate) const MAX_BATCHES_PER_PEER: u32 = 128;
 /// Slots of a new peer believed before it has answered anything.
 pub(crate) const TRUSTED_SLOTS: u32 = 8;
 
+/// Overdue batches that count against a peer: each halves its head start
+/// of [`TRUSTED_SLOTS`], so after this many it is down to one slot (never
+/// zero: it can always prove itself again).
+const MAX_STRIKES: u32 = 3;
+
 /// A change in whether a peer is part of the mesh, for drivers to report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerEvent {
@@ -101,6 +106,9 @@ pub struct PeerView {
     pub inflight: u32,
     /// Our batches (requests) in flight there.
     pub batches: u32,
+    /// Of its advertised slots, how many we believe: trust grows with the
+    /// batches it answers and shrinks when it sits on pieces.
+    pub trusted_slots: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -190,8 +198,11 @@ struct PeerInfo {
     cooldown_until: Time,
     /// Connected, advertising and not judged down (last reported in a [`PeerEvent`]).
     live: bool,
-    /// Batches it answered with results: trust in its advertised slots grows with them.
+    /// Batches it answered with results since its last overdue batch:
+    /// trust in its advertised slots grows with them.
     answered: u32,
+    /// Batches it held past their overdue deadline (at most [`MAX_STRIKES`]).
+    strikes: u32,
 }
 
 impl PeerInfo {
@@ -213,14 +224,17 @@ impl PeerInfo {
             cooldown_until: Time::ZERO,
             live: false,
             answered: 0,
+            strikes: 0,
         }
     }
 
-    /// The slots we believe it has: what it advertises, but no more than
-    /// [`TRUSTED_SLOTS`] plus the batches it has answered, so an advert
-    /// claiming a huge capacity cannot attract a flood of pieces it never returns.
+    /// The slots we believe it has: what it advertises, but no more than a
+    /// head start of [`TRUSTED_SLOTS`] (halved by each strike) plus the
+    /// batches it has answered since its last strike, so an advert claiming
+    /// a huge capacity cannot attract a flood of pieces it never returns,
+    /// and a peer that sat on pieces earns its trust again batch by batch.
     fn trusted_slots(&self) -> u32 {
-        self.load.slots.min(TRUSTED_SLOTS.saturating_add(self.answered))
+        self.load.slots.min((TRUSTED_SLOTS >> self.strikes).saturating_add(self.answered))
     }
 
     /// Its load now: what it reported, minus our pieces it had then, plus ours now.
@@ -435,6 +449,19 @@ impl PeerTable {
         if let Some(info) = self.peers.get_mut(&peer) {
             info.answered = info.answered.saturating_add(1);
         }
+    }
+
+    /// `peer` held a batch past its overdue deadline: it forfeits the trust
+    /// its answers earned and half its head start (bounded: one slot is
+    /// always left). This node's own worker is never blamed.
+    pub(crate) fn overdue(&mut self, peer: PeerKey, now: Time) {
+        if peer == self.me {
+            return;
+        }
+        let Some(info) = self.peers.get_mut(&peer) else { return };
+        info.answered = 0;
+        info.strikes = (info.strikes + 1).min(MAX_STRIKES);
+        self.refresh(peer, now);
     }
 
     /// `peer` answered or asked something: it is alive, and maybe reported its load.
@@ -729,6 +756,7 @@ fn view_of(peer: PeerKey, i: &PeerInfo, now: Time) -> PeerView {
         rtt: i.last_rtt,
         inflight: i.inflight,
         batches: i.batches,
+        trusted_slots: i.trusted_slots(),
     }
 }
 

@@ -41,6 +41,8 @@ struct Batch {
     sent: Time,
     deadline: Time,
     backup: bool,
+    /// Held past its overdue deadline (its peer was blamed once for it).
+    overdue: bool,
 }
 
 /// A request of ours awaiting its answer.
@@ -95,6 +97,13 @@ impl Inflight {
         }
     }
 
+    fn batch_mut(&mut self, rid: RequestId) -> Option<&mut Batch> {
+        match self.requests.get_mut(&rid) {
+            Some(Pending::Batch(b)) => Some(b),
+            _ => None,
+        }
+    }
+
     fn send(&mut self, job: &mut Job, peer: PeerKey, pieces: Vec<u32>, backup: bool, choice: Choice, ctx: &mut Ctx) {
         let n = pieces.len();
         let inputs =
@@ -118,7 +127,10 @@ impl Inflight {
         if job.spec.explain {
             ctx.events.push_back(JobEvent::Placed { job: job.id, peer, pieces: pieces.clone(), choice, backup });
         }
-        self.requests.insert(rid, Pending::Batch(Batch { job: job.id, peer, pieces, sent: ctx.now, deadline, backup }));
+        self.requests.insert(
+            rid,
+            Pending::Batch(Batch { job: job.id, peer, pieces, sent: ctx.now, deadline, backup, overdue: false }),
+        );
     }
 
     fn cancel(&mut self, peer: PeerKey, job: JobId, pieces: Option<Vec<u32>>, ctx: &mut Ctx) {
@@ -135,6 +147,9 @@ pub(crate) struct Scheduler {
     inflight: Inflight,
     /// Measured execution time of one piece per task (EWMA, µs).
     piece_us: FxHashMap<String, u64>,
+    /// When this node last resumed after being stopped: batches are not
+    /// judged on time that passed while it could not hear their answers.
+    resumed: Time,
 }
 
 impl Scheduler {
@@ -144,6 +159,7 @@ impl Scheduler {
             jobs: BTreeMap::new(),
             inflight: Inflight::default(),
             piece_us: FxHashMap::default(),
+            resumed: Time::ZERO,
         }
     }
 
@@ -269,7 +285,7 @@ impl Scheduler {
     fn on_results(&mut self, rid: RequestId, b: Batch, r: Results, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get_mut(&b.job) else { return };
         ctx.peers.answered_batch(b.peer);
-        job.durations.record(ctx.now.since(b.sent));
+        job.piece_times.record(ctx.now.since(b.sent) / b.pieces.len().max(1) as u32);
         let n = r.pieces.len().max(1) as u64;
         let mean_index = b.pieces.iter().map(|&p| p as f64).sum::<f64>() / b.pieces.len().max(1) as f64;
         job.observe(mean_index, (r.exec_us / n) as f64);
@@ -482,20 +498,38 @@ impl Scheduler {
         }
     }
 
-    /// Once nothing is left to place, copies pieces running far longer than
-    /// the median onto another peer with room; the first result wins.
+    /// This node was stopped and just resumed: time in flight so far says
+    /// nothing about its batches' peers.
+    pub(crate) fn restart_clocks(&mut self, now: Time) {
+        self.resumed = now;
+    }
+
+    /// Copies pieces of slow batches onto another peer with room; the first
+    /// result wins. A batch is slow when it is a straggler (once nothing is
+    /// left to place, older than the median piece time allows) or overdue
+    /// (see [`Config::overdue_factor`]): an overdue batch's peer also loses
+    /// trust, once per batch, whether or not the job makes backups.
     fn launch_backups(&mut self, id: JobId, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get_mut(&id) else { return };
-        if !job.spec.backups || job.pending_len() > 0 || job.durations.count() < ctx.cfg.backup_min_samples as u64 {
-            return;
-        }
-        let Some(median) = job.durations.quantile(0.5) else { return };
-        let threshold = median.saturating_mul(ctx.cfg.backup_percent) / 100;
+        let cfg = ctx.cfg;
         let mut rids: Vec<RequestId> = job.batches.iter().copied().collect();
         rids.sort_unstable();
         for rid in rids {
-            let Some(b) = self.inflight.batch(rid) else { continue };
-            if b.backup || ctx.now.since(b.sent) < threshold {
+            let Some(b) = self.inflight.batch_mut(rid) else { continue };
+            if b.backup {
+                continue;
+            }
+            let age = ctx.now.since(b.sent.max(self.resumed));
+            let n = b.pieces.len();
+            let overdue = job.overdue_after(n, cfg.overdue_factor, cfg.overdue_slack).is_some_and(|t| age > t);
+            if overdue && !b.overdue {
+                b.overdue = true;
+                job.stats.overdue += 1;
+                ctx.peers.overdue(b.peer, ctx.now);
+            }
+            let straggler = job.pending_len() == 0
+                && job.straggler_after(n, cfg.backup_percent, cfg.backup_min_samples).is_some_and(|t| age >= t);
+            if !job.spec.backups || !(overdue || straggler) {
                 continue;
             }
             let (holder, pieces) = (b.peer, b.pieces.clone());

@@ -1,15 +1,20 @@
 //! A hostile peer: a bare libp2p swarm that speaks meshwork's protocols
 //! but sends whatever bytes a test gives it (garbage frames, oversized
 //! lengths, lying adverts) and, as a worker, answers run requests however a
-//! test likes (unsolicited or duplicate results). Tests use it to check a
-//! node survives all of it.
+//! test likes (unsolicited or duplicate results), or never ([`Silence`]).
+//! Its muxer sends data frames as large as the receiver's window, as
+//! js-libp2p's yamux does. It identifies as a meshwork peer, so nodes list it as a member and
+//! `meshwork run` processes find and dial it like any worker. Tests use it
+//! to check a node survives all of it.
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use libp2p::{identify, noise, tcp, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use meshwork::net::behaviour::IDENTIFY_PROTOCOL;
+use meshwork::net::muxer;
 use meshwork_protocol::wire::{
-    frame, from_cbor, to_cbor, Advert, Request, RequestFrame, Response, ResponseFrame, ADVERT_TOPIC, RPC_PROTOCOL,
+    frame, from_cbor, to_cbor, Advert, Load, Request, RequestFrame, Response, ResponseFrame, ADVERT_TOPIC, RPC_PROTOCOL,
 };
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -21,13 +26,37 @@ struct RogueBehaviour {
     rpc: libp2p_stream::Behaviour,
 }
 
-/// How a rogue worker answers a run request.
-pub type Answer = Box<dyn Fn(Request) -> Response + Send + Sync>;
+/// How a rogue worker answers a request: `None` never answers it (the
+/// stream stays open and the next requests are read).
+pub type Answer = Box<dyn Fn(Request) -> Option<Response> + Send + Sync>;
+
+/// Which requests a silent liar leaves unanswered (issue 20): it answers
+/// `Status` with its advert, so health probes never judge it down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Silence {
+    /// Takes `Run` batches and never answers them; answers everything else.
+    Runs,
+    /// Answers `Status` only: no rejection, no result, no cancellation.
+    AllButStatus,
+}
+
+impl Silence {
+    /// A worker that advertises `advert` and keeps silent as `self` says.
+    pub fn answer(self, advert: Advert) -> Answer {
+        Box::new(move |req| match (req, self) {
+            (Request::Status, _) => Some(Response::Status(advert.clone())),
+            (_, Silence::AllButStatus) | (Request::Run(_), Silence::Runs) => None,
+            (Request::Cancel(_), Silence::Runs) => Some(Response::Cancelled(Load::default())),
+            (Request::Members, Silence::Runs) => Some(Response::Members(Vec::new())),
+        })
+    }
+}
 
 enum Cmd {
     Dial(Multiaddr),
     Advertise(Advert),
     Publish(Vec<u8>, oneshot::Sender<Result<(), String>>),
+    Connected(PeerId, oneshot::Sender<bool>),
 }
 
 /// A running hostile peer.
@@ -43,7 +72,7 @@ impl Rogue {
     pub async fn start() -> anyhow::Result<Rogue> {
         let mut swarm: Swarm<RogueBehaviour> = SwarmBuilder::with_new_identity()
             .with_tokio()
-            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)?
+            .with_tcp(tcp::Config::default(), noise::Config::new, muxer::Config::whole_window_frames)?
             .with_behaviour(|key| {
                 let cfg = gossipsub::ConfigBuilder::default()
                     .validation_mode(gossipsub::ValidationMode::Strict)
@@ -53,7 +82,7 @@ impl Rogue {
                     gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), cfg).expect("gossipsub");
                 gossip.subscribe(&IdentTopic::new(ADVERT_TOPIC)).expect("subscribe");
                 RogueBehaviour {
-                    identify: identify::Behaviour::new(identify::Config::new("/rogue/1".into(), key.public())),
+                    identify: identify::Behaviour::new(identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())),
                     gossip,
                     rpc: libp2p_stream::Behaviour::new(),
                 }
@@ -73,6 +102,30 @@ impl Rogue {
         let _ = self.tx.send(Cmd::Dial(addr)).await;
     }
 
+    /// Is it connected to `peer`?
+    pub async fn is_connected(&self, peer: PeerId) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Connected(peer, tx)).await;
+        rx.await.unwrap_or(false)
+    }
+
+    /// Sends `request` as frame number 1 on a new RPC stream to `peer` and
+    /// reads the answer (the stream stays open meanwhile, as a requester's does).
+    pub async fn request(&self, peer: PeerId, request: Request, timeout: Duration) -> Result<Response, String> {
+        let mut control = self.control.clone();
+        let stream = control.open_stream(peer, StreamProtocol::new(RPC_PROTOCOL)).await.map_err(|e| e.to_string())?;
+        let (mut r, mut w) = stream.split();
+        let framed =
+            frame::encode(&to_cbor(&RequestFrame { id: 1, request }), usize::MAX).map_err(|e| e.to_string())?;
+        w.write_all(&framed).await.map_err(|e| format!("writing the request: {e}"))?;
+        w.flush().await.map_err(|e| format!("writing the request: {e}"))?;
+        match tokio::time::timeout(timeout, read_frame(&mut r)).await {
+            Ok(Some(body)) => from_cbor::<ResponseFrame>(&body).map(|f| f.response).map_err(|e| e.to_string()),
+            Ok(None) => Err("the stream closed without an answer".into()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+
     /// Answers every inbound RPC request with `answer` (a lying worker).
     pub async fn serve(&self, answer: Answer) {
         let mut control = self.control.clone();
@@ -85,7 +138,8 @@ impl Rogue {
                     let (mut r, mut w) = stream.split();
                     while let Some(body) = read_frame(&mut r).await {
                         let Ok(f) = from_cbor::<RequestFrame>(&body) else { return };
-                        let reply = ResponseFrame { id: f.id, response: answer(f.request) };
+                        let Some(response) = answer(f.request) else { continue };
+                        let reply = ResponseFrame { id: f.id, response };
                         let framed = frame::encode(&to_cbor(&reply), usize::MAX).expect("small response");
                         if w.write_all(&framed).await.is_err() || w.flush().await.is_err() {
                             return;
@@ -149,6 +203,7 @@ async fn drive(mut swarm: Swarm<RogueBehaviour>, mut rx: mpsc::Receiver<Cmd>) {
             cmd = rx.recv() => match cmd {
                 None => return,
                 Some(Cmd::Dial(a)) => { let _ = swarm.dial(a); }
+                Some(Cmd::Connected(peer, reply)) => { let _ = reply.send(swarm.is_connected(&peer)); }
                 Some(Cmd::Advertise(a)) => advert = Some(a),
                 Some(Cmd::Publish(b, reply)) => {
                     let r = swarm.behaviour_mut().gossip.publish(IdentTopic::new(ADVERT_TOPIC), b);

@@ -242,7 +242,7 @@ async fn unsolicited_and_duplicate_results_from_a_lying_worker_are_ignored() {
     let submitter = Node::start(local_config(1)).await.unwrap();
     let liar = Rogue::start().await.unwrap();
     liar.serve(Box::new(|req| {
-        let Request::Run(run) = req else { return Response::Status(Default::default()) };
+        let Request::Run(run) = req else { return Some(Response::Status(Default::default())) };
         let given: Vec<u32> = run.pieces.iter().map(|p| p.piece).collect();
         // A piece of the job it was not given, and one that is not in the job at all.
         let stranger = (0..).find(|i| !given.contains(i)).unwrap_or(0);
@@ -253,7 +253,7 @@ async fn unsolicited_and_duplicate_results_from_a_lying_worker_are_ignored() {
             pieces.push(PieceResult { piece: p, outcome: Outcome::Failed("lying".into()) });
             pieces.push(PieceResult { piece: p, outcome: Outcome::Done { output: vec![0], conclusive: false } });
         }
-        Response::Results(Results { load: Default::default(), exec_us: 1, pieces })
+        Some(Response::Results(Results { load: Default::default(), exec_us: 1, pieces }))
     }))
     .await;
     liar.dial(tcp_addr(&submitter)).await;

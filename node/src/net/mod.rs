@@ -1,6 +1,7 @@
 //! Networking: everything libp2p.
 //!
 //! - [`transport`]: TCP/QUIC/memory stacks, with pnet for private meshes.
+//! - [`muxer`]: yamux, with windows that keep every peer's frames under rust-yamux's limit.
 //! - [`behaviour`]: the composed behaviour (discovery, load gossip, RPC, health).
 //! - `rpc`: the RPC protocol on long-lived streams, its frames and byte budget.
 //! - [`identity`]: keypair files.
@@ -11,6 +12,7 @@ pub mod behaviour;
 pub(crate) mod dialer;
 pub mod identity;
 pub(crate) mod members;
+pub mod muxer;
 pub mod peer_map;
 pub(crate) mod rpc;
 pub mod transport;

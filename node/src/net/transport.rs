@@ -1,8 +1,9 @@
 //! The transport stack: TCP + noise + yamux (behind the pnet handshake when
-//! the mesh is private), QUIC when it is not (pnet cannot cover QUIC, so a
-//! private mesh turns QUIC off rather than leave a door open), and the
-//! in-memory transport for in-process meshes.
+//! the mesh is private; yamux configured by [`muxer`]), QUIC when it is not
+//! (pnet cannot cover QUIC, so a private mesh turns QUIC off rather than
+//! leave a door open), and the in-memory transport for in-process meshes.
 
+use crate::net::muxer;
 use futures::future::Either;
 use futures::{AsyncRead, AsyncWrite};
 use libp2p::core::muxing::StreamMuxerBox;
@@ -10,7 +11,7 @@ use libp2p::core::transport::{Boxed, MemoryTransport, Transport};
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
-use libp2p::{noise, quic, tcp, yamux, PeerId};
+use libp2p::{noise, quic, tcp, PeerId};
 
 /// What the stack carries.
 pub type Stack = Boxed<(PeerId, StreamMuxerBox)>;
@@ -68,7 +69,7 @@ where
 {
     raw.upgrade(Version::V1Lazy)
         .authenticate(noise.clone())
-        .multiplex(yamux::Config::default())
+        .multiplex(muxer::Config::meshwork())
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
         .boxed()
 }

@@ -57,6 +57,9 @@ pub(crate) struct NodeState {
     pub(crate) speed_pct: u64,
     /// Keeps running aborted batches to the end (to produce late results).
     pub(crate) ignore_abort: bool,
+    /// A silent liar: takes run requests and never answers them (its
+    /// machine never sees them), while it answers everything else.
+    pub(crate) swallow_runs: bool,
     timer: Option<Time>,
     /// Events that arrived while hung, replayed on resume.
     backlog: Vec<Ev>,
@@ -80,6 +83,8 @@ pub(crate) struct Net {
     pub(crate) cancels: Vec<u32>,
     /// Pieces each node started.
     pub(crate) executed: Vec<u32>,
+    /// Pieces each silent liar took and never answered.
+    pub(crate) swallowed: Vec<u32>,
     /// Connections (both directions listed).
     links: BTreeSet<(usize, usize)>,
     /// Peers going up or down, as each node saw it.
@@ -106,6 +111,7 @@ impl Net {
             hung: false,
             speed_pct: 100,
             ignore_abort: false,
+            swallow_runs: false,
             timer: None,
             backlog: Vec::new(),
             inbound: BTreeMap::new(),
@@ -123,6 +129,7 @@ impl Net {
             events: Vec::new(),
             cancels: vec![0; n],
             executed: vec![0; n],
+            swallowed: vec![0; n],
             disconnects: Vec::new(),
             peer_events: Vec::new(),
             links: BTreeSet::new(),
@@ -233,8 +240,13 @@ impl Net {
                 let id = InboundId(st.next_inbound);
                 st.next_inbound += 1;
                 st.inbound.insert(id, (from, rid));
-                if matches!(req, Request::Cancel(_)) {
-                    self.cancels[node] += 1;
+                match &req {
+                    Request::Cancel(_) => self.cancels[node] += 1,
+                    Request::Run(run) if st.swallow_runs => {
+                        self.swallowed[node] += run.pieces.len() as u32;
+                        return;
+                    }
+                    _ => {}
                 }
                 m.handle_request(PeerKey(from as u32), id, req, now);
             }

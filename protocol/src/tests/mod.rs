@@ -1,4 +1,5 @@
 //! Scenario tests of the state machine through [`harness::Net`].
 
 mod harness;
+mod liars;
 mod scheduling;
