@@ -409,7 +409,10 @@ impl Scheduler {
                     return None;
                 };
                 if let Some(b) = self.inflight.take(rid, job, ctx) {
-                    self.fail_pieces(rid, b, &format!("request failed: {cause}"), Ban::No, ctx);
+                    // The peer dropped this request (it refused a frame over its
+                    // limit, or its stream broke): the pieces try elsewhere.
+                    // A peer that went away altogether is judged by `peer_down`.
+                    self.fail_pieces(rid, b, &format!("request failed: {cause}"), Ban::Yes, ctx);
                 }
                 None
             }
@@ -650,7 +653,8 @@ fn requeue(job: &mut Job, piece: u32) {
 /// Whether a failure keeps the piece away from the peer for good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ban {
-    /// The peer failed the piece itself (error, deadline, nonsense answer).
+    /// The peer failed the piece itself (error, deadline, nonsense answer,
+    /// a request it dropped).
     Yes,
     /// The peer went away holding it (connection, probes): once it is back
     /// it may have the piece again.
