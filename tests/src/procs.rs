@@ -30,6 +30,20 @@ pub fn meshwork_bin() -> PathBuf {
         // The same package selection as `cargo test --workspace`, so features
         // unify the same way and nothing is rebuilt back and forth.
         cmd.args(["build", "-q", "--workspace", "--bin", "meshwork"]);
+        // What `cargo test` sets for the test process, not what a `cargo`
+        // command run by hand sees. Some build scripts rerun when these
+        // change (ring's on CARGO_MANIFEST_DIR), and everything above them
+        // would then be rebuilt on every `cargo test` and again here.
+        for (var, _) in std::env::vars_os() {
+            let set_by_cargo_test = var.to_str().is_some_and(|v| {
+                v.starts_with("CARGO_PKG_")
+                    || v.starts_with("CARGO_MANIFEST_")
+                    || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR"].contains(&v)
+            });
+            if set_by_cargo_test {
+                cmd.env_remove(var);
+            }
+        }
         if release {
             cmd.arg("--release");
         }
