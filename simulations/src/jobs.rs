@@ -181,7 +181,8 @@ mod tests {
     fn a_peer_that_only_went_away_may_have_its_piece_again() {
         let mut t = JobTrack::new(0, vec![10, 20]);
         let mut v = Vec::new();
-        let went_away = JobEvent::Retried { job: JobId(1), piece: 1, peer: PeerKey(5), cause: "x".into(), banned: false };
+        let went_away =
+            JobEvent::Retried { job: JobId(1), piece: 1, peer: PeerKey(5), cause: "x".into(), banned: false };
         t.on_event(&placed(5, vec![0, 1]), Time::ZERO, &mut v);
         t.on_event(&went_away, Time::ZERO, &mut v);
         t.on_event(&placed(5, vec![1]), Time::ZERO, &mut v);
