@@ -29,18 +29,20 @@ impl Interrupt {
     pub(super) fn install() -> anyhow::Result<Interrupt> {
         let count = Arc::new(AtomicU32::new(0));
         let seen = count.clone();
-        let second = move || {
+        let count_or_exit = move || {
             if seen.fetch_add(1, Ordering::SeqCst) >= 1 {
                 // SAFETY: _exit(2) is async-signal-safe.
                 unsafe { libc::_exit(EXIT_CANCELLED.into()) }
             }
         };
-        // Registered before tokio's own action: the registry runs actions in
-        // the order they were registered, so the count is up to date by the
-        // time the runtime is woken.
+        // Registered before tokio's own action (added by the first `signal()`
+        // for SIGINT in this process, just below): the registry runs actions
+        // in the order they were registered, so the count is up to date by
+        // the time the runtime is woken.
         // SAFETY: the action only touches an atomic and calls _exit(2), both
         // async-signal-safe; SIGINT is not one of the signals the registry forbids.
-        unsafe { signal_hook_registry::register(libc::SIGINT, second) }.context("installing the Ctrl-C handler")?;
+        unsafe { signal_hook_registry::register(libc::SIGINT, count_or_exit) }
+            .context("installing the Ctrl-C handler")?;
         let wake = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
         Ok(Interrupt { count, wake })
     }
