@@ -304,7 +304,22 @@ impl Client {
         task: &T,
         input: &T::Input,
         opts: &JobOptions,
+        on_event: impl FnMut(JobId, &JobEvent),
+    ) -> Result<(T::Result, JobReport), RunError> {
+        self.run_until(task, input, opts, on_event, std::future::pending()).await
+    }
+
+    /// [`run`](Self::run), cancelling the job once `stop` resolves (Ctrl-C):
+    /// from the moment it is submitted, not only once an event has named
+    /// it. A cancelled job ends with [`JobError::Cancelled`] as soon as a
+    /// Cancel request to every peer holding its pieces is on its way.
+    pub async fn run_until<T: Task>(
+        &self,
+        task: &T,
+        input: &T::Input,
+        opts: &JobOptions,
         mut on_event: impl FnMut(JobId, &JobEvent),
+        stop: impl std::future::Future<Output = ()>,
     ) -> Result<(T::Result, JobReport), RunError> {
         let pieces = task.split(input)?;
         let mut spec = JobSpec::new(T::NAME, encode_pieces::<T>(&pieces));
@@ -316,7 +331,18 @@ impl Client {
         spec.backups = opts.backups;
         spec.early_exit = T::EARLY_EXIT;
         let (id, mut events) = self.submit(spec).await?;
-        while let Some(event) = events.recv().await {
+        tokio::pin!(stop);
+        let mut stopped = false;
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = &mut stop, if !stopped => {
+                    stopped = true;
+                    self.cancel(id).await;
+                    continue;
+                }
+            };
+            let Some(event) = event else { break };
             on_event(id, &event);
             if let JobEvent::Finished { result, .. } = event {
                 let out = result.map_err(|error| {

@@ -6,6 +6,7 @@
 //! - [`events`]: what `meshwork node --json` and `meshwork run --json` print, as types.
 //! - [`node_proc`], [`run_proc`]: node and run processes read through those events.
 //! - [`fleet`]: many node processes on loopback, read through their text output.
+//! - [`observer`]: an in-process node asking those processes for their load.
 //! - [`lab`]: a LAN of network namespaces, with faults.
 //! - [`rogue`]: a misbehaving peer for the security tests.
 //! - [`scale_plot`]: the scale benchmark's plot.
@@ -14,6 +15,7 @@ pub mod events;
 pub mod fleet;
 pub mod lab;
 pub mod node_proc;
+pub mod observer;
 pub mod procs;
 pub mod rogue;
 pub mod run_proc;

@@ -81,11 +81,14 @@ impl NodeProc {
     }
 
     /// Starts `meshwork node --json` on loopback (TCP, mDNS off, a fresh
-    /// identity, `--slots 1`), joining `join` if given, with `extra` arguments.
+    /// identity, `--slots 1` unless `extra` gives `--slots`), joining `join`
+    /// if given, with `extra` arguments.
     pub fn start_local(label: &str, join: Option<&str>, extra: &[&str]) -> NodeProc {
         let id = identity_file();
-        let mut args =
-            vec!["node", "--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--slots", "1", "--identity", &id];
+        let mut args = vec!["node", "--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--identity", &id];
+        if !extra.contains(&"--slots") {
+            args.extend(["--slots", "1"]);
+        }
         if let Some(j) = join {
             args.extend(["--join", j]);
         }
@@ -175,6 +178,21 @@ impl Drop for NodeProc {
             dump(&self.label, &self.proc.log);
         }
     }
+}
+
+/// `n` nodes on loopback ([`NodeProc::start_local`] with `extra`, labelled
+/// "node 0", "node 1", ...) joined through the first, each live at every
+/// other within `timeout`.
+pub fn local_mesh(n: usize, extra: &[&str], timeout: Duration) -> Vec<NodeProc> {
+    let first = NodeProc::start_local("node 0", None, extra);
+    let join = first.addr.clone();
+    let mut nodes = vec![first];
+    for i in 1..n {
+        nodes.push(NodeProc::start_local(&format!("node {i}"), Some(&join), extra));
+    }
+    let since = nodes[0].started;
+    wait_all_live(&mut nodes, since, timeout).unwrap_or_else(|e| panic!("{e}"));
+    nodes
 }
 
 /// Polls every node's output (every 20 ms) until `check` gives a value, or fails after `timeout`.

@@ -8,8 +8,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The `meshwork` binary of this build profile, built on first use and
@@ -30,6 +32,20 @@ pub fn meshwork_bin() -> PathBuf {
         // The same package selection as `cargo test --workspace`, so features
         // unify the same way and nothing is rebuilt back and forth.
         cmd.args(["build", "-q", "--workspace", "--bin", "meshwork"]);
+        // What `cargo test` sets for the test process, not what a `cargo`
+        // command run by hand sees. Some build scripts rerun when these
+        // change (ring's on CARGO_MANIFEST_DIR), and everything above them
+        // would then be rebuilt on every `cargo test` and again here.
+        for (var, _) in std::env::vars_os() {
+            let set_by_cargo_test = var.to_str().is_some_and(|v| {
+                v.starts_with("CARGO_PKG_")
+                    || v.starts_with("CARGO_MANIFEST_")
+                    || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR"].contains(&v)
+            });
+            if set_by_cargo_test {
+                cmd.env_remove(var);
+            }
+        }
         if release {
             cmd.arg("--release");
         }
@@ -248,6 +264,48 @@ impl Drop for Proc {
         self.signal(libc::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A process slowed down for as long as this lives: it runs `run` out of
+/// every `period` and is stopped (SIGSTOP) for the rest, as a CPU quota
+/// would hold it. Its CPU-bound work takes `period / run` times as long,
+/// while it still answers the network within a period. The pauses are the
+/// fault itself, not a way of waiting for something.
+pub struct Throttle<'a> {
+    /// The process: borrowed, so it cannot be reaped (and its PID reused)
+    /// while the throttle still signals it.
+    proc: &'a Proc,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<'a> Throttle<'a> {
+    /// Starts throttling `proc`.
+    pub fn start(proc: &'a Proc, run: Duration, period: Duration) -> Throttle<'a> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (pid, stopping) = (proc.pid() as i32, stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                // SAFETY: kill(2) on a child the borrowed `Proc` has not reaped.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                std::thread::sleep(period.saturating_sub(run));
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+                std::thread::sleep(run);
+            }
+        });
+        Throttle { proc, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Throttle<'_> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.proc.signal(libc::SIGCONT);
     }
 }
 

@@ -34,20 +34,19 @@ impl RunProc {
     /// (`--slots 0`, mDNS off) through `join`; `args` are more options and
     /// the task with its arguments.
     pub fn start_local(join: &str, args: &[&str]) -> RunProc {
-        let mut all = vec![
-            "run",
-            "--no-mdns",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--join",
-            join,
-            "--slots",
-            "0",
-            "--wait",
-            "30",
-            "--json",
-            "--explain",
-        ];
+        RunProc::start_local_as(join, Local::default(), args)
+    }
+
+    /// Starts `meshwork run --json` on loopback (mDNS off) through `join`,
+    /// as `how` says; `args` are more options and the task with its arguments.
+    pub fn start_local_as(join: &str, how: Local, args: &[&str]) -> RunProc {
+        let slots = how.slots.to_string();
+        let mut all =
+            vec!["run", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", join, "--slots", &slots, "--json"];
+        if how.explain {
+            all.push("--explain");
+        }
+        all.extend(["--wait", "30"]);
         all.extend_from_slice(args);
         RunProc::spawn(Spawn { die_with_parent: true, ..Spawn::default() }, "meshwork run".into(), &all)
     }
@@ -125,6 +124,21 @@ impl Drop for RunProc {
             self.proc.pump();
             dump(&self.label, &self.proc.log);
         }
+    }
+}
+
+/// How [`RunProc::start_local_as`] starts a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Local {
+    /// Its `--slots` (0: it only submits).
+    pub slots: u32,
+    /// With `--explain`: placements and progress among its events.
+    pub explain: bool,
+}
+
+impl Default for Local {
+    fn default() -> Local {
+        Local { slots: 0, explain: true }
     }
 }
 

@@ -13,7 +13,7 @@
 //! whose merge checks each came back once, in order.
 
 use meshwork_tests::events::JobEvent;
-use meshwork_tests::node_proc::{downs_within, wait_all_live, NodeProc};
+use meshwork_tests::node_proc::{downs_within, local_mesh, wait_all_live};
 use meshwork_tests::run_proc::{RunOutput, RunProc};
 use std::time::{Duration, Instant};
 
@@ -26,19 +26,6 @@ const JOB: Duration = Duration::from_secs(90);
 const WATCH: Duration = Duration::from_secs(30);
 /// Length of every piece, in ms.
 const PIECE_MS: u64 = 200;
-
-/// Three one-slot nodes on loopback, joined through the first, all live.
-fn mesh() -> Vec<NodeProc> {
-    let first = NodeProc::start_local("node 0", None, &[]);
-    let join = first.addr.clone();
-    let mut nodes = vec![first];
-    for i in 1..3 {
-        nodes.push(NodeProc::start_local(&format!("node {i}"), Some(&join), &[]));
-    }
-    let since = nodes[0].started;
-    wait_all_live(&mut nodes, since, T).unwrap();
-    nodes
-}
 
 /// A `sleep` job of `pieces` pieces from a `meshwork run` joined to `join`,
 /// waiting for all 3 nodes, no speculative backups (so every retry is a
@@ -59,7 +46,7 @@ fn finished(job: &mut RunProc, pieces: u64) -> RunOutput {
 /// Node 2 stops for `stall` while it holds pieces of a job from a
 /// submitter joined through node 0; see the module documentation.
 fn a_node_stopped_for(stall: Duration) {
-    let mut nodes = mesh();
+    let mut nodes = local_mesh(3, &[], T);
     let start = Instant::now();
     let victim = nodes[2].peer.clone();
     // About 8 s of work besides the stall: at 5 pieces a second per slot,
@@ -133,7 +120,7 @@ fn a_node_stopped_for_10s_is_replaced_by_its_submitter_only_and_recovers() {
 
 #[test]
 fn a_submitter_stopped_mid_job_for_4s_judges_nobody_down_and_its_job_is_exact() {
-    let mut nodes = mesh();
+    let mut nodes = local_mesh(3, &[], T);
     let start = Instant::now();
     let pieces = 60;
     let mut job = sleep_job(&nodes[0].addr, pieces);

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod interrupt;
 mod keygen;
 mod limits;
 mod mesh;

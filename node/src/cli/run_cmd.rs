@@ -1,17 +1,17 @@
 //! `meshwork run <task>`: join the mesh, run one job, print its result.
 
+use super::interrupt::Interrupt;
 use super::mesh::{join, wait_for};
 use super::{short, slots_or_cores, PeerOpts, UsageError, EXIT_CANCELLED, EXIT_FAILED};
-use crate::client::{Client, JobOptions, JobReport, RunError};
+use crate::client::{Client, JobOptions, JobReport};
 use crate::net::peer_map::PeerNames;
 use crate::tasks::{hash_search, mandelbrot, noop, primes, sleep, wordcount, Rendered};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use meshwork_protocol::policy::Candidate;
 use meshwork_protocol::task::Task;
-use meshwork_protocol::{JobError, JobEvent, JobId, PeerKey};
+use meshwork_protocol::{JobEvent, JobId, PeerKey};
 use serde::Serialize;
-use std::cell::Cell;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ and with --explain also
   {\"event\":\"unplaceable\",\"job\",\"piece\",\"why\",\"reasons\":[{\"reason\",\"peers\"}]}
   {\"event\":\"progress\",\"job\",\"done\",\"total\"}
 Log lines (RUST_LOG) also go to stderr: read the lines that start with '{'.
+
+Ctrl-C cancels at any moment (the peers holding pieces are told to stop them);
+a second Ctrl-C exits at once.
 
 Exit codes: 0 done; 1 the job failed; 2 bad arguments; \
 3 no mesh (a node could not start); 130 cancelled with Ctrl-C.")]
@@ -85,40 +88,59 @@ enum TaskCommand {
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // First of all: from here on Ctrl-C cancels, whatever is going on.
+    let mut interrupt = Interrupt::install()?;
     let usage = |e: anyhow::Error| anyhow::Error::new(UsageError(e.to_string()));
-    let node = join(&args.peer, slots_or_cores(args.slots)).await?;
+    let node = tokio::select! {
+        node = join(&args.peer, slots_or_cores(args.slots)) => node?,
+        () = interrupt.pressed_once() => return Ok(cancelled()),
+    };
     let client = node.client();
+    let ctrl_c = &mut interrupt;
     let code = match &args.task {
         TaskCommand::Primes(a) => {
-            execute(&client, &primes::Primes, a.input().map_err(usage)?, primes::render, &args).await
+            execute(&client, &primes::Primes, a.input().map_err(usage)?, primes::render, &args, ctrl_c).await
         }
         TaskCommand::Mandelbrot(a) => {
-            execute(&client, &mandelbrot::Mandelbrot, a.input().map_err(usage)?, mandelbrot::render, &args).await
+            execute(&client, &mandelbrot::Mandelbrot, a.input().map_err(usage)?, mandelbrot::render, &args, ctrl_c)
+                .await
         }
         TaskCommand::HashSearch(a) => {
-            execute(&client, &hash_search::HashSearch, a.input().map_err(usage)?, hash_search::render, &args).await
+            execute(&client, &hash_search::HashSearch, a.input().map_err(usage)?, hash_search::render, &args, ctrl_c)
+                .await
         }
         TaskCommand::Wordcount(a) => {
-            execute(&client, &wordcount::Wordcount, a.input().map_err(usage)?, wordcount::render, &args).await
+            execute(&client, &wordcount::Wordcount, a.input().map_err(usage)?, wordcount::render, &args, ctrl_c).await
         }
-        TaskCommand::Noop(a) => execute(&client, &noop::Noop, a.input().map_err(usage)?, noop::render, &args).await,
-        TaskCommand::Sleep(a) => execute(&client, &sleep::Sleep, a.input().map_err(usage)?, sleep::render, &args).await,
+        TaskCommand::Noop(a) => {
+            execute(&client, &noop::Noop, a.input().map_err(usage)?, noop::render, &args, ctrl_c).await
+        }
+        TaskCommand::Sleep(a) => {
+            execute(&client, &sleep::Sleep, a.input().map_err(usage)?, sleep::render, &args, ctrl_c).await
+        }
     };
+    // Also after Ctrl-C: the shutdown gives the Cancel requests their
+    // moment to leave (a second Ctrl-C skips it).
     node.shutdown().await;
     code
 }
 
 type Render<T> = fn(&<T as Task>::Input, &<T as Task>::Result) -> anyhow::Result<Rendered>;
 
-/// Waits for peers, runs the job with a progress bar, prints the result.
+/// Waits for peers, runs the job with a progress bar, prints the result;
+/// Ctrl-C at any point before the result is printed cancels.
 async fn execute<T: Task>(
     client: &Client,
     task: &T,
     input: T::Input,
     render: Render<T>,
     args: &RunArgs,
+    interrupt: &mut Interrupt,
 ) -> anyhow::Result<ExitCode> {
-    wait_for_peers(client, T::NAME, args).await?;
+    tokio::select! {
+        waited = wait_for_peers(client, T::NAME, args) => waited?,
+        () = interrupt.pressed_once() => return Ok(cancelled()),
+    }
     let opts = JobOptions {
         max_attempts: args.max_attempts,
         piece_timeout: Duration::from_secs_f64(args.piece_timeout),
@@ -132,10 +154,8 @@ async fn execute<T: Task>(
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let job: Cell<Option<JobId>> = Cell::new(None);
     let names = client.names().clone();
     let on_event = |id: JobId, event: &JobEvent| {
-        job.set(Some(id));
         if let JobEvent::Progress { done, total, .. } = event {
             bar.set_length(*total as u64);
             bar.set_position(*done as u64);
@@ -151,27 +171,18 @@ async fn execute<T: Task>(
             bar.suspend(|| eprintln!("{line}"));
         }
     };
-    let running = client.run(task, &input, &opts, on_event);
-    tokio::pin!(running);
-    let outcome = tokio::select! {
-        r = &mut running => r,
-        _ = tokio::signal::ctrl_c() => {
-            if let Some(id) = job.get() {
-                client.cancel(id).await;
-            }
-            running.await
-        }
-    };
+    let outcome = client.run_until(task, &input, &opts, on_event, interrupt.pressed_once()).await;
     bar.finish_and_clear();
+    // Pressed while the merge held the runtime's thread: the job is done,
+    // but the user asked for it not to be.
+    if interrupt.pressed() {
+        return Ok(cancelled());
+    }
     match outcome {
         Ok((result, report)) => {
             let shown = render(&input, &result)?;
             print_outcome(T::NAME, &shown, &report, args.json)?;
             Ok(ExitCode::SUCCESS)
-        }
-        Err(RunError::Job { error: JobError::Cancelled, .. }) => {
-            eprintln!("cancelled");
-            Ok(ExitCode::from(EXIT_CANCELLED))
         }
         Err(e) => {
             if args.json {
@@ -181,6 +192,12 @@ async fn execute<T: Task>(
             Ok(ExitCode::from(EXIT_FAILED))
         }
     }
+}
+
+/// Says so and gives the exit code of a run cancelled with Ctrl-C.
+fn cancelled() -> ExitCode {
+    eprintln!("cancelled (Ctrl-C)");
+    ExitCode::from(EXIT_CANCELLED)
 }
 
 /// Waits until `--min-peers` peers run the task (or, without it, until the
