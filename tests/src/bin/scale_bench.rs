@@ -86,15 +86,27 @@ struct Counters {
 }
 
 impl Counters {
-    /// Every member's counters at once (one `ss` call for all).
-    fn read_all(pids: &[u32]) -> Vec<Option<Counters>> {
+    /// Every member's counters, with the instants (half way through each
+    /// reading) of its /proc figures and of its TCP figures: `ss` over tens
+    /// of thousands of sockets takes seconds, which must neither count as
+    /// idle time nor be left out of it.
+    fn snapshot(pids: &[u32]) -> (Vec<Option<Counters>>, Instant, Instant) {
+        let midway = |start: Instant| start + start.elapsed() / 2;
+        let start = Instant::now();
+        let procs: Vec<Option<Counters>> = pids.iter().map(|pid| Counters::proc(*pid)).collect();
+        let proc_at = midway(start);
+        let start = Instant::now();
         let tcp = tcp_traffic();
-        pids.iter()
-            .map(|pid| {
+        let tcp_at = midway(start);
+        let counters = pids
+            .iter()
+            .zip(procs)
+            .map(|(pid, c)| {
                 let (segments, bytes) = tcp.get(pid).copied().unwrap_or_default();
-                Some(Counters { segments, bytes, ..Counters::proc(*pid)? })
+                Some(Counters { segments, bytes, ..c? })
             })
-            .collect()
+            .collect();
+        (counters, proc_at, tcp_at)
     }
 
     fn proc(pid: u32) -> Option<Counters> {
@@ -149,14 +161,17 @@ fn measure(n: u32, args: &Args) -> anyhow::Result<Value> {
     // Idle: per-node cost over the window, once formation has settled.
     fleet.wait(Duration::from_secs(args.settle), |_| false);
     let pids: Vec<u32> = fleet.members.iter().map(|m| m.proc.pid()).collect();
-    let before = Counters::read_all(&pids);
-    let t0 = Instant::now();
+    // Each snapshot is timed at the middle of its reading: `ss` over tens
+    // of thousands of sockets takes seconds, which must not count as idle
+    // time (nor be left out of it).
+    let (before, proc0, tcp0) = Counters::snapshot(&pids);
     fleet.wait(Duration::from_secs(args.idle), |_| false);
-    let secs = t0.elapsed().as_secs_f64();
-    let after = Counters::read_all(&pids);
+    let (after, proc1, tcp1) = Counters::snapshot(&pids);
+    let secs = proc1.duration_since(proc0).as_secs_f64();
+    let tcp_secs = tcp1.duration_since(tcp0).as_secs_f64();
     // SAFETY: sysconf has no side effects.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let per = |f: fn(&Counters) -> u64| {
+    let per = |f: fn(&Counters) -> u64, secs: f64| {
         median(
             before
                 .iter()
@@ -165,9 +180,9 @@ fn measure(n: u32, args: &Args) -> anyhow::Result<Value> {
                 .collect(),
         )
     };
-    let cpu_pct = per(|c| c.ticks) / hz * 100.0;
-    let segments_per_s = per(|c| c.segments);
-    let bytes_per_s = per(|c| c.bytes);
+    let cpu_pct = per(|c| c.ticks, secs) / hz * 100.0;
+    let segments_per_s = per(|c| c.segments, tcp_secs);
+    let bytes_per_s = per(|c| c.bytes, tcp_secs);
     let rss_kib = median(after.iter().flatten().map(|c| c.rss_kib as f64).collect());
 
     // A newcomer: until everyone reports it up.

@@ -23,6 +23,7 @@ use meshwork_protocol::wire::{Request, RequestFrame, Response, ResponseFrame, RP
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Answers queued for one inbound stream before it counts as not reading them.
@@ -236,14 +237,24 @@ async fn accept(
 /// Times a stream is opened again when the peer dropped it before it
 /// answered anything. libp2p-stream hands inbound streams to our accept
 /// loop through a channel of one slot and drops the streams that arrive
-/// while it is full: a node that many peers greet at once (a newcomer, a
-/// mesh forming) drops all but one of their first streams. Nothing was
-/// answered on a dropped stream, so its requests are simply sent again,
-/// after a pause that doubles from [`REOPEN_PAUSE`] (the peer's accept loop
-/// runs when its network thread next yields).
-const OPEN_ATTEMPTS: u32 = 6;
+/// while it is full: a node that many peers greet at once (a newcomer
+/// dialling a whole mesh, a mesh forming) drops all but a few of their
+/// first streams. Nothing was answered on a dropped stream, so its
+/// requests are simply sent again on a new one, after a pause that doubles
+/// from [`REOPEN_PAUSE`] up to [`REOPEN_PAUSE_MAX`], each drawn at random
+/// between half and all of it so that the peers that collided once do not
+/// collide again (about 3 s in all).
+const OPEN_ATTEMPTS: u32 = 10;
 /// The first pause before opening a dropped stream again.
-const REOPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+const REOPEN_PAUSE: Duration = Duration::from_millis(10);
+/// The longest pause between two openings.
+const REOPEN_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// The pause before opening attempt `attempt` (from 1).
+fn reopen_pause(attempt: u32) -> Duration {
+    let full = REOPEN_PAUSE.saturating_mul(1 << (attempt - 1).min(16)).min(REOPEN_PAUSE_MAX);
+    full.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+}
 
 /// Our stream to one peer: opened on first use, its requests written as
 /// they come, its answers read as they come.
@@ -274,7 +285,7 @@ impl OutboundTask {
         let mut error = String::new();
         for attempt in 0..OPEN_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(REOPEN_PAUSE * (1 << (attempt - 1))).await;
+                tokio::time::sleep(reopen_pause(attempt)).await;
             }
             match self.control.open_stream(peer, StreamProtocol::new(RPC_PROTOCOL)).await {
                 Ok(stream) => match self.serve(stream).await {
