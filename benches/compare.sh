@@ -23,10 +23,15 @@ REPS="${REPS:-3}"
 PEERS_DIR="${PEERS_DIR:-$HOME/.cache/bench-peers}"
 mkdir -p "$OUT"
 
-cargo build --release -q -p meshwork --manifest-path "$ROOT/Cargo.toml"
-MW="$ROOT/target/release/meshwork"
-[ -x "$PEERS_DIR/venv/bin/python" ] || bash "$PEERS/setup.sh"
-PY="$PEERS_DIR/venv/bin/python"
+# --workspace, as the tests build it: the same features, so no rebuild back and forth.
+cargo build --release -q --workspace --bin meshwork --manifest-path "$ROOT/Cargo.toml"
+MW="${CARGO_TARGET_DIR:-$ROOT/target}/release/meshwork"
+# runner.py needs only the standard library: the peers' venv only when they run.
+PY=python3
+if [ "${SKIP_PEERS:-0}" != 1 ]; then
+  [ -x "$PEERS_DIR/venv/bin/python" ] || bash "$PEERS/setup.sh"
+  PY="$PEERS_DIR/venv/bin/python"
+fi
 
 RAW="$OUT/meshwork.jsonl"
 : > "$RAW"
