@@ -794,6 +794,21 @@ mod tests {
         assert_eq!(Depth::for_piece_time(0, target, 4096), Depth { batch: 4096, per_slot: 8192 });
     }
 
+    /// An idle one-slot worker's advert for task "x".
+    fn one_slot_advert(seq: u64, mesh: u32) -> Advert {
+        Advert {
+            version: crate::wire::PROTOCOL_VERSION,
+            seq,
+            slots: 1,
+            running: 0,
+            queued: 0,
+            capacity: 4,
+            tasks: vec!["x".into()],
+            interval_ms: 1000,
+            mesh,
+        }
+    }
+
     #[test]
     fn open_set_follows_load() {
         let now = Time::ZERO;
@@ -806,17 +821,7 @@ mod tests {
         assert!(t.open("x").is_empty(), "2 pieces on 2 slots leave no room");
         t.add_inflight(PeerKey(0), 1, false, now);
         assert_eq!(t.open("x"), &[PeerKey(0)]);
-        let advert = Advert {
-            version: crate::wire::PROTOCOL_VERSION,
-            seq: 1,
-            slots: 1,
-            running: 0,
-            queued: 0,
-            capacity: 4,
-            tasks: vec!["x".into()],
-            interval_ms: 1000,
-            mesh: 2,
-        };
+        let advert = one_slot_advert(1, 2);
         t.advert(PeerKey(1), &advert, now).unwrap();
         assert_eq!(t.open("x").len(), 1, "not connected yet");
         t.peer_up(PeerKey(1), now);
@@ -831,17 +836,7 @@ mod tests {
         let now = Time::ZERO;
         let load = Load { slots: 1, running: 0, queued: 0, capacity: 4 };
         let mut t = PeerTable::new(PeerKey(0), vec!["x".into()], load, now);
-        let advert = |seq, mesh| Advert {
-            version: crate::wire::PROTOCOL_VERSION,
-            seq,
-            slots: 1,
-            running: 0,
-            queued: 0,
-            capacity: 4,
-            tasks: vec!["x".into()],
-            interval_ms: 1000,
-            mesh,
-        };
+        let advert = one_slot_advert;
         for peer in [1, 2] {
             t.peer_up(PeerKey(peer), now);
         }
