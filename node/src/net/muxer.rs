@@ -62,6 +62,16 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The muxer over `io`, as the side that dialled (`Client`) or listened.
+    fn connect<C>(self, io: C, mode: yamux::Mode) -> future::Ready<Result<Muxer<C>, std::io::Error>>
+    where
+        C: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        future::ready(Ok(Muxer::new(yamux::Connection::new(io, self.0, mode))))
+    }
+}
+
 impl UpgradeInfo for Config {
     type Info = &'static str;
     type InfoIter = iter::Once<Self::Info>;
@@ -80,7 +90,7 @@ where
     type Future = future::Ready<Result<Muxer<C>, std::io::Error>>;
 
     fn upgrade_inbound(self, io: C, _: Self::Info) -> Self::Future {
-        future::ready(Ok(Muxer::new(yamux::Connection::new(io, self.0, yamux::Mode::Server))))
+        self.connect(io, yamux::Mode::Server)
     }
 }
 
@@ -93,7 +103,7 @@ where
     type Future = future::Ready<Result<Muxer<C>, std::io::Error>>;
 
     fn upgrade_outbound(self, io: C, _: Self::Info) -> Self::Future {
-        future::ready(Ok(Muxer::new(yamux::Connection::new(io, self.0, yamux::Mode::Client))))
+        self.connect(io, yamux::Mode::Client)
     }
 }
 
