@@ -118,6 +118,21 @@ pub fn advert_topic() -> IdentTopic {
     IdentTopic::new(ADVERT_TOPIC)
 }
 
+/// What gossipsub's decoder accepts, in bytes: its default (64 KiB), never
+/// the advert limit. libp2p-gossipsub 0.50.1 compares the limit with its
+/// whole read buffer, not with one frame: a peer's backlog of small frames
+/// arriving at once (after a cut cable or a stalled process) fills that
+/// buffer 8 KiB a read, on top of a partial frame, and with an 8 KiB limit
+/// the stream was refused and never reopened, so the node went deaf to that
+/// peer's gossip for good. The advert limit is per topic instead.
+const MAX_GOSSIP_FRAME: usize = 64 * 1024;
+
+/// Message ids one IHAVE announces at most. An id is about 73 bytes on the
+/// wire (the publisher's peer id and a sequence number), so 150 keep an
+/// IHAVE under gossipsub's 16 KiB cap on the control part of one frame; a
+/// larger one is refused by the receiver, with the same deafness as above.
+const MAX_IHAVE_IDS: usize = 150;
+
 /// Gossipsub for adverts: signed, validated by the application before they
 /// are forwarded, and scored so a peer sending invalid adverts is cut off.
 ///
@@ -131,6 +146,9 @@ pub fn advert_topic() -> IdentTopic {
 /// check, the largest part of an idle node's CPU.
 fn gossip(key: &Keypair) -> anyhow::Result<gossipsub::Behaviour> {
     let config = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(MAX_GOSSIP_FRAME)
+        .max_transmit_size_for_topic(MAX_ADVERT_BYTES * 2, advert_topic().hash())
+        .max_control_messages_sent(MAX_IHAVE_IDS)
         .mesh_n(MESH_N)
         .mesh_n_low(MESH_N_LOW)
         .mesh_n_high(MESH_N_HIGH)
@@ -142,7 +160,6 @@ fn gossip(key: &Keypair) -> anyhow::Result<gossipsub::Behaviour> {
         .heartbeat_interval(HEARTBEAT)
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
-        .max_transmit_size(MAX_ADVERT_BYTES * 2)
         .build()
         .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
     let mut gossip = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
