@@ -54,7 +54,7 @@ impl NodeConfig {
             accept_from: None,
             protocol: Config::new(meshwork_protocol::PeerKey(0), 0).with_slots(cores),
             behaviour: BehaviourConfig::default(),
-            transport: TransportConfig { psk: None, quic: true, memory: false },
+            transport: TransportConfig { psk: None, quic: true },
             shutdown_grace: Duration::from_secs(3),
         }
     }

@@ -138,7 +138,7 @@ impl PeerOpts {
                 anyhow::bail!("a private mesh (--secret-file) cannot use QUIC: give a TCP --listen address");
             }
         }
-        cfg.transport = TransportConfig { psk, quic: true, memory: false };
+        cfg.transport = TransportConfig { psk, quic: true };
         Ok(cfg)
     }
 }

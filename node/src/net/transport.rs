@@ -1,13 +1,13 @@
 //! The transport stack: TCP + noise + yamux (behind the pnet handshake when
 //! the mesh is private; yamux configured by [`muxer`]), QUIC when it is not
 //! (pnet cannot cover QUIC, so a private mesh turns QUIC off rather than
-//! leave a door open), and the in-memory transport for in-process meshes.
+//! leave a door open).
 
 use crate::net::muxer;
 use futures::future::Either;
 use futures::{AsyncRead, AsyncWrite};
 use libp2p::core::muxing::StreamMuxerBox;
-use libp2p::core::transport::{Boxed, MemoryTransport, Transport};
+use libp2p::core::transport::{Boxed, Transport};
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
@@ -19,12 +19,10 @@ pub type Stack = Boxed<(PeerId, StreamMuxerBox)>;
 /// Which transports to build.
 #[derive(Clone, Debug, Default)]
 pub struct TransportConfig {
-    /// Private-mesh key: every TCP/memory connection runs the pnet handshake first.
+    /// Private-mesh key: every TCP connection runs the pnet handshake first.
     pub psk: Option<PreSharedKey>,
     /// Build QUIC (never with a `psk`).
     pub quic: bool,
-    /// Build the in-memory transport (`/memory/N` addresses).
-    pub memory: bool,
 }
 
 /// Builds the transport stack for `key`.
@@ -32,9 +30,6 @@ pub fn build(key: &Keypair, cfg: &TransportConfig) -> Result<Stack, noise::Error
     let noise = noise::Config::new(key)?;
     let tcp = tcp::tokio::Transport::new(tcp::Config::new().nodelay(true));
     let mut stack = secure(tcp, cfg.psk, &noise);
-    if cfg.memory {
-        stack = combine(stack, secure(MemoryTransport::default(), cfg.psk, &noise));
-    }
     if cfg.quic && cfg.psk.is_none() {
         let quic = quic::tokio::Transport::new(quic::Config::new(key))
             .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
