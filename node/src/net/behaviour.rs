@@ -43,8 +43,9 @@ impl Default for BehaviourConfig {
             max_message: meshwork_protocol::wire::frame::DEFAULT_MAX_MESSAGE,
             inbound_budget: 2 * meshwork_protocol::wire::frame::DEFAULT_MAX_MESSAGE,
             max_connections: 1024,
-            // Simultaneous mDNS dials open two connections per pair; a limit of
-            // one would refuse both (see shared/notes/libp2p-facts.md).
+            // Two peers that find each other by mDNS at once dial each other
+            // at once: two connections per pair, and with a limit of one
+            // libp2p can refuse both, leaving the pair apart ~0.5 s.
             max_connections_per_peer: 2,
             max_memory_fraction: 0.9,
         }
