@@ -1,33 +1,51 @@
 //! The driver: the one task that owns the libp2p [`Swarm`] and the
-//! [`Machine`]. It turns swarm events, client commands, finished executions
-//! and the machine's timer into machine inputs, and the machine's actions
-//! into swarm calls. It decides nothing about placement, retries or merging.
+//! [`Machine`], a thin loop like quinn's endpoint driver. It turns swarm
+//! events, client commands, finished executions and the machine's timer
+//! into machine inputs, and carries the machine's outputs to the RPC
+//! streams, gossip, the executor and the clients. It decides nothing about
+//! placement, retries, merging or what to answer: the machine does. Where
+//! peers are and when to dial them belongs to [`Reach`]; how the node stops
+//! belongs to [`Shutdown`].
+
+mod shutdown;
 
 use crate::client::{Command, MeshEvent, NodeStats, PeerInfo};
 use crate::executor::{ExecEvent, Executor};
-use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
-use crate::net::dialer::{self, Dialer};
-use crate::net::members;
+use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent};
 use crate::net::peer_map::{PeerMap, PeerNames};
+use crate::net::reach::{Reach, REDIAL_TICK};
 use crate::net::rpc::{Budget, Inbound, OutboundId, Rpc, RpcEvent};
-use crate::node::{accept_policy, NodeConfig};
 use libp2p::core::transport::ListenerId;
-use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, MessageAcceptance};
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, kad, mdns, Multiaddr, PeerId, StreamProtocol, Swarm};
-use meshwork_protocol::wire::{decode_advert, to_cbor, AdvertError, Load, Outcome, Request, Response, KAD_PROTOCOL};
-use meshwork_protocol::{Action, Config, InboundId, JobEvent, JobId, Machine, PeerEvent, RequestId, Time};
+use libp2p::{Multiaddr, PeerId, Swarm};
+use meshwork_protocol::task::Registry;
+use meshwork_protocol::wire::{decode_advert, to_cbor, AdvertError, Load, Request};
+use meshwork_protocol::{
+    Action, Config, InboundId, JobEvent, JobId, Machine, PeerEvent, RequestId, StatusAnswer, Time,
+};
+use shutdown::{Shutdown, Stop};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// How often the redial schedule is looked at.
-const REDIAL_TICK: Duration = Duration::from_millis(250);
-/// After announcing that it leaves, a node waits this long before closing
-/// its connections, so the announcement is delivered and nobody redials it.
-const LEAVE_FLUSH: Duration = Duration::from_millis(150);
+/// Everything the driver runs with, settled before it starts.
+#[derive(Debug)]
+pub(crate) struct DriverConfig {
+    /// The machine's configuration, complete (seed, tasks, accepted
+    /// submitters as keys of `peers`, message limit).
+    pub(crate) machine: Config,
+    /// Peer ids ↔ keys, with every key `machine` names already assigned.
+    pub(crate) peers: PeerMap,
+    /// What the executor runs.
+    pub(crate) registry: Registry,
+    /// Bytes inbound RPC frames may hold at once.
+    pub(crate) inbound_budget: usize,
+    /// How long a shutting-down node lets accepted pieces finish.
+    pub(crate) shutdown_grace: Duration,
+    /// Known members of the mesh to join.
+    pub(crate) join: Vec<Multiaddr>,
+}
 
 pub(crate) struct Driver {
     swarm: Swarm<Behaviour>,
@@ -39,61 +57,62 @@ pub(crate) struct Driver {
     finished: mpsc::UnboundedReceiver<ExecEvent>,
     rpc: Rpc,
     rpc_events: mpsc::UnboundedReceiver<RpcEvent>,
+    /// The machine's requests in flight, by the RPC's number for them.
     outbound: HashMap<OutboundId, RequestId>,
-    /// Requests of the driver's own (a client's Status, a member list).
-    own: HashMap<OutboundId, Own>,
+    /// Requests the machine is to answer, by the number it knows them by.
     inbound: HashMap<InboundId, Inbound>,
     next_inbound: u64,
     jobs: HashMap<JobId, mpsc::UnboundedSender<JobEvent>>,
-    dialer: Dialer,
+    /// Clients waiting for a peer's Status, by the machine's request.
+    statuses: HashMap<RequestId, oneshot::Sender<Result<Load, String>>>,
+    reach: Reach,
     listen: Vec<Multiaddr>,
-    max_message: usize,
     stats: NodeStats,
     grace: Duration,
-    /// Shutting down: the grace deadline, the leave-flush deadline, and who waits.
-    stopping: Option<(Instant, Instant, Vec<oneshot::Sender<()>>)>,
+    stopping: Option<Shutdown>,
     mesh_events: broadcast::Sender<MeshEvent>,
 }
 
 impl Driver {
+    /// A driver for `swarm` (listening already), dialling the join
+    /// addresses of `cfg` at once.
     pub(crate) fn new(
         swarm: Swarm<Behaviour>,
-        cfg: &NodeConfig,
-        mut protocol: Config,
+        cfg: DriverConfig,
         commands: mpsc::Receiver<Command>,
-    ) -> anyhow::Result<Driver> {
-        let mut peers = PeerMap::new(*swarm.local_peer_id());
-        let allowed = cfg.accept_from.as_ref().map(|ids| ids.iter().map(|id| peers.key(*id)).collect());
-        protocol.accept_from = accept_policy(allowed);
+    ) -> Result<Driver, libp2p_stream::AlreadyRegistered> {
         let epoch = Instant::now();
-        let machine = Machine::new(protocol, Time::ZERO);
-        let (executor, finished) = Executor::new(cfg.registry.clone());
         let control = swarm.behaviour().rpc.new_control();
-        let budget = Budget::new(cfg.behaviour.inbound_budget);
-        let (rpc, rpc_events) = Rpc::start(control, cfg.behaviour.max_message, budget)?;
-        Ok(Driver {
+        let budget = Budget::new(cfg.inbound_budget);
+        let (rpc, rpc_events) = Rpc::start(control, cfg.machine.max_message, budget)?;
+        let machine = Machine::new(cfg.machine, Time::ZERO);
+        let (executor, finished) = Executor::new(cfg.registry);
+        let mut driver = Driver {
             swarm,
             machine,
             epoch,
-            peers,
+            peers: cfg.peers,
             commands,
             executor,
             finished,
             rpc,
             rpc_events,
             outbound: HashMap::new(),
-            own: HashMap::new(),
             inbound: HashMap::new(),
             next_inbound: 1,
             jobs: HashMap::new(),
-            dialer: Dialer::default(),
+            statuses: HashMap::new(),
+            reach: Reach::default(),
             listen: Vec::new(),
-            max_message: cfg.behaviour.max_message,
             stats: NodeStats::default(),
             grace: cfg.shutdown_grace,
             stopping: None,
             mesh_events: broadcast::channel(1024).0,
-        })
+        };
+        for addr in cfg.join {
+            driver.reach.join(&mut driver.swarm, addr);
+        }
+        Ok(driver)
     }
 
     pub(crate) fn names(&self) -> PeerNames {
@@ -105,22 +124,16 @@ impl Driver {
         self.mesh_events.clone()
     }
 
-    /// Dials a known member of the mesh now and again until connected.
-    pub(crate) fn join(&mut self, addr: Multiaddr) {
-        self.dial_addr(&addr);
-        self.dialer.join(addr, Instant::now());
-    }
-
     fn now(&self) -> Time {
         Time::from_micros(self.epoch.elapsed().as_micros() as u64)
     }
 
     /// Runs until shut down. `ready` gets the listen addresses once every
-    /// listener reported one (or the error that stopped it).
+    /// listener reported one (or the error of the first that failed).
     pub(crate) async fn run(
         mut self,
         mut waiting: Vec<ListenerId>,
-        ready: oneshot::Sender<anyhow::Result<Vec<Multiaddr>>>,
+        ready: oneshot::Sender<std::io::Result<Vec<Multiaddr>>>,
     ) {
         let mut ready = Some(ready);
         let mut redial = tokio::time::interval(REDIAL_TICK);
@@ -129,25 +142,22 @@ impl Driver {
         tokio::pin!(timer);
         loop {
             self.drain();
-            if self.stop_if_done() {
+            if self.stop_if_due() {
                 break;
             }
-            if let Some(at) = self.machine.poll_timeout() {
-                timer.as_mut().reset((self.epoch + Duration::from_micros(at.as_micros())).into());
-            } else {
-                timer.as_mut().reset((Instant::now() + Duration::from_secs(3600)).into());
-            }
+            timer.as_mut().reset(self.next_wakeup().into());
             tokio::select! {
                 event = futures::StreamExt::select_next_some(&mut self.swarm) => {
                     if let SwarmEvent::NewListenAddr { listener_id, .. } | SwarmEvent::ListenerClosed { listener_id, .. } = &event {
                         waiting.retain(|l| l != listener_id);
                     }
-                    if let SwarmEvent::ListenerError { error, .. } = &event {
+                    if let SwarmEvent::ListenerError { error, .. } = event {
                         if let Some(r) = ready.take() {
-                            let _ = r.send(Err(anyhow::anyhow!("listener failed: {error}")));
+                            let _ = r.send(Err(error));
                         }
+                    } else {
+                        self.on_swarm(event);
                     }
-                    self.on_swarm(event);
                     if waiting.is_empty() {
                         if let Some(r) = ready.take() {
                             let _ = r.send(Ok(self.listen.clone()));
@@ -176,12 +186,20 @@ impl Driver {
                     let now = self.now();
                     self.machine.handle_timeout(now);
                 }
-                _ = redial.tick() => self.redial(),
+                _ = redial.tick(), if self.stopping.is_none() => self.reach.redial(&mut self.swarm),
             }
         }
     }
 
-    /// Carries out every action of the machine and forwards its job events.
+    /// When the loop must wake with nothing else happening: the machine's
+    /// timer, or the next look at a shutdown in progress.
+    fn next_wakeup(&mut self) -> Instant {
+        let machine = self.machine.poll_timeout().map(|at| self.epoch + Duration::from_micros(at.as_micros()));
+        let shutdown = self.stopping.as_ref().map(|s| s.next_check(Instant::now()));
+        machine.into_iter().chain(shutdown).min().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+    }
+
+    /// Carries out every action of the machine and forwards its events and answers.
     fn drain(&mut self) {
         while let Some(action) = self.machine.poll_action() {
             match action {
@@ -196,7 +214,7 @@ impl Driver {
                 Action::Respond { id, response, .. } => {
                     if let Some(to) = self.inbound.remove(&id) {
                         // False: the requester's stream is gone; nothing to tell it.
-                        if self.rpc.answer(to, fit(response, self.max_message)) {
+                        if self.rpc.answer(to, response) {
                             self.stats.responses_sent += 1;
                         }
                     }
@@ -215,7 +233,7 @@ impl Driver {
                     if let Some(peer) = self.peers.id(key) {
                         tracing::info!(%peer, "adverts stopped; closing its connections");
                         let _ = self.swarm.disconnect_peer_id(peer);
-                        self.dialer.lost(peer, Instant::now());
+                        self.reach.lost(peer);
                     }
                 }
             }
@@ -237,13 +255,18 @@ impl Driver {
             }
         }
         while let Some(event) = self.machine.poll_event() {
-            let job = job_of(&event);
+            let job = event.job();
             let finished = matches!(event, JobEvent::Finished { .. });
             if let Some(tx) = self.jobs.get(&job) {
                 let _ = tx.send(event);
             }
             if finished {
                 self.jobs.remove(&job);
+            }
+        }
+        while let Some(StatusAnswer { id, load }) = self.machine.poll_status() {
+            if let Some(reply) = self.statuses.remove(&id) {
+                let _ = reply.send(load.map_err(|e| e.to_string()));
             }
         }
     }
@@ -264,8 +287,9 @@ impl Driver {
             }
             Command::Cancel(job) => self.machine.cancel(job, now),
             Command::Status(peer, reply) => {
-                let oid = self.rpc.request(peer, Request::Status);
-                self.own.insert(oid, Own::Status(reply));
+                let key = self.peers.key(peer);
+                let id = self.machine.ask_status(key, now);
+                self.statuses.insert(id, reply);
             }
             Command::Load(reply) => {
                 let _ = reply.send(self.machine.load());
@@ -276,7 +300,7 @@ impl Driver {
             Command::Stats(reply) => {
                 let stats = NodeStats {
                     buffered_bytes: self.rpc.buffered() as u64,
-                    redialling: self.dialer.redialling() as u64,
+                    redialling: self.reach.redialling() as u64,
                     connections: self.swarm.network_info().connection_counters().num_established() as u64,
                     ..self.stats.clone()
                 };
@@ -292,47 +316,45 @@ impl Driver {
             .into_iter()
             .filter_map(|view| {
                 let peer = self.peers.id(view.peer)?;
-                Some(PeerInfo::new(peer, self.dialer.addrs(&peer), view))
+                Some(PeerInfo::new(peer, self.reach.addrs(&peer), view))
             })
             .collect()
     }
 
-    /// Stops taking work and tells the mesh; the loop ends once accepted
-    /// pieces finished or the grace period passed.
+    /// Stops taking work, tells the mesh and cancels our own jobs; the
+    /// loop ends when [`Shutdown`] says.
     fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
-        let now = self.now();
         if self.stopping.is_none() {
             tracing::debug!("shutting down: no new work, finishing accepted pieces");
+            let now = self.now();
             self.machine.shutdown(now);
             let jobs: Vec<JobId> = self.jobs.keys().copied().collect();
             for job in jobs {
                 self.machine.cancel(job, now);
             }
-            // Accepted pieces may run until the grace period ends; an idle
-            // node still waits a moment so its last advert (no tasks: it
-            // leaves) reaches its peers before the connections close.
-            self.stopping = Some((Instant::now() + self.grace, Instant::now() + LEAVE_FLUSH, Vec::new()));
+            self.stopping = Some(Shutdown::new(Instant::now(), self.grace));
         }
-        if let (Some((_, _, waiters)), Some(r)) = (&mut self.stopping, reply) {
-            waiters.push(r);
+        if let (Some(shutdown), Some(r)) = (&mut self.stopping, reply) {
+            shutdown.wait(r);
         }
     }
 
-    fn stop_if_done(&mut self) -> bool {
-        let Some((deadline, flushed, _)) = &self.stopping else { return false };
-        let now = Instant::now();
-        if now < *flushed || (!self.machine.is_idle() && now < *deadline) {
-            return false;
+    /// Ends a shutdown that is due: cancels what still runs, leaves the
+    /// mesh and tells the waiters. True if the loop is to end.
+    fn stop_if_due(&mut self) -> bool {
+        let Some(shutdown) = &self.stopping else { return false };
+        let Some(stop) = shutdown.due(Instant::now(), self.machine.is_idle()) else { return false };
+        if stop == Stop::GraceOver {
+            let cancelled = self.executor.abort_all();
+            tracing::info!(cancelled, "grace period over: cancelling the pieces still running");
         }
         let _ = self.swarm.behaviour_mut().load_gossip.unsubscribe(&advert_topic());
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in connected {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
-        if let Some((_, _, waiters)) = self.stopping.take() {
-            for w in waiters {
-                let _ = w.send(());
-            }
+        if let Some(shutdown) = self.stopping.take() {
+            shutdown.stopped();
         }
         true
     }
@@ -345,16 +367,7 @@ impl Driver {
                 self.listen.push(address.with_p2p(me).unwrap_or_else(|a| a));
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
-                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
-                    self.dialer.remember(peer_id, address.clone());
-                    // Joined through it: ask it who else is there.
-                    if num_established.get() == 1 && self.dialer.is_join(&peer_id, address) {
-                        tracing::debug!(peer = %peer_id, "joined: asking for the members");
-                        let oid = self.rpc.request(peer_id, Request::Members);
-                        self.own.insert(oid, Own::Members);
-                    }
-                }
-                self.dialer.connected(&peer_id);
+                self.reach.connected(&mut self.rpc, peer_id, &endpoint, num_established.get() == 1);
                 // Every new connection, not only the first: it proves the
                 // peer alive even if an older one has gone quiet.
                 let key = self.peers.key(peer_id);
@@ -368,38 +381,21 @@ impl Driver {
                 let worker = self.machine.peer(key, now).is_some_and(|v| !v.tasks.is_empty());
                 self.machine.handle_peer_down(key, now);
                 if self.stopping.is_none() && worker {
-                    self.dialer.lost(peer_id, Instant::now());
+                    self.reach.lost(peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
             }
-            SwarmEvent::Behaviour(event) => self.on_behaviour(event, now),
-            _ => {}
-        }
-    }
-
-    fn on_behaviour(&mut self, event: BehaviourEvent, now: Time) {
-        match event {
-            BehaviourEvent::LoadGossip(gossipsub::Event::Message { propagation_source, message_id, message }) => {
+            SwarmEvent::Behaviour(BehaviourEvent::LoadGossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
                 let Some(source) = message.source else { return };
-                let acceptance = match decode_advert(&message.data) {
-                    Ok(advert) => {
-                        let key = self.peers.key(source);
-                        match self.machine.handle_advert(key, &advert, now) {
-                            Ok(()) => MessageAcceptance::Accept,
-                            Err(AdvertError::Stale { .. }) => MessageAcceptance::Ignore,
-                            Err(e) => self.invalid_advert(source, e),
-                        }
-                    }
-                    Err(e) => self.invalid_advert(source, e),
-                };
-                if acceptance == MessageAcceptance::Accept
-                    && !self.swarm.is_connected(&source)
-                    && source != *self.swarm.local_peer_id()
-                {
-                    // Its advert proves it alive: connect directly (with backoff).
-                    self.dialer.lost(source, Instant::now());
+                let acceptance = self.on_advert(source, &message.data, now);
+                if acceptance == MessageAcceptance::Accept {
+                    self.reach.heard_of(&self.swarm, source);
                 }
                 let _ = self.swarm.behaviour_mut().load_gossip.report_message_validation_result(
                     &message_id,
@@ -407,54 +403,24 @@ impl Driver {
                     acceptance,
                 );
             }
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                if info.protocol_version != IDENTIFY_PROTOCOL {
-                    tracing::debug!(peer = %peer_id, version = info.protocol_version, "not a meshwork peer");
-                    return;
-                }
-                let kad = StreamProtocol::new(KAD_PROTOCOL);
-                let serves_kad = info.protocols.contains(&kad);
-                for addr in info.listen_addrs {
-                    if serves_kad {
-                        self.swarm.behaviour_mut().discovery.add_address(&peer_id, addr.clone());
-                    }
-                    self.dialer.remember(peer_id, addr);
-                }
-            }
-            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
-                for (peer, addr) in found {
-                    self.dialer.remember(peer, addr);
-                    if !self.swarm.is_connected(&peer) {
-                        self.dial_peer(peer);
-                    }
-                }
-            }
-            BehaviourEvent::Discovery(kad::Event::OutboundQueryProgressed {
-                result: kad::QueryResult::GetClosestPeers(Ok(found)),
-                ..
-            }) => {
-                for info in found.peers {
-                    for addr in info.addrs {
-                        self.dialer.remember(info.peer_id, addr);
-                    }
-                    if info.peer_id != *self.swarm.local_peer_id() && !self.swarm.is_connected(&info.peer_id) {
-                        self.dial_peer(info.peer_id);
-                    }
-                }
-            }
-            BehaviourEvent::Discovery(kad::Event::RoutingUpdated { peer, addresses, .. }) => {
-                for addr in addresses.iter() {
-                    self.dialer.remember(peer, addr.clone());
-                }
-                if !self.swarm.is_connected(&peer) {
-                    self.dial_peer(peer);
-                }
-            }
+            SwarmEvent::Behaviour(event) => self.reach.on_discovery(&mut self.swarm, event),
             _ => {}
         }
     }
 
-    fn invalid_advert(&mut self, source: PeerId, error: AdvertError) -> MessageAcceptance {
+    /// Hands an advert gossiped by `source` to the machine; what to tell gossipsub of it.
+    fn on_advert(&mut self, source: PeerId, data: &[u8], now: Time) -> MessageAcceptance {
+        let error = match decode_advert(data) {
+            Ok(advert) => {
+                let key = self.peers.key(source);
+                match self.machine.handle_advert(key, &advert, now) {
+                    Ok(()) => return MessageAcceptance::Accept,
+                    Err(AdvertError::Stale { .. }) => return MessageAcceptance::Ignore,
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
         tracing::warn!(peer = %source, %error, "invalid advert dropped");
         self.stats.invalid_adverts += 1;
         MessageAcceptance::Reject
@@ -474,9 +440,8 @@ impl Driver {
         match event {
             RpcEvent::Request { peer, from, request: Request::Members } => {
                 let live = self.machine.peers(now).into_iter().filter(|v| v.connected && v.down.is_none());
-                let known = live.filter_map(|v| self.peers.id(v.peer)).map(|p| (p, self.dialer.addrs(&p)));
-                let list = members::list(known, peer);
-                self.rpc.answer(from, Response::Members(list));
+                let members = self.reach.members(live.filter_map(|v| self.peers.id(v.peer)), peer);
+                self.rpc.answer(from, members);
             }
             RpcEvent::Request { peer, from, request } => {
                 let id = InboundId(self.next_inbound);
@@ -490,21 +455,9 @@ impl Driver {
                     self.stats.unsolicited_responses += 1;
                     return;
                 }
-                match (self.own.remove(&id), response) {
-                    (Some(Own::Status(reply)), Response::Status(advert)) => drop(reply.send(Ok(advert.load()))),
-                    (Some(Own::Status(reply)), other) => {
-                        drop(reply.send(Err(format!("answered Status with {other:?}"))))
-                    }
-                    (Some(Own::Members), Response::Members(list)) => {
-                        tracing::debug!(members = list.len(), "members listed");
-                        self.meet(members::read(list))
-                    }
-                    (Some(Own::Members), _) => {}
-                    (None, response) => {
-                        if let Some(id) = self.outbound.remove(&id) {
-                            self.machine.handle_response(id, response, now);
-                        }
-                    }
+                match self.outbound.remove(&id) {
+                    Some(id) => self.machine.handle_response(id, response, now),
+                    None => self.reach.answered(&mut self.swarm, id, response),
                 }
             }
             RpcEvent::Refused { peer, error } => {
@@ -517,122 +470,9 @@ impl Driver {
 
     /// Our request `id` will never be answered: its stream ended.
     fn lost(&mut self, id: OutboundId, error: &str, now: Time) {
-        match self.own.remove(&id) {
-            Some(Own::Status(reply)) => drop(reply.send(Err(error.to_string()))),
-            Some(Own::Members) => {}
-            None => {
-                if let Some(id) = self.outbound.remove(&id) {
-                    self.machine.handle_failure(id, error, now);
-                }
-            }
+        match self.outbound.remove(&id) {
+            Some(id) => self.machine.handle_failure(id, error, now),
+            None => self.reach.failed(id),
         }
-    }
-
-    /// Remembers and dials the members a joined node listed.
-    fn meet(&mut self, members: Vec<(PeerId, Vec<Multiaddr>)>) {
-        let me = *self.swarm.local_peer_id();
-        for (peer, addrs) in members.into_iter().filter(|(p, _)| *p != me) {
-            for addr in addrs {
-                self.dialer.remember(peer, addr);
-            }
-            if !self.swarm.is_connected(&peer) {
-                self.dial_peer(peer);
-            }
-        }
-    }
-
-    fn dial_peer(&mut self, peer: PeerId) {
-        let addrs = self.dialer.addrs(&peer);
-        // A fresh port: two nodes that discover each other at the same
-        // instant (mDNS) would otherwise both dial from their listen ports,
-        // a TCP simultaneous open on which both handshakes fail.
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
-            .allocate_new_port()
-            .build();
-        if let Err(e) = self.swarm.dial(opts) {
-            tracing::trace!(%peer, error = %e, "not dialled");
-        }
-    }
-
-    fn dial_addr(&mut self, addr: &Multiaddr) {
-        let opts = DialOpts::unknown_peer_id().address(addr.clone()).allocate_new_port().build();
-        if let Err(e) = self.swarm.dial(opts) {
-            tracing::warn!(%addr, error = %e, "cannot dial");
-        }
-    }
-
-    /// Dials what the redial schedule says is due.
-    fn redial(&mut self) {
-        if self.stopping.is_some() {
-            return;
-        }
-        let swarm = &self.swarm;
-        let joined = |addr: &Multiaddr| match dialer::peer_of(addr) {
-            Some(peer) => swarm.is_connected(&peer),
-            // Unknown without a /p2p/ part: joined once any peer is connected.
-            None => swarm.connected_peers().next().is_some(),
-        };
-        let due = self.dialer.due(Instant::now(), |p| swarm.is_connected(p), joined);
-        for (peer, addrs) in due.peers {
-            if addrs.is_empty() {
-                // Known only from gossip: ask the DHT where it is; the
-                // answer updates the routing table, which dials it.
-                self.swarm.behaviour_mut().discovery.get_closest_peers(peer);
-            } else {
-                self.dial_peer(peer);
-            }
-        }
-        for addr in due.joins {
-            self.dial_addr(&addr);
-        }
-    }
-}
-
-/// A request the driver sent on its own account, not the machine's.
-#[derive(Debug)]
-enum Own {
-    /// A client asked a peer's load.
-    Status(oneshot::Sender<Result<Load, String>>),
-    /// Who else is in the mesh, asked of a node we joined through.
-    Members,
-}
-
-fn job_of(event: &JobEvent) -> JobId {
-    match event {
-        JobEvent::Placed { job, .. }
-        | JobEvent::Unplaceable { job, .. }
-        | JobEvent::Progress { job, .. }
-        | JobEvent::Retried { job, .. }
-        | JobEvent::Refused { job, .. }
-        | JobEvent::Finished { job, .. } => *job,
-    }
-}
-
-/// Replaces outputs that would push a response over the message limit by a
-/// failure that says so, so the submitter gets a clear error instead of a
-/// broken stream.
-fn fit(response: Response, limit: usize) -> Response {
-    let Response::Results(mut results) = response else { return response };
-    let size: usize = results.pieces.iter().map(|p| 32 + output_len(&p.outcome)).sum();
-    if size + 64 > limit {
-        for p in &mut results.pieces {
-            let len = output_len(&p.outcome);
-            if matches!(p.outcome, Outcome::Done { .. }) {
-                p.outcome = Outcome::Failed(format!(
-                    "output of {len} bytes (batch {size}) exceeds the message limit of {limit} bytes"
-                ));
-            }
-        }
-    }
-    Response::Results(results)
-}
-
-fn output_len(o: &Outcome) -> usize {
-    match o {
-        Outcome::Done { output, .. } => output.len(),
-        Outcome::Failed(s) => s.len(),
-        Outcome::Cancelled => 0,
     }
 }
