@@ -21,7 +21,8 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<JobId, Option<SubmitError>>>,
     },
     Cancel(JobId),
-    /// A Status request sent straight to a peer (outside the machine).
+    /// A peer's load, asked with a Status request (the machine's
+    /// [`ask_status`](meshwork_protocol::Machine::ask_status)).
     Status(PeerId, oneshot::Sender<Result<Load, String>>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Load(oneshot::Sender<Load>),

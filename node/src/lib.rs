@@ -24,4 +24,4 @@ pub mod node;
 pub mod tasks;
 
 pub use client::{Client, JobOptions, JobReport, MeshEvent, NodeStats, PeerInfo, RunError};
-pub use node::{Node, NodeConfig};
+pub use node::{Node, NodeConfig, StartError};

@@ -3,10 +3,10 @@
 //! its peer id, its listen addresses and a [`Client`].
 
 use crate::client::Client;
-use crate::driver::Driver;
-use crate::net::behaviour::{Behaviour, BehaviourConfig};
+use crate::driver::{Driver, DriverConfig};
+use crate::net::behaviour::{Behaviour, BehaviourConfig, BehaviourError};
+use crate::net::peer_map::PeerMap;
 use crate::net::transport::{self, TransportConfig};
-use anyhow::Context;
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId, SwarmBuilder};
 use meshwork_protocol::task::Registry;
@@ -28,7 +28,8 @@ pub struct NodeConfig {
     pub registry: Registry,
     /// Peers whose pieces this node runs (`None`: any member of the mesh).
     pub accept_from: Option<Vec<PeerId>>,
-    /// State-machine knobs; `me`, `seed` and `tasks` are set by [`Node::start`].
+    /// State-machine knobs; `me`, `seed`, `tasks`, `accept_from` and
+    /// `max_message` are set by [`Node::start`] (from the fields here).
     pub protocol: Config,
     /// Behaviour limits and switches (mDNS, message size, connections).
     pub behaviour: BehaviourConfig,
@@ -60,6 +61,39 @@ impl NodeConfig {
     }
 }
 
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The transports could not be built (the noise handshake's keys).
+    #[error("building transports")]
+    Transport(#[source] libp2p::noise::Error),
+    /// The behaviours could not be built.
+    #[error("building behaviours")]
+    Behaviour(#[from] BehaviourError),
+    /// DNS resolution could not be set up from the system's configuration.
+    #[error("setting up DNS")]
+    Dns(#[source] std::io::Error),
+    /// A listen address was refused.
+    #[error("listening on {addr}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        #[source]
+        source: libp2p::TransportError<std::io::Error>,
+    },
+    /// A listener failed before it reported an address.
+    #[error("listener failed")]
+    Listener(#[source] std::io::Error),
+    /// The RPC protocol was registered twice.
+    #[error("accepting RPC streams")]
+    Rpc(#[from] libp2p_stream::AlreadyRegistered),
+    /// The node's task ended while it was starting.
+    #[error("the node stopped while starting")]
+    Stopped,
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Node {
@@ -70,15 +104,18 @@ pub struct Node {
 
 impl Node {
     /// Builds and starts a node; returns once it listens on every address asked for.
-    pub async fn start(cfg: NodeConfig) -> anyhow::Result<Node> {
+    pub async fn start(cfg: NodeConfig) -> Result<Node, StartError> {
         let me = cfg.keypair.public().to_peer_id();
-        let transport = transport::build(&cfg.keypair, &cfg.transport).context("building transports")?;
-        let behaviour = Behaviour::new(&cfg.keypair, &cfg.behaviour).context("building behaviours")?;
+        let transport = transport::build(&cfg.keypair, &cfg.transport).map_err(StartError::Transport)?;
+        let behaviour = Behaviour::new(&cfg.keypair, &cfg.behaviour)?;
         let mut swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
             .with_tokio()
-            .with_other_transport(|_| transport)?
-            .with_dns()?
-            .with_behaviour(|_| behaviour)?
+            .with_other_transport(|_| transport)
+            .unwrap_or_else(|never| match never {})
+            .with_dns()
+            .map_err(StartError::Dns)?
+            .with_behaviour(|_| behaviour)
+            .unwrap_or_else(|never| match never {})
             // Liveness is tracked by the machine; libp2p must not drop quiet
             // peers. Substreams negotiate lazily: a request is sent with its
             // protocol proposal instead of a round trip later (every
@@ -90,24 +127,36 @@ impl Node {
             .build();
         let mut listeners = Vec::new();
         for addr in &cfg.listen {
-            let id = swarm.listen_on(addr.clone()).with_context(|| format!("listening on {addr}"))?;
+            let id =
+                swarm.listen_on(addr.clone()).map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
             listeners.push(id);
         }
-        let mut protocol = cfg.protocol.clone();
-        protocol.me = meshwork_protocol::PeerKey(0);
-        protocol.seed = rand::random();
-        protocol.tasks = cfg.registry.names();
-        tracing::debug!(seed = protocol.seed, "state machine seeded");
+        let mut peers = PeerMap::new(me);
+        let mut machine = cfg.protocol.clone();
+        machine.me = peers.key(me);
+        machine.seed = rand::random();
+        machine.tasks = cfg.registry.names();
+        machine.max_message = cfg.behaviour.max_message;
+        machine.accept_from = match &cfg.accept_from {
+            None => AcceptFrom::Any,
+            Some(ids) => AcceptFrom::Only(ids.iter().map(|id| peers.key(*id)).collect()),
+        };
+        tracing::debug!(seed = machine.seed, "state machine seeded");
+        let driver_cfg = DriverConfig {
+            machine,
+            peers,
+            registry: cfg.registry.clone(),
+            inbound_budget: cfg.behaviour.inbound_budget,
+            shutdown_grace: cfg.shutdown_grace,
+            join: cfg.join.clone(),
+        };
         let (tx, rx) = mpsc::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let mut driver = Driver::new(swarm, &cfg, protocol, rx)?;
+        let driver = Driver::new(swarm, driver_cfg, rx)?;
         let names = driver.names();
         let mesh_events = driver.mesh_events();
-        for addr in &cfg.join {
-            driver.join(addr.clone());
-        }
         let task = tokio::spawn(async move { driver.run(listeners, ready_tx).await });
-        let listen = ready_rx.await.context("the node stopped while starting")??;
+        let listen = ready_rx.await.map_err(|_| StartError::Stopped)?.map_err(StartError::Listener)?;
         Ok(Node { client: Client::new(tx, names, me, mesh_events), listen, task })
     }
 
@@ -135,13 +184,5 @@ impl Node {
     /// Waits until the node stops (after [`Client::shutdown`]).
     pub async fn stopped(self) {
         let _ = self.task.await;
-    }
-}
-
-/// The state machine's view of `accept_from`, given the peer keys assigned to the allowed ids.
-pub(crate) fn accept_policy(allowed: Option<Vec<meshwork_protocol::PeerKey>>) -> AcceptFrom {
-    match allowed {
-        None => AcceptFrom::Any,
-        Some(keys) => AcceptFrom::Only(keys.into_iter().collect()),
     }
 }

@@ -81,6 +81,10 @@ pub struct Config {
     pub max_batch: u32,
     /// Most input bytes in one batch (stays under the RPC message limit).
     pub max_batch_bytes: usize,
+    /// The RPC message limit: a batch whose outputs would exceed it is
+    /// answered with failures that say so instead (a clear error rather
+    /// than a message the transport refuses).
+    pub max_message: usize,
     /// How long a peer that answered "busy" is left alone.
     pub busy_backoff: Duration,
     /// A piece running longer than this many percent of the median piece
@@ -132,6 +136,7 @@ impl Config {
             batch_target: Duration::from_millis(5),
             max_batch,
             max_batch_bytes: DEFAULT_MAX_MESSAGE / 2,
+            max_message: DEFAULT_MAX_MESSAGE,
             busy_backoff: Duration::from_millis(100),
             backup_percent: 200,
             backup_min_samples: 3,

@@ -116,6 +116,20 @@ pub enum JobEvent {
     },
 }
 
+impl JobEvent {
+    /// The job it is about.
+    pub fn job(&self) -> JobId {
+        match self {
+            JobEvent::Placed { job, .. }
+            | JobEvent::Unplaceable { job, .. }
+            | JobEvent::Progress { job, .. }
+            | JobEvent::Retried { job, .. }
+            | JobEvent::Refused { job, .. }
+            | JobEvent::Finished { job, .. } => *job,
+        }
+    }
+}
+
 /// Counters of a job's life, reported in its summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobStats {

@@ -15,10 +15,14 @@
 //!   - `peers`: what is known of each peer (load, liveness, room per task),
 //!   - `worker`: accepted batches, slots, deadlines,
 //!   - `scheduler` and `job`: placement, retries, backups, merging order,
-//!   - `outbox`: the [`Action`]s for the driver.
+//!   - `outbox`: the [`Action`]s for the driver,
+//!   - `message_limit`: results too large for one message become failures,
+//!   - `status`: Status requests asked for a client, and their answers.
 //! - [`config`]: the knobs, with defaults for a LAN.
 //! - [`gossip`]: the gossipsub parameters adverts travel with, shared by
 //!   the node's gossipsub and the simulator's model of it.
+//! - [`redial`]: when a lost peer is dialled again, shared by the node's
+//!   dialer and the simulator's model of it.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -28,10 +32,13 @@ mod histogram;
 mod ids;
 mod job;
 mod machine;
+mod message_limit;
 mod outbox;
 mod peers;
 pub mod policy;
+pub mod redial;
 mod scheduler;
+mod status;
 pub mod task;
 mod time;
 pub mod wire;
@@ -45,6 +52,7 @@ pub use machine::Machine;
 pub use outbox::Action;
 pub use peers::{DownReason, PeerEvent, PeerView};
 pub use policy::Policy;
+pub use status::{StatusAnswer, StatusError};
 pub use time::Time;
 pub use worker::Execution;
 

@@ -7,6 +7,7 @@ use crate::job::{JobEvent, JobSpec, SubmitError};
 use crate::outbox::{Action, Outbox};
 use crate::peers::{DownReason, PeerEvent, PeerTable, PeerView};
 use crate::scheduler::{Ctx, Scheduler};
+use crate::status::{StatusAnswer, StatusQueries};
 use crate::time::Time;
 use crate::wire::{Advert, AdvertError, Load, Outcome, Rejected, Request, Response, PROTOCOL_VERSION};
 use crate::worker::{Origin, Worker, WorkerOut};
@@ -32,9 +33,11 @@ struct AdvertClock {
 /// Feed every input with the current time: `handle_peer_up/down`,
 /// `handle_advert`, `handle_request`, `handle_response`, `handle_failure`,
 /// `handle_execution` (a local batch ended), `submit`, `cancel`,
-/// `handle_timeout` (when [`poll_timeout`](Self::poll_timeout) said).
-/// After each input, drain [`poll_action`](Self::poll_action) and
-/// [`poll_event`](Self::poll_event) (and [`poll_peer_event`](Self::poll_peer_event)) until `None`, then re-arm the single
+/// `handle_timeout` (when [`poll_timeout`](Self::poll_timeout) said), and
+/// [`ask_status`](Self::ask_status) for a client that wants a peer's load.
+/// After each input, drain [`poll_action`](Self::poll_action),
+/// [`poll_event`](Self::poll_event), [`poll_peer_event`](Self::poll_peer_event)
+/// and [`poll_status`](Self::poll_status) until `None`, then re-arm the single
 /// timer from `poll_timeout`. A spurious `handle_timeout` is harmless.
 /// Nothing here reads a clock or the OS's randomness, so the same inputs
 /// give the same outputs: the node and the simulator drive the same code.
@@ -47,6 +50,7 @@ pub struct Machine {
     sched: Scheduler,
     out: Outbox,
     events: VecDeque<JobEvent>,
+    status: StatusQueries,
     worker_out: Vec<WorkerOut>,
     advert: AdvertClock,
     maintenance_at: Option<Time>,
@@ -64,8 +68,9 @@ impl Machine {
             peers,
             worker,
             sched: Scheduler::new(&cfg),
-            out: Outbox::new(cfg.me),
+            out: Outbox::new(cfg.me, cfg.max_message),
             events: VecDeque::new(),
+            status: StatusQueries::default(),
             worker_out: Vec::new(),
             advert: AdvertClock::default(),
             maintenance_at: None,
@@ -110,21 +115,20 @@ impl Machine {
     /// `from` sent us request `id` (numbered by the driver).
     pub fn handle_request(&mut self, from: PeerKey, id: InboundId, request: Request, now: Time) {
         self.peers.heard(from, None, now);
-        let respond = |response| Action::Respond { to: from, id, response };
         match request {
-            Request::Status => self.out.push(respond(Response::Status(self.current_advert()))),
+            Request::Status => self.out.respond(from, id, Response::Status(self.current_advert())),
             // The driver answers this itself (it knows the addresses).
-            Request::Members => self.out.push(respond(Response::Members(Vec::new()))),
+            Request::Members => self.out.respond(from, id, Response::Members(Vec::new())),
             Request::Run(run) => {
                 if let Err(reason) = self.worker.accept(Origin::Remote(from, id), from, run, now, &mut self.worker_out)
                 {
                     let response = Response::Rejected(Rejected { load: self.worker.load(), reason });
-                    self.out.push(respond(response));
+                    self.out.respond(from, id, response);
                 }
             }
             Request::Cancel(c) => {
                 self.worker.cancel(from, c.job, c.pieces.as_deref(), now, &mut self.worker_out);
-                self.out.push(respond(Response::Cancelled(self.worker.load())));
+                self.out.respond(from, id, Response::Cancelled(self.worker.load()));
             }
         }
         self.settle(now);
@@ -132,12 +136,15 @@ impl Machine {
 
     /// Our request `id` was answered.
     pub fn handle_response(&mut self, id: RequestId, response: Response, now: Time) {
-        self.with_sched(now, |s, ctx| s.on_response(id, response, ctx));
+        self.answer(id, response, now);
         self.settle(now);
     }
 
     /// Our request `id` failed (timeout, connection closed, protocol refused).
     pub fn handle_failure(&mut self, id: RequestId, cause: &str, now: Time) {
+        if self.status.failed(id, cause) {
+            return;
+        }
         if let Some(peer) = self.with_sched(now, |s, ctx| s.on_failure(id, cause, ctx)) {
             self.down(peer, DownReason::ProbeTimeout, now);
         }
@@ -187,6 +194,16 @@ impl Machine {
         self.settle(now);
     }
 
+    /// Asks `peer` (this node included) for its load, on a client's behalf.
+    /// The answer, under the returned id, comes out of
+    /// [`poll_status`](Self::poll_status); the scheduler never sees it.
+    pub fn ask_status(&mut self, peer: PeerKey, now: Time) -> RequestId {
+        let id = self.out.request(peer, Request::Status);
+        self.status.asked(id);
+        self.settle(now);
+        id
+    }
+
     /// Stops accepting new pieces and tells the mesh at once (the next
     /// advert lists no tasks). Accepted pieces still finish.
     pub fn shutdown(&mut self, now: Time) {
@@ -207,6 +224,11 @@ impl Machine {
     /// The next job event.
     pub fn poll_event(&mut self) -> Option<JobEvent> {
         self.events.pop_front()
+    }
+
+    /// The next answer to a request of [`ask_status`](Self::ask_status).
+    pub fn poll_status(&mut self) -> Option<StatusAnswer> {
+        self.status.poll()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
@@ -289,8 +311,8 @@ impl Machine {
     }
 
     /// Carries work between the two halves until nothing moves: requests
-    /// to ourselves go to our worker, its answers to our scheduler, and
-    /// pending pieces get placed.
+    /// to ourselves go to our worker, its answers to our scheduler (or to
+    /// a client's Status query), and pending pieces get placed.
     fn settle(&mut self, now: Time) {
         let me = self.cfg.me;
         let mut answers: Vec<(RequestId, Response)> = Vec::new();
@@ -313,9 +335,7 @@ impl Machine {
             }
             for out in self.worker_out.drain(..) {
                 match out {
-                    WorkerOut::Respond(Origin::Remote(to, id), response) => {
-                        self.out.push(Action::Respond { to, id, response })
-                    }
+                    WorkerOut::Respond(Origin::Remote(to, id), response) => self.out.respond(to, id, response),
                     WorkerOut::Respond(Origin::Local(rid), response) => answers.push((rid, response)),
                     WorkerOut::Execute(e) => self.out.push(Action::Execute(e)),
                     WorkerOut::Abort(id) => self.out.push(Action::Abort(id)),
@@ -323,7 +343,7 @@ impl Machine {
             }
             self.peers.set_local_load(self.worker.load(), now);
             for (rid, response) in answers.drain(..) {
-                self.with_sched(now, |s, ctx| s.on_response(rid, response, ctx));
+                self.answer(rid, response, now);
             }
             self.with_sched(now, |s, ctx| s.place(ctx));
             if self.out.to_self.is_empty() && self.worker_out.is_empty() {
@@ -335,6 +355,14 @@ impl Machine {
         }
         if self.maintenance_at.is_none() && (self.sched.has_jobs() || self.peers.len() > 1) {
             self.maintenance_at = Some(now + self.cfg.maintenance_interval);
+        }
+    }
+
+    /// Hands the answer to our request `id` to whoever asked: a client's
+    /// Status query, or else the scheduler.
+    fn answer(&mut self, id: RequestId, response: Response, now: Time) {
+        if let Some(response) = self.status.answered(id, response) {
+            self.with_sched(now, |s, ctx| s.on_response(id, response, ctx));
         }
     }
 

@@ -1,8 +1,10 @@
 //! What the machine asks its driver to do, and the numbering of its requests.
 //! Requests to ourselves never reach the driver: they wait in `to_self`
-//! until the machine hands them to its own worker.
+//! until the machine hands them to its own worker. Answers leave within
+//! the message limit (see `message_limit`).
 
 use crate::ids::{ExecId, InboundId, PeerKey, RequestId};
+use crate::message_limit::fit;
 use crate::wire::{Advert, Request, Response};
 use crate::worker::Execution;
 use std::collections::VecDeque;
@@ -43,14 +45,16 @@ pub enum Action {
 #[derive(Debug)]
 pub(crate) struct Outbox {
     me: PeerKey,
+    /// The RPC message limit answers must fit in.
+    max_message: usize,
     pub(crate) actions: VecDeque<Action>,
     pub(crate) to_self: VecDeque<(RequestId, Request)>,
     next: u64,
 }
 
 impl Outbox {
-    pub(crate) fn new(me: PeerKey) -> Outbox {
-        Outbox { me, actions: VecDeque::new(), to_self: VecDeque::new(), next: 1 }
+    pub(crate) fn new(me: PeerKey, max_message: usize) -> Outbox {
+        Outbox { me, max_message, actions: VecDeque::new(), to_self: VecDeque::new(), next: 1 }
     }
 
     /// Numbers `request` and queues it for `to` (ourselves included).
@@ -63,6 +67,13 @@ impl Outbox {
             self.actions.push_back(Action::Send { to, id, request });
         }
         id
+    }
+
+    /// Answers inbound request `id` from `to`; results too large for one
+    /// message go back as failures that say so.
+    pub(crate) fn respond(&mut self, to: PeerKey, id: InboundId, response: Response) {
+        let response = fit(response, self.max_message);
+        self.actions.push_back(Action::Respond { to, id, response });
     }
 
     pub(crate) fn push(&mut self, action: Action) {

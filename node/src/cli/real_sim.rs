@@ -104,7 +104,7 @@ impl RealNode {
             rt.block_on(async move {
                 let node = match Node::start(cfg).await {
                     Ok(n) => n,
-                    Err(e) => return drop(ready_tx.send(Err(e))),
+                    Err(e) => return drop(ready_tx.send(Err(e.into()))),
                 };
                 let _ = ready_tx.send(Ok((node.client(), node.listen_addrs()[0].clone())));
                 while let Some(ctl) = ctl_rx.recv().await {

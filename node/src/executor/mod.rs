@@ -98,6 +98,15 @@ impl Executor {
         }
     }
 
+    /// Sets the cancellation flag of every running execution (the node is
+    /// stopping and will not wait for them); returns how many there were.
+    pub(crate) fn abort_all(&mut self) -> usize {
+        for r in self.running.values() {
+            r.flag.cancel();
+        }
+        self.running.len()
+    }
+
     /// Forgets an execution that ended, keeping its time.
     pub(crate) fn ended(&mut self, id: ExecId, elapsed: Duration) {
         let Some(r) = self.running.remove(&id) else { return };

@@ -52,6 +52,21 @@ impl Default for BehaviourConfig {
     }
 }
 
+/// Why the behaviours could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BehaviourError {
+    /// mDNS could not open its socket.
+    #[error("starting mDNS")]
+    Mdns(#[source] std::io::Error),
+    /// Gossipsub refused its configuration (its errors are strings).
+    #[error("gossipsub {0}")]
+    Gossip(String),
+    /// Gossipsub could not subscribe to the advert topic.
+    #[error("subscribing to the advert topic")]
+    Subscribe(#[from] gossipsub::SubscriptionError),
+}
+
 /// Everything a meshwork node runs on each connection.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -73,7 +88,7 @@ pub struct Behaviour {
 
 impl Behaviour {
     /// Builds the behaviour for `key`.
-    pub fn new(key: &Keypair, cfg: &BehaviourConfig) -> anyhow::Result<Behaviour> {
+    pub fn new(key: &Keypair, cfg: &BehaviourConfig) -> Result<Behaviour, BehaviourError> {
         let me = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(cfg.max_connections))
@@ -87,7 +102,7 @@ impl Behaviour {
                 query_interval: Duration::from_secs(1),
                 ..Default::default()
             };
-            Some(mdns::tokio::Behaviour::new(c, me)?)
+            Some(mdns::tokio::Behaviour::new(c, me).map_err(BehaviourError::Mdns)?)
         } else {
             None
         };
@@ -145,7 +160,7 @@ const MAX_IHAVE_IDS: usize = 150;
 /// gossip to a fixed `gossip_lazy` peers a heartbeat (not a share of all
 /// peers, which would grow with the mesh). Every copy costs a signature
 /// check, the largest part of an idle node's CPU.
-fn gossip(key: &Keypair) -> anyhow::Result<gossipsub::Behaviour> {
+fn gossip(key: &Keypair) -> Result<gossipsub::Behaviour, BehaviourError> {
     let config = gossipsub::ConfigBuilder::default()
         .max_transmit_size(MAX_GOSSIP_FRAME)
         .max_transmit_size_for_topic(MAX_ADVERT_BYTES * 2, advert_topic().hash())
@@ -162,9 +177,9 @@ fn gossip(key: &Keypair) -> anyhow::Result<gossipsub::Behaviour> {
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .build()
-        .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
+        .map_err(|e| BehaviourError::Gossip(format!("config: {e}")))?;
     let mut gossip = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
-        .map_err(|e| anyhow::anyhow!("gossipsub: {e}"))?;
+        .map_err(|e| BehaviourError::Gossip(e.to_string()))?;
     // No IP-colocation penalty: many nodes behind one address (one machine,
     // one NAT) are normal in a meshwork mesh, and with the default penalty
     // a node seeing more than 14 peers on one IP graylisted them all, so
@@ -183,7 +198,7 @@ fn gossip(key: &Keypair) -> anyhow::Result<gossipsub::Behaviour> {
     params.topics.insert(advert_topic().hash(), topic);
     gossip
         .with_peer_score(params, PeerScoreThresholds::default())
-        .map_err(|e| anyhow::anyhow!("gossipsub scoring: {e}"))?;
+        .map_err(|e| BehaviourError::Gossip(format!("scoring: {e}")))?;
     gossip.subscribe(&advert_topic())?;
     Ok(gossip)
 }

@@ -6,19 +6,15 @@
 //! reached. Short-lived clients (`meshwork run`, `meshwork peers`) announce
 //! no tasks when they leave, so nobody keeps dialling them; every redial
 //! backs off (1 s, 2 s, 4 s … 30 s) and a lost peer is given up after five
-//! minutes (discovery brings it back if it returns).
+//! minutes (discovery brings it back if it returns): the schedule of
+//! [`meshwork_protocol::redial`], which the simulator models too.
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
+use meshwork_protocol::redial::{FIRST as REDIAL_FIRST, GIVE_UP as REDIAL_FOR, MAX as REDIAL_MAX};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// First wait before dialling again.
-pub(crate) const REDIAL_FIRST: Duration = Duration::from_secs(1);
-/// Longest wait between two dials of one target.
-pub(crate) const REDIAL_MAX: Duration = Duration::from_secs(30);
-/// A lost peer is dialled again for this long, then left to discovery.
-pub(crate) const REDIAL_FOR: Duration = Duration::from_secs(300);
 /// Addresses kept per peer (the most recent).
 const ADDRS_PER_PEER: usize = 8;
 /// Peers whose addresses are kept; the least recently seen go first.

@@ -1,5 +1,6 @@
 //! Scenario tests of the state machine through [`harness::Net`].
 
+mod answers;
 mod harness;
 mod liars;
 mod scheduling;

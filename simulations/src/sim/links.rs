@@ -6,12 +6,9 @@ use super::{Ev, Msg, Sim};
 use crate::network::{End, Network};
 use crate::node::Life;
 use meshwork_protocol::wire::{Request, Response};
-use meshwork_protocol::{InboundId, RequestId};
+use meshwork_protocol::{redial, InboundId, RequestId};
 use rand::Rng;
 use std::time::Duration;
-
-/// How often the real node redials a lost peer.
-const REDIAL_EVERY: Duration = Duration::from_secs(1);
 
 impl Sim<'_> {
     pub(super) fn send(&mut self, n: u32, to: u32, rid: RequestId, request: Request) {
@@ -107,13 +104,14 @@ impl Sim<'_> {
         self.queue.push(at_b, Ev::Up { node: b, peer: a, epoch });
     }
 
-    /// Tries the waiting redials again, each at the node's next redial tick.
+    /// Tries the waiting redials again, each within the real node's first
+    /// redial wait ([`redial::FIRST`]).
     pub(super) fn retry_redials(&mut self) {
         for (a, b) in std::mem::take(&mut self.redials) {
             if let Some(e) = self.net.end(a, b) {
                 self.net.link_mut(e).redial = false;
             }
-            let wait = Duration::from_micros(self.rng.random_range(0..REDIAL_EVERY.as_micros() as u64));
+            let wait = Duration::from_micros(self.rng.random_range(0..redial::FIRST.as_micros() as u64));
             self.queue.push(self.now + wait, Ev::Redial { a, b });
         }
     }

@@ -90,7 +90,7 @@ impl Rpc {
         mut control: Control,
         max_message: usize,
         budget: Arc<Budget>,
-    ) -> anyhow::Result<(Rpc, mpsc::UnboundedReceiver<RpcEvent>)> {
+    ) -> Result<(Rpc, mpsc::UnboundedReceiver<RpcEvent>), libp2p_stream::AlreadyRegistered> {
         let (events, rx) = mpsc::unbounded_channel();
         let incoming = control.accept(StreamProtocol::new(RPC_PROTOCOL))?;
         tokio::spawn(accept(incoming, events.clone(), max_message, budget.clone()));

@@ -1,0 +1,204 @@
+//! Reaching peers: where each one can be found, and every dial the node
+//! makes. What tells where a peer is (mDNS, Kademlia, identify, our own
+//! dials, the member list of a node we joined through) is remembered here,
+//! and what needs a dial (a `--join` address, a newly found peer, a lost
+//! worker on the [`dialer`](super::dialer)'s backoff schedule) is dialled
+//! from here. The driver hands over the swarm events that concern
+//! addresses and asks nothing else of it.
+
+use crate::net::behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
+use crate::net::dialer::{self, Dialer};
+use crate::net::members;
+use crate::net::rpc::{OutboundId, Rpc};
+use libp2p::core::ConnectedPoint;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{identify, kad, mdns, Multiaddr, PeerId, StreamProtocol, Swarm};
+use meshwork_protocol::wire::{Request, Response, KAD_PROTOCOL};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// How often the redial schedule is looked at.
+pub(crate) const REDIAL_TICK: Duration = Duration::from_millis(250);
+
+/// The address book, the redial schedule and the member lists asked for.
+#[derive(Debug, Default)]
+pub(crate) struct Reach {
+    dialer: Dialer,
+    /// Member lists asked of nodes we joined through.
+    members_asked: HashSet<OutboundId>,
+}
+
+impl Reach {
+    /// Dials a known member of the mesh now, and again until connected.
+    pub(crate) fn join(&mut self, swarm: &mut Swarm<Behaviour>, addr: Multiaddr) {
+        dial_addr(swarm, &addr);
+        self.dialer.join(addr, Instant::now());
+    }
+
+    /// Where `peer` was seen, most recent last.
+    pub(crate) fn addrs(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.dialer.addrs(peer)
+    }
+
+    /// Peers being redialled now.
+    pub(crate) fn redialling(&self) -> usize {
+        self.dialer.redialling()
+    }
+
+    /// A connection to `peer` opened (`first`: its only one). Reached
+    /// through a join address, it is asked who else is in the mesh.
+    pub(crate) fn connected(&mut self, rpc: &mut Rpc, peer: PeerId, endpoint: &ConnectedPoint, first: bool) {
+        if let ConnectedPoint::Dialer { address, .. } = endpoint {
+            self.dialer.remember(peer, address.clone());
+            if first && self.dialer.is_join(&peer, address) {
+                tracing::debug!(%peer, "joined: asking for the members");
+                self.members_asked.insert(rpc.request(peer, Request::Members));
+            }
+        }
+        self.dialer.connected(&peer);
+    }
+
+    /// `peer`, a member worth having, is not connected: dial it, with
+    /// backoff, for a while.
+    pub(crate) fn lost(&mut self, peer: PeerId) {
+        self.dialer.lost(peer, Instant::now());
+    }
+
+    /// `peer` proved alive (its advert arrived through gossip): connect to
+    /// it directly if not connected yet.
+    pub(crate) fn heard_of(&mut self, swarm: &Swarm<Behaviour>, peer: PeerId) {
+        if !swarm.is_connected(&peer) && peer != *swarm.local_peer_id() {
+            self.lost(peer);
+        }
+    }
+
+    /// What a discovery behaviour (identify, mDNS, Kademlia) said about
+    /// where peers are; other events are not about addresses and ignored.
+    pub(crate) fn on_discovery(&mut self, swarm: &mut Swarm<Behaviour>, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocol_version != IDENTIFY_PROTOCOL {
+                    tracing::debug!(peer = %peer_id, version = info.protocol_version, "not a meshwork peer");
+                    return;
+                }
+                let serves_kad = info.protocols.contains(&StreamProtocol::new(KAD_PROTOCOL));
+                for addr in info.listen_addrs {
+                    if serves_kad {
+                        swarm.behaviour_mut().discovery.add_address(&peer_id, addr.clone());
+                    }
+                    self.dialer.remember(peer_id, addr);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.dialer.remember(peer, addr);
+                    if !swarm.is_connected(&peer) {
+                        self.dial_peer(swarm, peer);
+                    }
+                }
+            }
+            BehaviourEvent::Discovery(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::GetClosestPeers(Ok(found)),
+                ..
+            }) => {
+                let me = *swarm.local_peer_id();
+                for info in found.peers {
+                    for addr in info.addrs {
+                        self.dialer.remember(info.peer_id, addr);
+                    }
+                    if info.peer_id != me && !swarm.is_connected(&info.peer_id) {
+                        self.dial_peer(swarm, info.peer_id);
+                    }
+                }
+            }
+            BehaviourEvent::Discovery(kad::Event::RoutingUpdated { peer, addresses, .. }) => {
+                for addr in addresses.iter() {
+                    self.dialer.remember(peer, addr.clone());
+                }
+                if !swarm.is_connected(&peer) {
+                    self.dial_peer(swarm, peer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The member list to answer `requester` with: `live` peers (other
+    /// than it) with the addresses we know for them.
+    pub(crate) fn members(&self, live: impl Iterator<Item = PeerId>, requester: PeerId) -> Response {
+        Response::Members(members::list(live.map(|p| (p, self.dialer.addrs(&p))), requester))
+    }
+
+    /// The answer to our request `id`, not one of the machine's: a member
+    /// list we asked for is met; anything else is dropped.
+    pub(crate) fn answered(&mut self, swarm: &mut Swarm<Behaviour>, id: OutboundId, response: Response) {
+        if !self.members_asked.remove(&id) {
+            return;
+        }
+        if let Response::Members(list) = response {
+            tracing::debug!(members = list.len(), "members listed");
+            self.meet(swarm, members::read(list));
+        }
+    }
+
+    /// Our request `id`, not one of the machine's, will never be answered.
+    pub(crate) fn failed(&mut self, id: OutboundId) {
+        self.members_asked.remove(&id);
+    }
+
+    /// Remembers and dials the members a joined node listed.
+    fn meet(&mut self, swarm: &mut Swarm<Behaviour>, members: Vec<(PeerId, Vec<Multiaddr>)>) {
+        let me = *swarm.local_peer_id();
+        for (peer, addrs) in members.into_iter().filter(|(p, _)| *p != me) {
+            for addr in addrs {
+                self.dialer.remember(peer, addr);
+            }
+            if !swarm.is_connected(&peer) {
+                self.dial_peer(swarm, peer);
+            }
+        }
+    }
+
+    /// Dials what the redial schedule says is due.
+    pub(crate) fn redial(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let joined = |addr: &Multiaddr| match dialer::peer_of(addr) {
+            Some(peer) => swarm.is_connected(&peer),
+            // Unknown without a /p2p/ part: joined once any peer is connected.
+            None => swarm.connected_peers().next().is_some(),
+        };
+        let due = self.dialer.due(Instant::now(), |p| swarm.is_connected(p), joined);
+        for (peer, addrs) in due.peers {
+            if addrs.is_empty() {
+                // Known only from gossip: ask the DHT where it is; the
+                // answer updates the routing table, which dials it.
+                swarm.behaviour_mut().discovery.get_closest_peers(peer);
+            } else {
+                self.dial_peer(swarm, peer);
+            }
+        }
+        for addr in due.joins {
+            dial_addr(swarm, &addr);
+        }
+    }
+
+    fn dial_peer(&self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
+        // A fresh port: two nodes that discover each other at the same
+        // instant (mDNS) would otherwise both dial from their listen ports,
+        // a TCP simultaneous open on which both handshakes fail.
+        let opts = DialOpts::peer_id(peer)
+            .addresses(self.dialer.addrs(&peer))
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .allocate_new_port()
+            .build();
+        if let Err(e) = swarm.dial(opts) {
+            tracing::trace!(%peer, error = %e, "not dialled");
+        }
+    }
+}
+
+fn dial_addr(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) {
+    let opts = DialOpts::unknown_peer_id().address(addr.clone()).allocate_new_port().build();
+    if let Err(e) = swarm.dial(opts) {
+        tracing::warn!(%addr, error = %e, "cannot dial");
+    }
+}
