@@ -123,7 +123,12 @@ impl Lab {
         let listen = format!("/ip4/{}/tcp/0", self.hosts[i].ip);
         let mut args = vec!["node", "--json", "--listen", &listen, "--identity", id.to_str().expect("utf-8 temp path")];
         args.extend_from_slice(extra);
-        let how = Spawn { netns: Some(self.hosts[i].ns.clone()), stderr: Stderr::Pipe, die_with_parent: true };
+        let how = Spawn {
+            netns: Some(self.hosts[i].ns.clone()),
+            stderr: Stderr::Pipe,
+            die_with_parent: true,
+            ..Spawn::default()
+        };
         (Proc::spawn(&how, &args), Instant::now())
     }
 
