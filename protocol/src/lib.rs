@@ -45,7 +45,7 @@ pub use machine::Machine;
 pub use outbox::Action;
 pub use peers::{DownReason, PeerEvent, PeerView};
 pub use policy::Policy;
-pub use time::Time;
+pub use time::{human, Time};
 pub use worker::Execution;
 
 #[cfg(test)]
