@@ -6,7 +6,7 @@
 
 use super::{slots_or_cores, terminated, PeerOpts};
 use crate::client::{Client, MeshEvent};
-use crate::net::identity;
+use crate::net::identity::{self, Identity, IdentityError};
 use crate::node::Node;
 use anyhow::Context;
 use clap::Args;
@@ -43,6 +43,11 @@ pub struct NodeArgs {
     slots: Option<u32>,
     /// Keypair file (created with mode 0600 if absent), so the node keeps
     /// its peer id across restarts [default: <data dir>/meshwork/identity.key].
+    /// It is locked while the node runs, as two nodes with one identity
+    /// would look like one peer: a second node given the same --identity
+    /// refuses to start (exit 3), while a second node left to the default
+    /// runs with a new identity of its own, saved nowhere (so several nodes
+    /// on one machine just work).
     #[arg(long, value_name = "PATH")]
     identity: Option<PathBuf>,
     /// Print each event as one JSON object per line instead of text.
@@ -86,9 +91,21 @@ impl Report {
 }
 
 pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
-    let path = args.identity.unwrap_or_else(identity::default_path);
-    let key = identity::load_or_create(&path)?;
-    let cfg = args.peer.node_config(key, slots_or_cores(args.slots))?;
+    let identity = match &args.identity {
+        Some(path) => identity::load_or_create(path)?,
+        None => match identity::load_or_create(&identity::default_path()) {
+            Err(IdentityError::InUse(path)) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "the default identity is in use by another node: this one runs with a new identity, \
+                     saved nowhere (give it an --identity to keep one)"
+                );
+                Identity::ephemeral()
+            }
+            loaded => loaded?,
+        },
+    };
+    let cfg = args.peer.node_config(identity.key.clone(), slots_or_cores(args.slots))?;
     let node = Node::start(cfg).await.context("starting the node")?;
     let json = args.json;
     let mut out = std::io::stdout().lock();
@@ -103,6 +120,8 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         _ = report(node.client(), json) => {}
     }
     node.shutdown().await;
+    // Only now may another node take this identity.
+    drop(identity);
     tracing::info!("node stopped");
     Ok(ExitCode::SUCCESS)
 }
