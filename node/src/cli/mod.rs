@@ -2,6 +2,7 @@
 //! by every command that starts a peer live in [`PeerOpts`].
 
 mod bench;
+mod completions;
 mod demo;
 mod interrupt;
 mod keygen;
@@ -37,7 +38,7 @@ pub const EXIT_CANCELLED: u8 = 130;
 /// gossip their load, and any node can split a job into pieces, run them on
 /// the least-loaded peers and merge the results.
 #[derive(Debug, Parser)]
-#[command(name = "meshwork", version, propagate_version = true)]
+#[command(name = "meshwork", version = env!("MESHWORK_VERSION"), propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -65,6 +66,8 @@ pub enum Command {
     /// Simulate a mesh in virtual time (thousands of nodes, the real
     /// scheduler), or with --real on real nodes in this process.
     Simulate(Box<simulate::SimulateArgs>),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(completions::CompletionsArgs),
 }
 
 impl Cli {
@@ -79,6 +82,7 @@ impl Cli {
             Command::Demo(a) => demo::run(a).await,
             Command::Simulate(a) => simulate::run(*a).await,
             Command::Bench(a) => bench::run(a).await,
+            Command::Completions(a) => completions::run(a),
         }
     }
 }
