@@ -1,7 +1,7 @@
 //! Joining a mesh as a short-lived peer (`peers`, `run`, `demo`) and
 //! waiting, with a deadline, until enough of it is visible.
 
-use super::PeerOpts;
+use super::{usage, PeerOpts};
 use crate::client::{Client, PeerInfo};
 use crate::node::Node;
 use anyhow::Context;
@@ -13,7 +13,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Starts a node with a fresh identity and `slots` slots.
 pub(super) async fn join(opts: &PeerOpts, slots: u32) -> anyhow::Result<Node> {
-    let cfg = opts.node_config(Keypair::generate_ed25519(), slots)?;
+    let cfg = opts.node_config(Keypair::generate_ed25519(), slots).map_err(usage)?;
     Node::start(cfg).await.context("starting a peer")
 }
 

@@ -4,7 +4,7 @@
 //! and tests with `--json` (the same events, so neither has to parse the
 //! other's wording).
 
-use super::{slots_or_cores, terminated, PeerOpts};
+use super::{slots_or_cores, terminated, usage, PeerOpts};
 use crate::client::{Client, MeshEvent};
 use crate::net::identity::{self, Identity, IdentityError};
 use crate::node::Node;
@@ -105,7 +105,7 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             loaded => loaded?,
         },
     };
-    let cfg = args.peer.node_config(identity.key.clone(), slots_or_cores(args.slots))?;
+    let cfg = args.peer.node_config(identity.key.clone(), slots_or_cores(args.slots)).map_err(usage)?;
     let node = Node::start(cfg).await.context("starting the node")?;
     let json = args.json;
     let mut out = std::io::stdout().lock();

@@ -2,7 +2,7 @@
 
 use super::interrupt::Interrupt;
 use super::mesh::{join, wait_for};
-use super::{short, slots_or_cores, PeerOpts, UsageError, EXIT_CANCELLED, EXIT_FAILED};
+use super::{checks, short, slots_or_cores, usage, PeerOpts, EXIT_CANCELLED, EXIT_FAILED};
 use crate::client::{Client, JobOptions, JobReport};
 use crate::net::peer_map::PeerNames;
 use crate::tasks::{hash_search, mandelbrot, noop, primes, sleep, wordcount, Rendered};
@@ -43,16 +43,16 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0, global = true, value_name = "N")]
     min_peers: usize,
     /// Longest wait for peers, in seconds; then the job starts with whoever is there.
-    #[arg(long, default_value_t = 3.0, global = true, value_name = "SECS")]
+    #[arg(long, default_value_t = 3.0, global = true, value_name = "SECS", value_parser = checks::secs)]
     wait: f64,
-    /// A piece failing this many times fails the job.
-    #[arg(long, default_value_t = 3, global = true, value_name = "N")]
+    /// A piece failing this many times fails the job (1 or more).
+    #[arg(long, default_value_t = 3, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_attempts: u32,
     /// Deadline of one piece, in seconds.
-    #[arg(long, default_value_t = 300.0, global = true, value_name = "SECS")]
+    #[arg(long, default_value_t = 300.0, global = true, value_name = "SECS", value_parser = checks::positive_secs)]
     piece_timeout: f64,
     /// A job no peer can take fails after this many seconds.
-    #[arg(long, default_value_t = 10.0, global = true, value_name = "SECS")]
+    #[arg(long, default_value_t = 10.0, global = true, value_name = "SECS", value_parser = checks::positive_secs)]
     stall_timeout: f64,
     /// Do not launch speculative backups of straggling pieces.
     #[arg(long, global = true)]
@@ -88,44 +88,40 @@ enum TaskCommand {
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    // First of all: from here on Ctrl-C cancels, whatever is going on.
+    match &args.task {
+        TaskCommand::Primes(a) => job(&primes::Primes, a.input(), primes::render, &args).await,
+        TaskCommand::Mandelbrot(a) => job(&mandelbrot::Mandelbrot, a.input(), mandelbrot::render, &args).await,
+        TaskCommand::HashSearch(a) => job(&hash_search::HashSearch, a.input(), hash_search::render, &args).await,
+        TaskCommand::Wordcount(a) => job(&wordcount::Wordcount, a.input(), wordcount::render, &args).await,
+        TaskCommand::Noop(a) => job(&noop::Noop, a.input(), noop::render, &args).await,
+        TaskCommand::Sleep(a) => job(&sleep::Sleep, a.input(), sleep::render, &args).await,
+    }
+}
+
+type Render<T> = fn(&<T as Task>::Input, &<T as Task>::Result) -> anyhow::Result<Rendered>;
+
+/// Checks the task's arguments (clap has checked the rest while parsing),
+/// and only then joins the mesh and runs the job: a mistake in the
+/// arguments costs nothing but its error message.
+async fn job<T: Task>(
+    task: &T,
+    input: anyhow::Result<T::Input>,
+    render: Render<T>,
+    args: &RunArgs,
+) -> anyhow::Result<ExitCode> {
+    let input = input.map_err(usage)?;
+    // From here on Ctrl-C cancels, whatever is going on.
     let mut interrupt = Interrupt::install()?;
-    let usage = |e: anyhow::Error| anyhow::Error::new(UsageError(e.to_string()));
     let node = tokio::select! {
         node = join(&args.peer, slots_or_cores(args.slots)) => node?,
         () = interrupt.pressed_once() => return Ok(cancelled()),
     };
-    let client = node.client();
-    let ctrl_c = &mut interrupt;
-    let code = match &args.task {
-        TaskCommand::Primes(a) => {
-            execute(&client, &primes::Primes, a.input().map_err(usage)?, primes::render, &args, ctrl_c).await
-        }
-        TaskCommand::Mandelbrot(a) => {
-            execute(&client, &mandelbrot::Mandelbrot, a.input().map_err(usage)?, mandelbrot::render, &args, ctrl_c)
-                .await
-        }
-        TaskCommand::HashSearch(a) => {
-            execute(&client, &hash_search::HashSearch, a.input().map_err(usage)?, hash_search::render, &args, ctrl_c)
-                .await
-        }
-        TaskCommand::Wordcount(a) => {
-            execute(&client, &wordcount::Wordcount, a.input().map_err(usage)?, wordcount::render, &args, ctrl_c).await
-        }
-        TaskCommand::Noop(a) => {
-            execute(&client, &noop::Noop, a.input().map_err(usage)?, noop::render, &args, ctrl_c).await
-        }
-        TaskCommand::Sleep(a) => {
-            execute(&client, &sleep::Sleep, a.input().map_err(usage)?, sleep::render, &args, ctrl_c).await
-        }
-    };
+    let code = execute(&node.client(), task, input, render, args, &mut interrupt).await;
     // Also after Ctrl-C: the shutdown gives the Cancel requests their
     // moment to leave (a second Ctrl-C skips it).
     node.shutdown().await;
     code
 }
-
-type Render<T> = fn(&<T as Task>::Input, &<T as Task>::Result) -> anyhow::Result<Rendered>;
 
 /// Waits for peers, runs the job with a progress bar, prints the result;
 /// Ctrl-C at any point before the result is printed cancels.
@@ -209,7 +205,7 @@ async fn wait_for_peers(client: &Client, task: &str, args: &RunArgs) -> anyhow::
     }
     let want = args.min_peers.max(1);
     let runs = |peers: &[crate::client::PeerInfo]| peers.iter().filter(|p| p.tasks.iter().any(|t| t == task)).count();
-    let peers = wait_for(client, Duration::from_secs_f64(args.wait.max(0.0)), |p| runs(p) >= want).await?;
+    let peers = wait_for(client, Duration::from_secs_f64(args.wait), |p| runs(p) >= want).await?;
     if runs(&peers) < args.min_peers {
         let message = format!(
             "only {} of {} peers run {task} after {}s; starting anyway",
