@@ -273,6 +273,9 @@ impl Driver {
             Command::Peers(reply) => {
                 let _ = reply.send(self.peer_infos());
             }
+            Command::JoinFailures(reply) => {
+                let _ = reply.send(self.dialer.join_failures());
+            }
             Command::Stats(reply) => {
                 let stats = NodeStats {
                     buffered_bytes: self.rpc.buffered() as u64,
@@ -373,6 +376,7 @@ impl Driver {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                self.dialer.dial_failed(peer_id, &error);
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour(event, now),
             _ => {}

@@ -1,6 +1,6 @@
 //! `meshwork peers`: join briefly, listen to the adverts, print the table.
 
-use super::mesh::join;
+use super::mesh::{join, reach};
 use super::PeerOpts;
 use crate::client::PeerInfo;
 use clap::Args;
@@ -28,6 +28,12 @@ pub(super) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
     let node = join(&args.peer, 0).await?;
     let client = node.client();
     let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
+    if !args.peer.join.is_empty() {
+        if let Err(e) = reach(&client, &args.peer.join, deadline).await {
+            node.shutdown().await;
+            return Err(e);
+        }
+    }
     let (mut count, mut since) = (0, Instant::now());
     let peers = loop {
         let peers: Vec<PeerInfo> = client.peers().await?.into_iter().filter(|p| p.slots.is_some()).collect();

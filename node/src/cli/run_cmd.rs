@@ -1,7 +1,7 @@
 //! `meshwork run <task>`: join the mesh, run one job, print its result.
 
 use super::interrupt::Interrupt;
-use super::mesh::{join, wait_for};
+use super::mesh::{join, reach, wait_for};
 use super::{checks, short, slots_or_cores, usage, PeerOpts, EXIT_CANCELLED, EXIT_FAILED};
 use crate::client::{Client, JobOptions, JobReport};
 use crate::net::peer_map::PeerNames;
@@ -13,7 +13,7 @@ use meshwork_protocol::task::Task;
 use meshwork_protocol::{JobEvent, JobId, PeerKey};
 use serde::Serialize;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Arguments of `meshwork run`.
 #[derive(Debug, Args)]
@@ -21,7 +21,7 @@ use std::time::Duration;
 {\"task\",\"error\"}), and stderr one object per job event, peers by full peer id:
   {\"event\":\"retried\",\"job\",\"piece\",\"peer\",\"cause\"}     a piece failed there; goes elsewhere
   {\"event\":\"refused\",\"job\",\"peer\",\"reason\"}             refused for a reason other than busy
-  {\"event\":\"warning\",\"message\"}                          e.g. fewer peers than --min-peers
+  {\"event\":\"warning\",\"message\"}                          e.g. no peer runs the task
 and with --explain also
   {\"event\":\"placed\",\"job\",\"peer\",\"pieces\":[..],\"backup\",\"load\",\"slots\",\"considered\":[{\"peer\",\"load\",\"slots\"}]}
   {\"event\":\"unplaceable\",\"job\",\"piece\",\"why\",\"reasons\":[{\"reason\",\"peers\"}]}
@@ -31,18 +31,25 @@ Log lines (RUST_LOG) also go to stderr: read the lines that start with '{'.
 Ctrl-C cancels at any moment (the peers holding pieces are told to stop them);
 a second Ctrl-C exits at once.
 
-Exit codes: 0 done; 1 the job failed; 2 bad arguments; \
-3 no mesh (a node could not start); 130 cancelled with Ctrl-C.")]
+Exit codes: 0 done; 1 the job failed; 2 bad arguments (checked before joining); \
+3 no mesh (a --join address not reached, fewer than --min-peers peers, or a node \
+could not start); 130 cancelled with Ctrl-C.")]
 pub struct RunArgs {
     #[command(flatten)]
     peer: PeerOpts,
     /// Pieces this process runs itself at once [default: number of cores]; 0 only submits.
     #[arg(long, global = true)]
     slots: Option<u32>,
-    /// Wait until this many other peers advertise the task before starting.
+    /// Wait until this many other peers advertise the task before starting;
+    /// fewer after --wait is an error (exit 3) unless --or-run-anyway.
     #[arg(long, default_value_t = 0, global = true, value_name = "N")]
     min_peers: usize,
-    /// Longest wait for peers, in seconds; then the job starts with whoever is there.
+    /// Start the job with whoever is there (even no one: this machine
+    /// alone) when --min-peers are not there after --wait.
+    #[arg(long, global = true)]
+    or_run_anyway: bool,
+    /// Longest wait, in seconds, for a --join address to be reached (not
+    /// reached: exit 3) and for --min-peers.
     #[arg(long, default_value_t = 3.0, global = true, value_name = "SECS", value_parser = checks::secs)]
     wait: f64,
     /// A piece failing this many times fails the job (1 or more).
@@ -196,28 +203,38 @@ fn cancelled() -> ExitCode {
     ExitCode::from(EXIT_CANCELLED)
 }
 
-/// Waits until `--min-peers` peers run the task (or, without it, until the
-/// peers found stop changing), at most `--wait`.
+/// Waits, at most `--wait`, until a `--join` address is reached (an error
+/// if none is) and `--min-peers` peers run the task (an error if fewer do,
+/// unless `--or-run-anyway`). Without `--min-peers` it waits for one peer
+/// running the task, and says so if there is none.
 async fn wait_for_peers(client: &Client, task: &str, args: &RunArgs) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
+    if !args.peer.join.is_empty() {
+        reach(client, &args.peer.join, deadline).await?;
+    }
     let alone = args.peer.join.is_empty() && args.peer.no_mdns;
     if alone && args.min_peers == 0 {
         return Ok(());
     }
     let want = args.min_peers.max(1);
     let runs = |peers: &[crate::client::PeerInfo]| peers.iter().filter(|p| p.tasks.iter().any(|t| t == task)).count();
-    let peers = wait_for(client, Duration::from_secs_f64(args.wait), |p| runs(p) >= want).await?;
-    if runs(&peers) < args.min_peers {
-        let message = format!(
-            "only {} of {} peers run {task} after {}s; starting anyway",
-            runs(&peers),
-            args.min_peers,
-            args.wait
-        );
-        if args.json {
-            eprintln!("{}", serde_json::json!({ "event": "warning", "message": message }));
-        } else {
-            eprintln!("warning: {message}");
-        }
+    let found = runs(&wait_for(client, deadline, |p| runs(p) >= want).await?);
+    if found >= want {
+        return Ok(());
+    }
+    let seen = format!("{found} of {want} peers run {task} after {} s", args.wait);
+    if args.min_peers > 0 && !args.or_run_anyway {
+        anyhow::bail!("only {seen} (--min-peers {want}; --or-run-anyway starts with whoever is there)");
+    }
+    let message = if found == 0 {
+        format!("no other peer runs {task} after {} s: running on this machine only", args.wait)
+    } else {
+        format!("only {seen}; starting anyway")
+    };
+    if args.json {
+        eprintln!("{}", serde_json::json!({ "event": "warning", "message": message }));
+    } else {
+        eprintln!("warning: {message}");
     }
     Ok(())
 }
