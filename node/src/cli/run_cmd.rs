@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use meshwork_protocol::policy::Candidate;
 use meshwork_protocol::task::Task;
-use meshwork_protocol::{JobEvent, JobId, PeerKey};
+use meshwork_protocol::{human, JobEvent, JobId, PeerKey};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -184,7 +184,7 @@ async fn execute<T: Task>(
     match outcome {
         Ok((result, report)) => {
             let shown = render(&input, &result)?;
-            print_outcome(T::NAME, &shown, &report, args.json)?;
+            print_outcome(T::NAME, &shown, &report, &client.peer_id().to_string(), args.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -366,23 +366,71 @@ fn describe_pieces(pieces: &[u32]) -> String {
     }
 }
 
-fn print_outcome(task: &str, shown: &Rendered, report: &JobReport, json: bool) -> anyhow::Result<()> {
+fn print_outcome(task: &str, shown: &Rendered, report: &JobReport, me: &str, json: bool) -> anyhow::Result<()> {
     if json {
         let value = serde_json::json!({ "task": task, "result": shown.json, "summary": report });
         println!("{value}");
         return Ok(());
     }
     println!("{}", shown.text);
-    let per_peer: Vec<String> = report.pieces_per_peer.iter().map(|(p, n)| format!("{} {n}", short(p))).collect();
-    eprintln!(
-        "{} pieces in {:.3}s · per peer: {} · retries {} · backups {} ({} won) · duplicates ignored {}",
+    eprintln!("{}", summary_line(report, me));
+    Ok(())
+}
+
+/// The summary of a job for people: its duration as they write one, and
+/// pieces per peer (this process as "this machine") adding up to the
+/// job's pieces: those no peer ran, when a job ends early, are counted too.
+fn summary_line(report: &JobReport, me: &str) -> String {
+    let name = |p: &str| if p == me { "this machine".to_string() } else { short(p) };
+    let mut per_peer: Vec<String> = report.pieces_per_peer.iter().map(|(p, n)| format!("{} {n}", name(p))).collect();
+    let ran: u32 = report.pieces_per_peer.iter().map(|(_, n)| n).sum();
+    if ran < report.pieces {
+        per_peer.push(format!("not run {} (the job ended early)", report.pieces - ran));
+    }
+    format!(
+        "{} pieces in {} · per peer: {} · retries {} · backups {} ({} won) · duplicates ignored {}",
         report.pieces,
-        report.wall_s,
+        human(Duration::from_secs_f64(report.wall_s)),
         per_peer.join(", "),
         report.retries,
         report.backups,
         report.backups_won,
         report.duplicates_ignored
-    );
-    Ok(())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(wall_s: f64, pieces: u32, per_peer: &[(&str, u32)]) -> JobReport {
+        JobReport {
+            job: "j".into(),
+            pieces,
+            wall_s,
+            pieces_per_peer: per_peer.iter().map(|(p, n)| (p.to_string(), *n)).collect(),
+            retries: 1,
+            backups: 2,
+            backups_won: 1,
+            overdue_batches: 0,
+            duplicates_ignored: 0,
+            unsolicited: 0,
+            rejections: 0,
+            batches: 3,
+        }
+    }
+
+    #[test]
+    fn the_summary_reads_as_people_write_and_its_counts_add_up() {
+        let (me, other) = ("12D3KooWMe000000000000", "12D3KooWOther0000abcd1234");
+        assert_eq!(
+            summary_line(&report(10.046471, 8, &[(other, 5), (me, 3)]), me),
+            "8 pieces in 10.0 s · per peer: …abcd1234 5, this machine 3 · retries 1 · backups 2 (1 won) · duplicates ignored 0"
+        );
+        let early = summary_line(&report(0.25, 64, &[(other, 10)]), me);
+        assert!(
+            early.starts_with("64 pieces in 250 ms · per peer: …abcd1234 10, not run 54 (the job ended early) ·"),
+            "{early}"
+        );
+    }
 }
