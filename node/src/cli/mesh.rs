@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 /// How often the peer table is looked at while waiting.
 const POLL: Duration = Duration::from_millis(100);
 
+/// Why a join address was not reached when no dial of it failed: it never
+/// finished a handshake, or the node there closed the connection at once.
+const NO_CONNECTION: &str = "no connection (no answer, or the node there closed it: is it at its --max-connections?)";
+
 /// How long past its deadline a join address that has not answered at all
 /// (neither connected nor failed, e.g. mid-handshake) is still given, so a
 /// short `--wait` does not cut off a dial that would have succeeded.
@@ -44,7 +48,7 @@ pub(super) async fn reach(client: &Client, joins: &[Multiaddr], deadline: Instan
         let now = Instant::now();
         if now >= deadline && (joins.iter().all(|a| cause(a).is_some()) || now >= deadline + FIRST_ANSWER) {
             let why: Vec<String> =
-                joins.iter().map(|a| format!("--join {a}: {}", cause(a).unwrap_or("no answer"))).collect();
+                joins.iter().map(|a| format!("--join {a}: {}", cause(a).unwrap_or(NO_CONNECTION))).collect();
             anyhow::bail!("cannot reach the mesh: {}", why.join("; "));
         }
         tokio::time::sleep(POLL).await;
