@@ -1,5 +1,7 @@
 //! The `meshwork` command line. One module per subcommand; options shared
-//! by every command that starts a peer live in [`PeerOpts`].
+//! by every command that starts a peer live in [`PeerOpts`], the checks
+//! clap runs on argument values while parsing in `checks`, and joining a
+//! mesh with a deadline in `mesh`.
 
 mod bench;
 pub(crate) mod checks;
