@@ -4,9 +4,10 @@
 //! handshake that failed on a different `--secret-file`), and so does a
 //! run that finds fewer than `--min-peers` peers, unless told
 //! `--or-run-anyway`. Each of these used to print a correct result
-//! computed by the run's own process alone, and exit 0.
+//! computed by the run's own process alone, and exit 0. A long-running
+//! `meshwork node` keeps dialling, but warns why it is not reached.
 
-use meshwork_tests::procs::{node, Proc, Spawn, Stderr};
+use meshwork_tests::procs::{identity_file, node, Proc, Spawn, Stderr, Stream};
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -81,4 +82,21 @@ fn fewer_than_min_peers_fails_unless_told_to_run_anyway() {
     let (code, out, err) = run(&addr, &["--min-peers", "2", "--or-run-anyway"]);
     assert_eq!((code, out.as_str()), (0, "168 primes in [0, 1000)"), "{err}");
     assert!(err.contains("only 1 of 2 peers run primes"), "a warning says so:\n{err}");
+}
+
+#[test]
+fn a_node_whose_join_address_refuses_warns_why_and_keeps_running() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let join = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", libp2p::PeerId::random());
+    let key = identity_file();
+    let args = ["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--identity", &key, "--join", &join];
+    let mut node = Proc::spawn(&Spawn { stderr: Stderr::Pipe, die_with_parent: true, ..Spawn::default() }, &args);
+    let warned = node.wait_for("a warning naming the join address", T, |l| {
+        l.stream == Stream::Stderr && l.text.contains("cannot reach the mesh")
+    });
+    let err = node.stderr();
+    warned.unwrap_or_else(|e| panic!("{e}:\n{err}"));
+    assert!(err.contains(&join) && err.contains("connection refused"), "the warning says where and why:\n{err}");
+    assert!(node.pump(), "the node keeps running:\n{err}");
+    std::fs::remove_file(&key).unwrap();
 }
