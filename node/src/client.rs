@@ -25,6 +25,8 @@ pub(crate) enum Command {
     /// [`ask_status`](meshwork_protocol::Machine::ask_status)).
     Status(PeerId, oneshot::Sender<Result<Load, String>>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
+    /// The `--join` addresses whose last dial failed, and why.
+    JoinFailures(oneshot::Sender<Vec<(Multiaddr, String)>>),
     Load(oneshot::Sender<Load>),
     Stats(oneshot::Sender<NodeStats>),
     Shutdown(oneshot::Sender<()>),
@@ -259,6 +261,13 @@ impl Client {
     /// Every peer the node knows.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, RunError> {
         self.ask(Command::Peers).await
+    }
+
+    /// The `--join` addresses a dial of which failed, and why the last one
+    /// did (connection refused, wrong peer id, handshake failed …). A later
+    /// success shows in [`Client::peers`], not here.
+    pub async fn join_failures(&self) -> Result<Vec<(Multiaddr, String)>, RunError> {
+        self.ask(Command::JoinFailures).await
     }
 
     /// Sends a Status request to `peer` and returns the load it reports.

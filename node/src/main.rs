@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use meshwork::cli::{Cli, Command, UsageError, EXIT_MESH};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -13,7 +14,10 @@ fn main() -> ExitCode {
         _ => "warn,libp2p_kad=error,meshwork=info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only for a person at a terminal who has not asked for none
+    // (https://no-color.org): a log file or a pipe gets plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
     // A panicking task is contained by the executor; report it as a log line.
     std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
     // One thread drives the node (the swarm, the machine and the CLI's own

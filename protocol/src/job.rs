@@ -5,7 +5,7 @@
 use crate::histogram::Histogram;
 use crate::ids::{JobId, PeerKey, RequestId};
 use crate::policy::Choice;
-use crate::time::Time;
+use crate::time::{human, Time};
 use crate::wire::RejectReason;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, VecDeque};
@@ -210,7 +210,7 @@ impl JobError {
                 format!("piece {} failed {} times: {}", f.piece, f.causes.len(), causes.join("; "))
             }
             JobError::Stalled { piece, waited, why } => {
-                format!("no peer could take piece {piece} for {waited:?}: {}", why.describe(name))
+                format!("no peer could take piece {piece} for {}: {}", human(*waited), why.describe(name))
             }
             JobError::Cancelled => "cancelled".to_string(),
         }

@@ -53,7 +53,7 @@ pub use outbox::Action;
 pub use peers::{DownReason, PeerEvent, PeerView};
 pub use policy::Policy;
 pub use status::{StatusAnswer, StatusError};
-pub use time::Time;
+pub use time::{human, Time};
 pub use worker::Execution;
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::job::{Job, JobError, JobEvent, JobOutput, JobSpec, PieceFailure, Subm
 use crate::outbox::Outbox;
 use crate::peers::{Depth, PeerTable};
 use crate::policy::{Choice, Chooser};
-use crate::time::Time;
+use crate::time::{human, Time};
 use crate::wire::{
     valid_task_name, CancelRequest, Outcome, PieceInput, RejectReason, Rejected, Request, Response, Results,
     RunRequest, PROTOCOL_VERSION,
@@ -477,7 +477,13 @@ impl Scheduler {
             let timeout = job.spec.piece_timeout;
             let Some(b) = self.inflight.retire(rid, job, ctx) else { continue };
             self.inflight.cancel(peer, job_id, Some(b.pieces.clone()), ctx);
-            self.fail_pieces(rid, b, &format!("no result within the piece deadline of {timeout:?}"), Ban::Yes, ctx);
+            self.fail_pieces(
+                rid,
+                b,
+                &format!("no result within the piece deadline of {}", human(timeout)),
+                Ban::Yes,
+                ctx,
+            );
         }
     }
 

@@ -12,7 +12,7 @@
 
 use crate::config::{AcceptFrom, Config};
 use crate::ids::{ExecId, InboundId, JobId, PeerKey, RequestId};
-use crate::time::Time;
+use crate::time::{human, Time};
 use crate::wire::{
     Load, Outcome, PieceInput, PieceResult, RejectReason, Response, Results, RunRequest, PROTOCOL_VERSION,
 };
@@ -355,7 +355,7 @@ impl Worker {
             out.push(WorkerOut::Abort(id));
             // Done pieces keep their outputs; the one running failed; the
             // rest never started.
-            let why = format!("piece deadline of {:?} passed on the worker", exec.timeout);
+            let why = format!("piece deadline of {} passed on the worker", human(exec.timeout));
             let mut outcomes = std::mem::take(&mut exec.done);
             if outcomes.len() < exec.pieces.len() {
                 outcomes.push(Outcome::Failed(why));

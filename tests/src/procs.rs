@@ -87,6 +87,9 @@ pub enum Stderr {
     Inherit,
     /// Captured line by line into [`Proc::log`].
     Pipe,
+    /// Captured likewise, but through a pseudo-terminal: to the process,
+    /// stderr is a terminal.
+    Terminal,
 }
 
 /// How to start a process with [`Proc::spawn`].
@@ -99,6 +102,8 @@ pub struct Spawn {
     /// SIGKILL it when the thread that started it ends (`PR_SET_PDEATHSIG`),
     /// so nothing outlives a test process that is itself killed.
     pub die_with_parent: bool,
+    /// Environment variables set for it (name, value), on top of the test's.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `meshwork` process. Dropping it kills it (SIGKILL) and reaps it.
@@ -136,6 +141,7 @@ impl Proc {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
         }
+        cmd.envs(how.env.iter().map(|(k, v)| (k, v)));
         if how.die_with_parent {
             // SAFETY: prctl(2) is async-signal-safe and touches nothing of the parent.
             unsafe {
@@ -147,16 +153,27 @@ impl Proc {
                 });
             }
         }
+        let mut terminal = None;
         cmd.stderr(match how.stderr {
             Stderr::Inherit => Stdio::inherit(),
             Stderr::Pipe => Stdio::piped(),
+            Stderr::Terminal => {
+                let (master, slave) = pseudo_terminal().expect("a pseudo-terminal");
+                terminal = Some(master);
+                Stdio::from(slave)
+            }
         });
         let mut child = cmd.spawn().expect("starting meshwork");
+        // The parent's copy of the terminal's other side: closed, so reading
+        // ends when the process's copy closes.
+        drop(cmd);
         let (tx, lines) = channel();
         let stdout = child.stdout.take().expect("piped stdout");
         read_lines(stdout, Stream::Stdout, tx.clone());
         if let Some(stderr) = child.stderr.take() {
             read_lines(stderr, Stream::Stderr, tx);
+        } else if let Some(master) = terminal {
+            read_lines(master, Stream::Stderr, tx);
         }
         Proc { child, lines, seen: Vec::new(), log: Vec::new() }
     }
@@ -230,6 +247,13 @@ impl Proc {
         }
         let status = self.child.wait()?;
         Ok((status.code().unwrap_or(-1), self.seen.join("\n")))
+    }
+
+    /// Every stderr line captured so far ([`Stderr::Pipe`]), one per line.
+    pub fn stderr(&self) -> String {
+        let lines: Vec<&str> =
+            self.log.iter().filter(|l| l.stream == Stream::Stderr).map(|l| l.text.as_str()).collect();
+        lines.join("\n")
     }
 
     /// Sends `signal` to the process.
@@ -309,10 +333,41 @@ impl Drop for Throttle<'_> {
     }
 }
 
-/// Sends each line of `from` to `to`, stamped with its arrival, on a thread of its own.
+/// A new pseudo-terminal: its master side (what the test reads) and its
+/// slave side (what the process writes to, a terminal to it).
+fn pseudo_terminal() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |rc: i32| if rc != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
+    // SAFETY: posix_openpt(3) returns a new descriptor (or -1), owned by the File from here on.
+    let fd = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above: a descriptor nothing else owns.
+    let master = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: grantpt(3), unlockpt(3) and ptsname_r(3) on the master we own,
+    // the name written into a buffer of the length given.
+    unsafe {
+        fail(libc::grantpt(fd))?;
+        fail(libc::unlockpt(fd))?;
+        fail(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()))?;
+    }
+    // SAFETY: ptsname_r wrote a NUL-terminated name into `name`.
+    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
+    let slave = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOCTTY).open(path)?;
+    Ok((master, slave))
+}
+
+/// Sends each line of `from` to `to`, stamped with its arrival, on a thread
+/// of its own (without a terminal's carriage return).
 fn read_lines(from: impl Read + Send + 'static, stream: Stream, to: Sender<Line>) {
     std::thread::spawn(move || {
-        for text in BufReader::new(from).lines().map_while(Result::ok) {
+        for mut text in BufReader::new(from).lines().map_while(Result::ok) {
+            if text.ends_with('\r') {
+                text.pop();
+            }
             if to.send(Line { at: Instant::now(), stream, text }).is_err() {
                 break;
             }

@@ -5,7 +5,7 @@
 
 use meshwork_tests::node_proc::NodeProc;
 use meshwork_tests::observer::Observer;
-use meshwork_tests::procs::Proc;
+use meshwork_tests::procs::{Proc, Spawn, Stderr};
 use meshwork_tests::run_proc::{RunOutput, RunProc};
 use std::time::{Duration, Instant};
 
@@ -84,20 +84,16 @@ fn a_node_at_max_connections_refuses_more_and_keeps_serving_those_it_has() {
     let (pieces, ms) = (40, 500);
     let mut job = sleep_job(&worker, pieces, ms);
     job.wait_placed_on(&worker.peer, job.started, T).unwrap();
-    let mut peers = Proc::start(&[
-        "peers",
-        "--no-mdns",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--join",
-        &worker.addr,
-        "--json",
-        "--wait",
-        "3",
-    ]);
+    let args =
+        ["peers", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", &worker.addr, "--json", "--wait", "3"];
+    let mut peers = Proc::spawn(&Spawn { stderr: Stderr::Pipe, die_with_parent: true, ..Spawn::default() }, &args);
     let (code, table) = peers.output(T).unwrap();
     let refused = Instant::now();
-    assert_eq!((code, table.trim()), (3, "[]"), "a second peer reached a node allowing one connection");
+    // Not reached: `peers` says so, naming the address, rather than list nobody.
+    let err = peers.stderr();
+    assert_eq!((code, table.as_str()), (3, ""), "a second peer reached a node allowing one connection: {err}");
+    assert!(err.contains(&format!("cannot reach the mesh: --join {}", worker.addr)), "{err}");
+    eprintln!("max connections: {err}");
     let out = finished_on(&mut job, &worker, pieces, ms);
     let after = out.placed_on_after(&worker.peer, refused);
     assert!(after > 0, "no piece placed on the node after it refused a connection: {}", out.json);

@@ -21,7 +21,7 @@ pub struct LimitOpts {
     #[arg(long, value_name = "N", global = true)]
     pub max_pieces_per_peer: Option<u32>,
     /// Longest time one piece may run here before it is failed and its slot freed, in seconds.
-    #[arg(long, default_value_t = 3600.0, value_name = "SECS", global = true)]
+    #[arg(long, default_value_t = 3600.0, value_name = "SECS", global = true, value_parser = super::checks::positive_secs)]
     pub max_piece_time: f64,
     /// Most connections at once.
     #[arg(long, default_value_t = 1024, value_name = "N", global = true)]

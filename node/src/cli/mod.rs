@@ -1,7 +1,11 @@
 //! The `meshwork` command line. One module per subcommand; options shared
-//! by every command that starts a peer live in [`PeerOpts`].
+//! by every command that starts a peer live in [`PeerOpts`], the checks
+//! clap runs on argument values while parsing in `checks`, and joining a
+//! mesh with a deadline in `mesh`.
 
 mod bench;
+pub(crate) mod checks;
+mod completions;
 mod demo;
 mod interrupt;
 mod keygen;
@@ -37,7 +41,14 @@ pub const EXIT_CANCELLED: u8 = 130;
 /// gossip their load, and any node can split a job into pieces, run them on
 /// the least-loaded peers and merge the results.
 #[derive(Debug, Parser)]
-#[command(name = "meshwork", version, propagate_version = true)]
+#[command(
+    name = "meshwork",
+    version = env!("MESHWORK_VERSION"),
+    propagate_version = true,
+    after_help = "Exit codes: 0 done; 1 the job (or the command's work) failed; 2 bad arguments \
+(checked before anything starts); 3 no mesh (a --join address not reached, fewer than \
+--min-peers peers, or a node could not start); 130 cancelled with Ctrl-C."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -65,6 +76,8 @@ pub enum Command {
     /// Simulate a mesh in virtual time (thousands of nodes, the real
     /// scheduler), or with --real on real nodes in this process.
     Simulate(Box<simulate::SimulateArgs>),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(completions::CompletionsArgs),
 }
 
 impl Cli {
@@ -79,6 +92,7 @@ impl Cli {
             Command::Demo(a) => demo::run(a).await,
             Command::Simulate(a) => simulate::run(*a).await,
             Command::Bench(a) => bench::run(a).await,
+            Command::Completions(a) => completions::run(a),
         }
     }
 }
@@ -100,7 +114,7 @@ pub struct PeerOpts {
     pub no_mdns: bool,
     /// Private mesh: the pre-shared key file written by `meshwork keygen`.
     /// Only nodes with the same key can connect; QUIC is turned off.
-    #[arg(long, value_name = "PATH", env = "MESHWORK_SECRET_FILE", global = true)]
+    #[arg(long, value_name = "PATH", env = "MESHWORK_SECRET_FILE", global = true, value_parser = checks::readable_file)]
     pub secret_file: Option<PathBuf>,
     /// Limits and who may submit work.
     #[command(flatten)]
@@ -172,3 +186,9 @@ pub fn short(peer: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// `e`, caused by the arguments, as a [`UsageError`] (its context chain
+/// kept in the message).
+pub(crate) fn usage(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(UsageError(format!("{e:#}")))
+}

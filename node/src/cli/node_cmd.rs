@@ -4,23 +4,29 @@
 //! and tests with `--json` (the same events, so neither has to parse the
 //! other's wording).
 
-use super::{slots_or_cores, terminated, PeerOpts};
+use super::mesh::reach;
+use super::{slots_or_cores, terminated, usage, PeerOpts};
 use crate::client::{Client, MeshEvent};
-use crate::net::identity;
+use crate::net::identity::{self, Identity, IdentityError};
 use crate::node::Node;
 use anyhow::Context;
 use clap::Args;
+use libp2p::Multiaddr;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// How often the peer table is read for peers going quiet or being heard
 /// again (the node keeps that flag but sends no event for it).
 const QUIET_POLL: Duration = Duration::from_millis(250);
+
+/// How long a node gives its `--join` addresses before it warns that none
+/// was reached (as long as `meshwork run` waits by default).
+const JOIN_WARNING: Duration = Duration::from_secs(3);
 
 /// Arguments of `meshwork node`.
 #[derive(Debug, Args)]
@@ -43,6 +49,11 @@ pub struct NodeArgs {
     slots: Option<u32>,
     /// Keypair file (created with mode 0600 if absent), so the node keeps
     /// its peer id across restarts [default: <data dir>/meshwork/identity.key].
+    /// It is locked while the node runs, as two nodes with one identity
+    /// would look like one peer: a second node given the same --identity
+    /// refuses to start (exit 3), while a second node left to the default
+    /// runs with a new identity of its own, saved nowhere (so several nodes
+    /// on one machine just work).
     #[arg(long, value_name = "PATH")]
     identity: Option<PathBuf>,
     /// Print each event as one JSON object per line instead of text.
@@ -86,9 +97,21 @@ impl Report {
 }
 
 pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
-    let path = args.identity.unwrap_or_else(identity::default_path);
-    let key = identity::load_or_create(&path)?;
-    let cfg = args.peer.node_config(key, slots_or_cores(args.slots))?;
+    let identity = match &args.identity {
+        Some(path) => identity::load_or_create(path)?,
+        None => match identity::load_or_create(&identity::default_path()) {
+            Err(IdentityError::InUse(path)) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "the default identity is in use by another node: this one runs with a new identity, \
+                     saved nowhere (give it an --identity to keep one)"
+                );
+                Identity::ephemeral()
+            }
+            loaded => loaded?,
+        },
+    };
+    let cfg = args.peer.node_config(identity.key.clone(), slots_or_cores(args.slots)).map_err(usage)?;
     let node = Node::start(cfg).await.context("starting the node")?;
     let json = args.json;
     let mut out = std::io::stdout().lock();
@@ -101,10 +124,26 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     tokio::select! {
         r = terminated() => r?,
         _ = report(node.client(), json) => {}
+        () = warn_unreached(node.client(), &args.peer.join) => {}
     }
     node.shutdown().await;
+    // Only now may another node take this identity.
+    drop(identity);
     tracing::info!("node stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says once, as a warning, why none of the `--join` addresses was reached
+/// within [`JOIN_WARNING`]: the node keeps dialling them, but whoever
+/// started it should know of a typo, a dead node or a different
+/// `--secret-file` now. Never returns.
+async fn warn_unreached(client: Client, joins: &[Multiaddr]) {
+    if !joins.is_empty() {
+        if let Err(e) = reach(&client, joins, Instant::now() + JOIN_WARNING).await {
+            tracing::warn!("{e:#}; still trying");
+        }
+    }
+    std::future::pending().await
 }
 
 /// Prints one line per change of the live mesh and of its quiet peers,

@@ -1,6 +1,6 @@
 //! `meshwork peers`: join briefly, listen to the adverts, print the table.
 
-use super::mesh::join;
+use super::mesh::{join, reach};
 use super::PeerOpts;
 use crate::client::PeerInfo;
 use clap::Args;
@@ -17,7 +17,7 @@ pub struct PeersArgs {
     peer: PeerOpts,
     /// Longest time to listen for adverts, in seconds (it stops earlier
     /// once the table stops growing).
-    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    #[arg(long, default_value_t = 5.0, value_name = "SECS", value_parser = super::checks::secs)]
     wait: f64,
     /// Print JSON (an array of peers) instead of a table.
     #[arg(long)]
@@ -27,7 +27,13 @@ pub struct PeersArgs {
 pub(super) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
     let node = join(&args.peer, 0).await?;
     let client = node.client();
-    let deadline = Instant::now() + Duration::from_secs_f64(args.wait.max(0.0));
+    let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
+    if !args.peer.join.is_empty() {
+        if let Err(e) = reach(&client, &args.peer.join, deadline).await {
+            node.shutdown().await;
+            return Err(e);
+        }
+    }
     let (mut count, mut since) = (0, Instant::now());
     let peers = loop {
         let peers: Vec<PeerInfo> = client.peers().await?.into_iter().filter(|p| p.slots.is_some()).collect();

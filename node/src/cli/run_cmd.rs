@@ -1,8 +1,8 @@
 //! `meshwork run <task>`: join the mesh, run one job, print its result.
 
 use super::interrupt::Interrupt;
-use super::mesh::{join, wait_for};
-use super::{short, slots_or_cores, PeerOpts, UsageError, EXIT_CANCELLED, EXIT_FAILED};
+use super::mesh::{join, reach, wait_for};
+use super::{checks, short, slots_or_cores, usage, PeerOpts, EXIT_CANCELLED, EXIT_FAILED};
 use crate::client::{Client, JobOptions, JobReport};
 use crate::net::peer_map::PeerNames;
 use crate::tasks::{hash_search, mandelbrot, noop, primes, sleep, wordcount, Rendered};
@@ -10,10 +10,10 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use meshwork_protocol::policy::Candidate;
 use meshwork_protocol::task::Task;
-use meshwork_protocol::{JobEvent, JobId, PeerKey};
+use meshwork_protocol::{human, JobEvent, JobId, PeerKey};
 use serde::Serialize;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Arguments of `meshwork run`.
 #[derive(Debug, Args)]
@@ -21,7 +21,7 @@ use std::time::Duration;
 {\"task\",\"error\"}), and stderr one object per job event, peers by full peer id:
   {\"event\":\"retried\",\"job\",\"piece\",\"peer\",\"cause\"}     a piece failed there; goes elsewhere
   {\"event\":\"refused\",\"job\",\"peer\",\"reason\"}             refused for a reason other than busy
-  {\"event\":\"warning\",\"message\"}                          e.g. fewer peers than --min-peers
+  {\"event\":\"warning\",\"message\"}                          e.g. no peer runs the task
 and with --explain also
   {\"event\":\"placed\",\"job\",\"peer\",\"pieces\":[..],\"backup\",\"load\",\"slots\",\"considered\":[{\"peer\",\"load\",\"slots\"}]}
   {\"event\":\"unplaceable\",\"job\",\"piece\",\"why\",\"reasons\":[{\"reason\",\"peers\"}]}
@@ -31,28 +31,35 @@ Log lines (RUST_LOG) also go to stderr: read the lines that start with '{'.
 Ctrl-C cancels at any moment (the peers holding pieces are told to stop them);
 a second Ctrl-C exits at once.
 
-Exit codes: 0 done; 1 the job failed; 2 bad arguments; \
-3 no mesh (a node could not start); 130 cancelled with Ctrl-C.")]
+Exit codes: 0 done; 1 the job failed; 2 bad arguments (checked before joining); \
+3 no mesh (a --join address not reached, fewer than --min-peers peers, or a node \
+could not start); 130 cancelled with Ctrl-C.")]
 pub struct RunArgs {
     #[command(flatten)]
     peer: PeerOpts,
     /// Pieces this process runs itself at once [default: number of cores]; 0 only submits.
     #[arg(long, global = true)]
     slots: Option<u32>,
-    /// Wait until this many other peers advertise the task before starting.
+    /// Wait until this many other peers advertise the task before starting;
+    /// fewer after --wait is an error (exit 3) unless --or-run-anyway.
     #[arg(long, default_value_t = 0, global = true, value_name = "N")]
     min_peers: usize,
-    /// Longest wait for peers, in seconds; then the job starts with whoever is there.
-    #[arg(long, default_value_t = 3.0, global = true, value_name = "SECS")]
+    /// Start the job with whoever is there (even no one: this machine
+    /// alone) when --min-peers are not there after --wait.
+    #[arg(long, global = true)]
+    or_run_anyway: bool,
+    /// Longest wait, in seconds, for a --join address to be reached (not
+    /// reached: exit 3) and for --min-peers.
+    #[arg(long, default_value_t = 3.0, global = true, value_name = "SECS", value_parser = checks::secs)]
     wait: f64,
-    /// A piece failing this many times fails the job.
-    #[arg(long, default_value_t = 3, global = true, value_name = "N")]
+    /// A piece failing this many times fails the job (1 or more).
+    #[arg(long, default_value_t = 3, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_attempts: u32,
     /// Deadline of one piece, in seconds.
-    #[arg(long, default_value_t = 300.0, global = true, value_name = "SECS")]
+    #[arg(long, default_value_t = 300.0, global = true, value_name = "SECS", value_parser = checks::positive_secs)]
     piece_timeout: f64,
     /// A job no peer can take fails after this many seconds.
-    #[arg(long, default_value_t = 10.0, global = true, value_name = "SECS")]
+    #[arg(long, default_value_t = 10.0, global = true, value_name = "SECS", value_parser = checks::positive_secs)]
     stall_timeout: f64,
     /// Do not launch speculative backups of straggling pieces.
     #[arg(long, global = true)]
@@ -88,44 +95,40 @@ enum TaskCommand {
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    // First of all: from here on Ctrl-C cancels, whatever is going on.
+    match &args.task {
+        TaskCommand::Primes(a) => job(&primes::Primes, a.input(), primes::render, &args).await,
+        TaskCommand::Mandelbrot(a) => job(&mandelbrot::Mandelbrot, a.input(), mandelbrot::render, &args).await,
+        TaskCommand::HashSearch(a) => job(&hash_search::HashSearch, a.input(), hash_search::render, &args).await,
+        TaskCommand::Wordcount(a) => job(&wordcount::Wordcount, a.input(), wordcount::render, &args).await,
+        TaskCommand::Noop(a) => job(&noop::Noop, a.input(), noop::render, &args).await,
+        TaskCommand::Sleep(a) => job(&sleep::Sleep, a.input(), sleep::render, &args).await,
+    }
+}
+
+type Render<T> = fn(&<T as Task>::Input, &<T as Task>::Result) -> anyhow::Result<Rendered>;
+
+/// Checks the task's arguments (clap has checked the rest while parsing),
+/// and only then joins the mesh and runs the job: a mistake in the
+/// arguments costs nothing but its error message.
+async fn job<T: Task>(
+    task: &T,
+    input: anyhow::Result<T::Input>,
+    render: Render<T>,
+    args: &RunArgs,
+) -> anyhow::Result<ExitCode> {
+    let input = input.map_err(usage)?;
+    // From here on Ctrl-C cancels, whatever is going on.
     let mut interrupt = Interrupt::install()?;
-    let usage = |e: anyhow::Error| anyhow::Error::new(UsageError(e.to_string()));
     let node = tokio::select! {
         node = join(&args.peer, slots_or_cores(args.slots)) => node?,
         () = interrupt.pressed_once() => return Ok(cancelled()),
     };
-    let client = node.client();
-    let ctrl_c = &mut interrupt;
-    let code = match &args.task {
-        TaskCommand::Primes(a) => {
-            execute(&client, &primes::Primes, a.input().map_err(usage)?, primes::render, &args, ctrl_c).await
-        }
-        TaskCommand::Mandelbrot(a) => {
-            execute(&client, &mandelbrot::Mandelbrot, a.input().map_err(usage)?, mandelbrot::render, &args, ctrl_c)
-                .await
-        }
-        TaskCommand::HashSearch(a) => {
-            execute(&client, &hash_search::HashSearch, a.input().map_err(usage)?, hash_search::render, &args, ctrl_c)
-                .await
-        }
-        TaskCommand::Wordcount(a) => {
-            execute(&client, &wordcount::Wordcount, a.input().map_err(usage)?, wordcount::render, &args, ctrl_c).await
-        }
-        TaskCommand::Noop(a) => {
-            execute(&client, &noop::Noop, a.input().map_err(usage)?, noop::render, &args, ctrl_c).await
-        }
-        TaskCommand::Sleep(a) => {
-            execute(&client, &sleep::Sleep, a.input().map_err(usage)?, sleep::render, &args, ctrl_c).await
-        }
-    };
+    let code = execute(&node.client(), task, input, render, args, &mut interrupt).await;
     // Also after Ctrl-C: the shutdown gives the Cancel requests their
     // moment to leave (a second Ctrl-C skips it).
     node.shutdown().await;
     code
 }
-
-type Render<T> = fn(&<T as Task>::Input, &<T as Task>::Result) -> anyhow::Result<Rendered>;
 
 /// Waits for peers, runs the job with a progress bar, prints the result;
 /// Ctrl-C at any point before the result is printed cancels.
@@ -181,7 +184,7 @@ async fn execute<T: Task>(
     match outcome {
         Ok((result, report)) => {
             let shown = render(&input, &result)?;
-            print_outcome(T::NAME, &shown, &report, args.json)?;
+            print_outcome(T::NAME, &shown, &report, &client.peer_id().to_string(), args.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -200,28 +203,38 @@ fn cancelled() -> ExitCode {
     ExitCode::from(EXIT_CANCELLED)
 }
 
-/// Waits until `--min-peers` peers run the task (or, without it, until the
-/// peers found stop changing), at most `--wait`.
+/// Waits, at most `--wait`, until a `--join` address is reached (an error
+/// if none is) and `--min-peers` peers run the task (an error if fewer do,
+/// unless `--or-run-anyway`). Without `--min-peers` it waits for one peer
+/// running the task, and says so if there is none.
 async fn wait_for_peers(client: &Client, task: &str, args: &RunArgs) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
+    if !args.peer.join.is_empty() {
+        reach(client, &args.peer.join, deadline).await?;
+    }
     let alone = args.peer.join.is_empty() && args.peer.no_mdns;
     if alone && args.min_peers == 0 {
         return Ok(());
     }
     let want = args.min_peers.max(1);
     let runs = |peers: &[crate::client::PeerInfo]| peers.iter().filter(|p| p.tasks.iter().any(|t| t == task)).count();
-    let peers = wait_for(client, Duration::from_secs_f64(args.wait.max(0.0)), |p| runs(p) >= want).await?;
-    if runs(&peers) < args.min_peers {
-        let message = format!(
-            "only {} of {} peers run {task} after {}s; starting anyway",
-            runs(&peers),
-            args.min_peers,
-            args.wait
-        );
-        if args.json {
-            eprintln!("{}", serde_json::json!({ "event": "warning", "message": message }));
-        } else {
-            eprintln!("warning: {message}");
-        }
+    let found = runs(&wait_for(client, deadline, |p| runs(p) >= want).await?);
+    if found >= want {
+        return Ok(());
+    }
+    let seen = format!("{found} of {want} peers run {task} after {} s", args.wait);
+    if args.min_peers > 0 && !args.or_run_anyway {
+        anyhow::bail!("only {seen} (--min-peers {want}; --or-run-anyway starts with whoever is there)");
+    }
+    let message = if found == 0 {
+        format!("no other peer runs {task} after {} s: running on this machine only", args.wait)
+    } else {
+        format!("only {seen}; starting anyway")
+    };
+    if args.json {
+        eprintln!("{}", serde_json::json!({ "event": "warning", "message": message }));
+    } else {
+        eprintln!("warning: {message}");
     }
     Ok(())
 }
@@ -353,23 +366,71 @@ fn describe_pieces(pieces: &[u32]) -> String {
     }
 }
 
-fn print_outcome(task: &str, shown: &Rendered, report: &JobReport, json: bool) -> anyhow::Result<()> {
+fn print_outcome(task: &str, shown: &Rendered, report: &JobReport, me: &str, json: bool) -> anyhow::Result<()> {
     if json {
         let value = serde_json::json!({ "task": task, "result": shown.json, "summary": report });
         println!("{value}");
         return Ok(());
     }
     println!("{}", shown.text);
-    let per_peer: Vec<String> = report.pieces_per_peer.iter().map(|(p, n)| format!("{} {n}", short(p))).collect();
-    eprintln!(
-        "{} pieces in {:.3}s · per peer: {} · retries {} · backups {} ({} won) · duplicates ignored {}",
+    eprintln!("{}", summary_line(report, me));
+    Ok(())
+}
+
+/// The summary of a job for people: its duration as they write one, and
+/// pieces per peer (this process as "this machine") adding up to the
+/// job's pieces: those no peer ran, when a job ends early, are counted too.
+fn summary_line(report: &JobReport, me: &str) -> String {
+    let name = |p: &str| if p == me { "this machine".to_string() } else { short(p) };
+    let mut per_peer: Vec<String> = report.pieces_per_peer.iter().map(|(p, n)| format!("{} {n}", name(p))).collect();
+    let ran: u32 = report.pieces_per_peer.iter().map(|(_, n)| n).sum();
+    if ran < report.pieces {
+        per_peer.push(format!("not run {} (the job ended early)", report.pieces - ran));
+    }
+    format!(
+        "{} pieces in {} · per peer: {} · retries {} · backups {} ({} won) · duplicates ignored {}",
         report.pieces,
-        report.wall_s,
+        human(Duration::from_secs_f64(report.wall_s)),
         per_peer.join(", "),
         report.retries,
         report.backups,
         report.backups_won,
         report.duplicates_ignored
-    );
-    Ok(())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(wall_s: f64, pieces: u32, per_peer: &[(&str, u32)]) -> JobReport {
+        JobReport {
+            job: "j".into(),
+            pieces,
+            wall_s,
+            pieces_per_peer: per_peer.iter().map(|(p, n)| (p.to_string(), *n)).collect(),
+            retries: 1,
+            backups: 2,
+            backups_won: 1,
+            overdue_batches: 0,
+            duplicates_ignored: 0,
+            unsolicited: 0,
+            rejections: 0,
+            batches: 3,
+        }
+    }
+
+    #[test]
+    fn the_summary_reads_as_people_write_and_its_counts_add_up() {
+        let (me, other) = ("12D3KooWMe000000000000", "12D3KooWOther0000abcd1234");
+        assert_eq!(
+            summary_line(&report(10.046471, 8, &[(other, 5), (me, 3)]), me),
+            "8 pieces in 10.0 s · per peer: …abcd1234 5, this machine 3 · retries 1 · backups 2 (1 won) · duplicates ignored 0"
+        );
+        let early = summary_line(&report(0.25, 64, &[(other, 10)]), me);
+        assert!(
+            early.starts_with("64 pieces in 250 ms · per peer: …abcd1234 10, not run 54 (the job ended early) ·"),
+            "{early}"
+        );
+    }
 }

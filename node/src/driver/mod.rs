@@ -297,6 +297,9 @@ impl Driver {
             Command::Peers(reply) => {
                 let _ = reply.send(self.peer_infos());
             }
+            Command::JoinFailures(reply) => {
+                let _ = reply.send(self.reach.join_failures());
+            }
             Command::Stats(reply) => {
                 let stats = NodeStats {
                     buffered_bytes: self.rpc.buffered() as u64,
@@ -386,6 +389,7 @@ impl Driver {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                self.reach.dial_failed(peer_id, &error);
             }
             SwarmEvent::Behaviour(BehaviourEvent::LoadGossip(gossipsub::Event::Message {
                 propagation_source,

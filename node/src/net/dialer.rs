@@ -1,5 +1,6 @@
 //! Where peers can be reached and when to dial them again: a bounded
-//! address book, the `--join` addresses, and redials with backoff.
+//! address book, the `--join` addresses (with why the last dial of each
+//! failed, for the CLI to tell the user), and redials with backoff.
 //!
 //! Redials are for members worth having back: a worker whose connection
 //! dropped while it still advertised tasks, or a join address not yet
@@ -10,9 +11,12 @@
 //! [`meshwork_protocol::redial`], which the simulator models too.
 
 use libp2p::multiaddr::Protocol;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::swarm::DialError;
+use libp2p::{Multiaddr, PeerId, TransportError};
 use meshwork_protocol::redial::{FIRST as REDIAL_FIRST, GIVE_UP as REDIAL_FOR, MAX as REDIAL_MAX};
 use std::collections::HashMap;
+use std::error::Error;
+use std::io;
 use std::time::{Duration, Instant};
 
 /// Addresses kept per peer (the most recent).
@@ -51,13 +55,21 @@ struct Entry {
     seen: u64,
 }
 
+/// A `--join` address, its redial schedule and why its last dial failed.
+#[derive(Debug)]
+struct Join {
+    addr: Multiaddr,
+    backoff: Backoff,
+    failed: Option<String>,
+}
+
 /// The address book and the redial schedule.
 #[derive(Debug, Default)]
 pub(crate) struct Dialer {
     book: HashMap<PeerId, Entry>,
     clock: u64,
     lost: HashMap<PeerId, Backoff>,
-    joins: Vec<(Multiaddr, Backoff)>,
+    joins: Vec<Join>,
 }
 
 /// What is due for a dial now.
@@ -105,7 +117,7 @@ impl Dialer {
     /// A join address to dial until connected.
     pub(crate) fn join(&mut self, addr: Multiaddr, now: Instant) {
         // Dialled once already by the caller.
-        self.joins.push((addr, Backoff::new(now, REDIAL_FIRST)));
+        self.joins.push(Join { addr, backoff: Backoff::new(now, REDIAL_FIRST), failed: None });
     }
 
     /// A member worth having (back) is not connected: dial it, with
@@ -117,8 +129,28 @@ impl Dialer {
 
     /// Is `addr`, by which `peer` was reached, one of the join addresses?
     pub(crate) fn is_join(&self, peer: &PeerId, addr: &Multiaddr) -> bool {
-        let bare = |a: &Multiaddr| a.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect::<Multiaddr>();
-        self.joins.iter().any(|(j, _)| peer_of(j).map_or(bare(j) == bare(addr), |id| id == *peer))
+        self.joins.iter().any(|j| peer_of(&j.addr).map_or(bare(&j.addr) == bare(addr), |id| id == *peer))
+    }
+
+    /// A dial failed: if it was one of a join address, remembers why. The
+    /// peer id and addresses are the failed dial's own.
+    pub(crate) fn dial_failed(&mut self, peer: Option<PeerId>, error: &DialError) {
+        let dialled: Vec<Multiaddr> = match error {
+            DialError::Transport(tried) => tried.iter().map(|(a, _)| bare(a)).collect(),
+            DialError::WrongPeerId { address, .. } => vec![bare(address)],
+            _ => Vec::new(),
+        };
+        for join in &mut self.joins {
+            let named = peer_of(&join.addr);
+            if (named.is_some() && named == peer) || dialled.contains(&bare(&join.addr)) {
+                join.failed = Some(dial_failure(error));
+            }
+        }
+    }
+
+    /// The join addresses whose last dial failed, and why.
+    pub(crate) fn join_failures(&self) -> Vec<(Multiaddr, String)> {
+        self.joins.iter().filter_map(|j| Some((j.addr.clone(), j.failed.clone()?))).collect()
     }
 
     /// Connected to `peer`: nothing to redial.
@@ -147,9 +179,9 @@ impl Dialer {
                 due.peers.push((*peer, addrs));
             }
         }
-        for (addr, backoff) in self.joins.iter_mut() {
-            if !joined(addr) && backoff.due(now) {
-                due.joins.push(addr.clone());
+        for join in self.joins.iter_mut() {
+            if !joined(&join.addr) && join.backoff.due(now) {
+                due.joins.push(join.addr.clone());
             }
         }
         due
@@ -159,6 +191,80 @@ impl Dialer {
 /// The peer id a `/p2p/` address names, if any.
 pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
+}
+
+/// `addr` without its `/p2p/` part.
+fn bare(addr: &Multiaddr) -> Multiaddr {
+    addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()
+}
+
+/// Why a dial failed, in the words of someone who typed `--join`: the
+/// socket's own errors by name, anything after the connection was made
+/// as the handshake (where a different `--secret-file` shows up).
+fn dial_failure(error: &DialError) -> String {
+    match error {
+        DialError::WrongPeerId { obtained, .. } => format!("wrong peer id: the node there is {obtained}"),
+        DialError::Transport(tried) => match tried.iter().map(|(_, e)| e).next() {
+            Some(TransportError::MultiaddrNotSupported(a)) => format!("address not supported: {a}"),
+            Some(TransportError::Other(e)) => match socket_error(e) {
+                Some(io::ErrorKind::ConnectionRefused) => "connection refused (is a node listening there?)".into(),
+                Some(io::ErrorKind::TimedOut) => "timed out".into(),
+                Some(kind) => format!("cannot connect: {}", io::Error::from(kind)),
+                None => format!("handshake failed ({}); does the other side use the same --secret-file?", chain(e)),
+            },
+            None => error.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// The error kind of the socket a connection attempt failed on, if it
+/// failed there (libp2p wraps it in its transports' errors).
+fn socket_error(e: &io::Error) -> Option<io::ErrorKind> {
+    use io::ErrorKind::*;
+    let socket = |kind: &io::ErrorKind| {
+        matches!(kind, ConnectionRefused | TimedOut | HostUnreachable | NetworkUnreachable | AddrNotAvailable)
+    };
+    let mut next: Option<&(dyn Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if socket(&io.kind()) {
+                return Some(io.kind());
+            }
+            // An io::Error's `source` skips the error it wraps.
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner);
+                continue;
+            }
+        }
+        next = err.source();
+    }
+    // The DNS transport folds the errors of several dials into one message
+    // with no source: the OS error codes in its text are what is left.
+    let text = chain(e);
+    let codes = text.match_indices("(os error ").filter_map(|(at, m)| text[at + m.len()..].split(')').next());
+    codes.filter_map(|n| n.parse().ok()).map(|n| io::Error::from_raw_os_error(n).kind()).find(socket)
+}
+
+/// Every message of an error chain, outermost first, on one line and
+/// without repeats (libp2p's layers often say the same thing twice).
+fn chain(e: &io::Error) -> String {
+    let mut texts = Vec::new();
+    let mut next: Option<&(dyn Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        texts.push(err.to_string().replace("Multiple dial errors occurred:\n - ", "").replace("\n - ", "; "));
+        next = match err.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner),
+            None => err.source(),
+        };
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in texts.iter().flat_map(|t| t.split(": ")) {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
@@ -202,6 +308,37 @@ mod tests {
         let due = d.due(t0 + Duration::from_secs(2), |p| *p == known, |_| false);
         assert_eq!(due.peers, vec![(other, Vec::new())], "only the unconnected one, addresses left to discovery");
         assert_eq!(d.redialling(), 1);
+    }
+
+    #[test]
+    fn a_failed_join_says_why_in_the_words_of_who_typed_it() {
+        let mut d = Dialer::default();
+        let peer = PeerId::random();
+        let join: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap();
+        d.join(join.clone(), Instant::now());
+        let failed = |e: io::Error| DialError::Transport(vec![(addr(1), TransportError::Other(e))]);
+        let why = |d: &Dialer| d.join_failures().into_iter().map(|(a, w)| format!("{a}: {w}")).collect::<Vec<_>>();
+        // As the DNS transport reports it: one message, no sources.
+        let refused =
+            format!("Multiple dial errors occurred:\n - Connection refused (os error {})", libc::ECONNREFUSED);
+        d.dial_failed(Some(peer), &failed(io::Error::other(refused)));
+        assert_eq!(why(&d), [format!("{join}: connection refused (is a node listening there?)")]);
+        let other = PeerId::random();
+        d.dial_failed(Some(peer), &DialError::WrongPeerId { obtained: other, address: addr(1) });
+        assert_eq!(why(&d), [format!("{join}: wrong peer id: the node there is {other}")]);
+        d.dial_failed(Some(peer), &failed(io::Error::other(io::Error::other("decrypt error"))));
+        assert_eq!(
+            why(&d),
+            [format!("{join}: handshake failed (decrypt error); does the other side use the same --secret-file?")]
+        );
+        // Another peer's failed dial at another address is not the join's.
+        let mut d = Dialer::default();
+        d.join(join.clone(), Instant::now());
+        d.dial_failed(
+            Some(other),
+            &DialError::Transport(vec![(addr(2), TransportError::Other(io::Error::other("x")))]),
+        );
+        assert!(d.join_failures().is_empty());
     }
 
     #[test]

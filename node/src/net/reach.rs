@@ -40,6 +40,16 @@ impl Reach {
         self.dialer.addrs(peer)
     }
 
+    /// A dial failed: for a join address, remember why (see [`Reach::join_failures`]).
+    pub(crate) fn dial_failed(&mut self, peer: Option<PeerId>, error: &libp2p::swarm::DialError) {
+        self.dialer.dial_failed(peer, error);
+    }
+
+    /// Join addresses not reached yet, each with why its last dial failed.
+    pub(crate) fn join_failures(&self) -> Vec<(Multiaddr, String)> {
+        self.dialer.join_failures()
+    }
+
     /// Peers being redialled now.
     pub(crate) fn redialling(&self) -> usize {
         self.dialer.redialling()

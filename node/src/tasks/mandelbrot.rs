@@ -89,8 +89,8 @@ pub struct MandelbrotArgs {
     /// Image height in pixels (1 to 8192).
     #[arg(long)]
     pub height: u32,
-    /// PNG file to write (created or overwritten).
-    #[arg(long)]
+    /// PNG file to write (created or overwritten; checked before the job starts).
+    #[arg(long, value_parser = crate::cli::checks::writable_file)]
     pub out: PathBuf,
     /// Number of bands of rows the image is cut into.
     #[arg(long, default_value_t = 16)]

@@ -44,6 +44,7 @@ pub struct WordcountSummary {
 #[derive(clap::Args, Debug, Clone)]
 pub struct WordcountArgs {
     /// UTF-8 text file to count the words of.
+    #[arg(value_parser = crate::cli::checks::readable_file)]
     pub file: PathBuf,
     /// How many of the most frequent words to list.
     #[arg(long, default_value_t = 10)]
