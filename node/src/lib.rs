@@ -11,6 +11,7 @@
 //! - `net`: transports, behaviours, the RPC codec, identities, peer-id mapping.
 //! - `executor`: runs pieces on tokio's blocking pool, contains panics.
 //! - [`tasks`]: the built-in tasks (`primes`, `mandelbrot`, ...).
+//! - [`wasm`]: WebAssembly tasks: the sandbox a user's module runs in.
 //! - [`cli`]: the `meshwork` subcommands.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -22,6 +23,7 @@ mod executor;
 pub mod net;
 pub mod node;
 pub mod tasks;
+pub mod wasm;
 
 pub use client::{Client, JobOptions, JobReport, MeshEvent, NodeStats, PeerInfo, RunError};
 pub use node::{Node, NodeConfig, StartError};

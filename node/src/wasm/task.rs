@@ -1,0 +1,114 @@
+//! The `wasm` task: an ordinary job of the scheduler whose pieces name a
+//! module by hash and carry its stdin; a worker gets the module from its
+//! [`ModuleCache`] (fetching it from the submitter the first time) and runs
+//! the piece in the sandbox.
+
+use super::cache::{CacheError, ModuleCache, ModuleId};
+use super::sandbox::{GuestError, PieceCall};
+use meshwork_protocol::task::{CancelFlag, Task, TaskError};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::sync::Arc;
+
+/// Gets a module's bytes from the peer that offers it (the submitter).
+/// Blocks: it is called on the thread that runs the piece.
+pub trait ModuleFetcher: Send + Sync {
+    /// The bytes of module `id`, asked of `from` (a peer id's bytes).
+    fn fetch(&self, from: &[u8], id: ModuleId) -> Result<Vec<u8>, String>;
+}
+
+/// One piece of a wasm job, as it travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmPiece {
+    /// The module's SHA-256.
+    pub module: ByteBuf,
+    /// Who offers the module: the submitter's peer id, as bytes.
+    pub from: ByteBuf,
+    /// argv\[1..\].
+    pub args: Vec<String>,
+    /// The piece's stdin.
+    pub stdin: ByteBuf,
+    /// Its index and the job's piece count (`MESHWORK_PIECE`, `MESHWORK_PIECES`).
+    pub index: u32,
+    /// See `index`.
+    pub count: u32,
+}
+
+/// A wasm job, on the submitter.
+#[derive(Clone, Debug)]
+pub struct WasmJob {
+    /// The module's id (its bytes are offered to the workers meanwhile).
+    pub module: ModuleId,
+    /// The submitter's peer id, as bytes.
+    pub from: Vec<u8>,
+    /// argv\[1..\] of every piece.
+    pub args: Vec<String>,
+    /// Each piece's stdin, in order.
+    pub inputs: Vec<Vec<u8>>,
+}
+
+/// The task, with the node's module cache and a way to fetch modules.
+#[derive(Clone)]
+pub struct Wasm {
+    cache: Arc<ModuleCache>,
+    fetcher: Arc<dyn ModuleFetcher>,
+}
+
+impl Wasm {
+    /// The task over `cache`, fetching with `fetcher`.
+    pub fn new(cache: Arc<ModuleCache>, fetcher: Arc<dyn ModuleFetcher>) -> Wasm {
+        Wasm { cache, fetcher }
+    }
+}
+
+impl Task for Wasm {
+    const NAME: &'static str = "wasm";
+    type Input = WasmJob;
+    type Piece = WasmPiece;
+    type Output = ByteBuf;
+    type Result = Vec<Vec<u8>>;
+
+    fn split(&self, job: &WasmJob) -> Result<Vec<WasmPiece>, TaskError> {
+        if job.inputs.is_empty() {
+            return Err(TaskError::Invalid("a wasm job needs at least one piece".into()));
+        }
+        let count = job.inputs.len() as u32;
+        Ok((job.inputs.iter().enumerate())
+            .map(|(i, stdin)| WasmPiece {
+                module: ByteBuf::from(job.module.0.to_vec()),
+                from: ByteBuf::from(job.from.clone()),
+                args: job.args.clone(),
+                stdin: ByteBuf::from(stdin.clone()),
+                index: i as u32,
+                count,
+            })
+            .collect())
+    }
+
+    fn run(&self, piece: WasmPiece, cancel: &CancelFlag) -> Result<ByteBuf, TaskError> {
+        let id: [u8; 32] = piece
+            .module
+            .as_slice()
+            .try_into()
+            .map_err(|_| TaskError::Failed(format!("a module id has 32 bytes, not {}", piece.module.len())))?;
+        let id = ModuleId(id);
+        let guest = self.cache.guest(id, || self.fetcher.fetch(&piece.from, id)).map_err(|e| match e {
+            CacheError::Guest(g) => guest_error(g),
+            other => TaskError::Failed(other.to_string()),
+        })?;
+        let call =
+            PieceCall { args: &piece.args, piece: piece.index, pieces: piece.count, stdin: &piece.stdin, seed: id.0 };
+        self.cache.sandbox().run(&guest, &call, cancel).map(ByteBuf::from).map_err(guest_error)
+    }
+
+    fn merge(&self, _job: &WasmJob, outputs: Vec<ByteBuf>) -> Result<Vec<Vec<u8>>, TaskError> {
+        Ok(outputs.into_iter().map(ByteBuf::into_vec).collect())
+    }
+}
+
+fn guest_error(e: GuestError) -> TaskError {
+    match e {
+        GuestError::Cancelled => TaskError::Cancelled,
+        other => TaskError::Failed(other.to_string()),
+    }
+}
