@@ -3,11 +3,14 @@
 //! only owner of the swarm and the machine.
 
 use crate::net::peer_map::PeerNames;
+use crate::wasm::service::ModuleCommand;
+use crate::wasm::ModuleId;
 use libp2p::{Multiaddr, PeerId};
 use meshwork_protocol::task::{decode_outputs, encode_pieces, Task, TaskError};
 use meshwork_protocol::wire::Load;
 use meshwork_protocol::{JobError, JobEvent, JobId, JobOutput, JobSpec, PeerView, SubmitError};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -30,6 +33,8 @@ pub(crate) enum Command {
     Load(oneshot::Sender<Load>),
     Stats(oneshot::Sender<NodeStats>),
     Shutdown(oneshot::Sender<()>),
+    /// Offering, withdrawing and fetching wasm modules.
+    Modules(ModuleCommand),
 }
 
 /// A peer joined or left the live mesh (connected and advertising).
@@ -283,6 +288,27 @@ impl Client {
     /// The node's counters.
     pub async fn stats(&self) -> Result<NodeStats, RunError> {
         self.ask(Command::Stats).await
+    }
+
+    /// Serves `bytes` to the peers (a wasm job's module) until withdrawn;
+    /// returns its id.
+    pub async fn offer_module(&self, bytes: Arc<Vec<u8>>) -> ModuleId {
+        let id = ModuleId::of(&bytes);
+        let _ = self.tx.send(Command::Modules(ModuleCommand::Offer(bytes))).await;
+        id
+    }
+
+    /// A job using module `id` ended.
+    pub async fn withdraw_module(&self, id: ModuleId) {
+        let _ = self.tx.send(Command::Modules(ModuleCommand::Withdraw(id))).await;
+    }
+
+    /// Module `id`'s bytes, asked of `from`.
+    pub async fn fetch_module(&self, from: PeerId, id: ModuleId) -> Result<Vec<u8>, String> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Modules(ModuleCommand::Fetch { from, id, reply });
+        self.tx.send(command).await.map_err(|_| "the node is shutting down".to_string())?;
+        answer.await.map_err(|_| "the node is shutting down".to_string())?
     }
 
     /// Asks the node to stop and waits until it has.

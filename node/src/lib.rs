@@ -26,4 +26,4 @@ pub mod tasks;
 pub mod wasm;
 
 pub use client::{Client, JobOptions, JobReport, MeshEvent, NodeStats, PeerInfo, RunError};
-pub use node::{Node, NodeConfig, StartError};
+pub use node::{Node, NodeConfig, StartError, WasmConfig};

@@ -11,6 +11,10 @@ use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId, SwarmBuilder};
 use meshwork_protocol::task::Registry;
 use meshwork_protocol::{AcceptFrom, Config};
+use crate::wasm::task::ClientFetcher;
+use crate::wasm::{GuestError, Limits, ModuleCache, Sandbox, Wasm};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -37,6 +41,20 @@ pub struct NodeConfig {
     pub transport: TransportConfig,
     /// How long a shutting-down node lets accepted pieces finish.
     pub shutdown_grace: Duration,
+    /// Run wasm tasks, with these limits and this module cache (`None`:
+    /// `--no-wasm`, the node neither runs nor advertises them).
+    pub wasm: Option<WasmConfig>,
+}
+
+/// How a node runs wasm tasks.
+#[derive(Clone, Debug, Default)]
+pub struct WasmConfig {
+    /// What one guest may use.
+    pub limits: Limits,
+    /// Where fetched modules are kept (`None`: in memory only).
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes of modules kept on disk at most.
+    pub cache_bytes: u64,
 }
 
 impl NodeConfig {
@@ -57,6 +75,7 @@ impl NodeConfig {
             behaviour: BehaviourConfig::default(),
             transport: TransportConfig { psk: None, quic: true },
             shutdown_grace: Duration::from_secs(3),
+            wasm: Some(WasmConfig { cache_bytes: 1 << 30, ..WasmConfig::default() }),
         }
     }
 }
@@ -89,6 +108,12 @@ pub enum StartError {
     /// The RPC protocol was registered twice.
     #[error("accepting RPC streams")]
     Rpc(#[from] libp2p_stream::AlreadyRegistered),
+    /// The wasm sandbox could not be set up.
+    #[error("setting up wasm")]
+    Wasm(#[from] GuestError),
+    /// The module cache directory could not be created.
+    #[error("creating the module cache")]
+    ModuleCache(#[source] std::io::Error),
     /// The node's task ended while it was starting.
     #[error("the node stopped while starting")]
     Stopped,
@@ -131,11 +156,18 @@ impl Node {
                 swarm.listen_on(addr.clone()).map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
             listeners.push(id);
         }
+        let mut registry = cfg.registry.clone();
+        let fetcher = Arc::new(ClientFetcher::default());
+        if let Some(w) = &cfg.wasm {
+            let cache = ModuleCache::new(Sandbox::new(w.limits)?, w.cache_dir.clone(), w.cache_bytes)
+                .map_err(StartError::ModuleCache)?;
+            registry.register(Wasm::new(Arc::new(cache), fetcher.clone()));
+        }
         let mut peers = PeerMap::new(me);
         let mut machine = cfg.protocol.clone();
         machine.me = peers.key(me);
         machine.seed = rand::random();
-        machine.tasks = cfg.registry.names();
+        machine.tasks = registry.names();
         machine.max_message = cfg.behaviour.max_message;
         machine.accept_from = match &cfg.accept_from {
             None => AcceptFrom::Any,
@@ -145,7 +177,7 @@ impl Node {
         let driver_cfg = DriverConfig {
             machine,
             peers,
-            registry: cfg.registry.clone(),
+            registry,
             inbound_budget: cfg.behaviour.inbound_budget,
             shutdown_grace: cfg.shutdown_grace,
             join: cfg.join.clone(),
@@ -157,7 +189,9 @@ impl Node {
         let mesh_events = driver.mesh_events();
         let task = tokio::spawn(async move { driver.run(listeners, ready_tx).await });
         let listen = ready_rx.await.map_err(|_| StartError::Stopped)?.map_err(StartError::Listener)?;
-        Ok(Node { client: Client::new(tx, names, me, mesh_events), listen, task })
+        let client = Client::new(tx, names, me, mesh_events);
+        fetcher.set(client.clone(), tokio::runtime::Handle::current());
+        Ok(Node { client, listen, task })
     }
 
     /// A handle to talk to the node.

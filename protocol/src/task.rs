@@ -86,6 +86,12 @@ pub trait Task: Send + Sync + 'static {
     /// conclusive, so a lying worker cannot cut other jobs short.
     const EARLY_EXIT: bool = false;
 
+    /// May a piece run on the node's network thread once the task's pieces
+    /// have proved tiny? Not if a piece can wait on the network itself (a
+    /// wasm piece may fetch its module): it would wait on the very thread
+    /// that has to carry the answer.
+    const MAY_RUN_INLINE: bool = true;
+
     /// Does this output settle the whole job (the other pieces get cancelled)?
     fn is_conclusive(&self, _output: &Self::Output) -> bool {
         false
@@ -105,6 +111,9 @@ pub struct PieceOutput {
 pub trait Runner: Send + Sync {
     /// Decodes the piece, runs it, encodes the output.
     fn run_encoded(&self, input: &[u8], cancel: &CancelFlag) -> Result<PieceOutput, TaskError>;
+
+    /// See [`Task::MAY_RUN_INLINE`].
+    fn may_run_inline(&self) -> bool;
 }
 
 impl<T: Task> Runner for T {
@@ -114,6 +123,10 @@ impl<T: Task> Runner for T {
         let output = self.run(piece, cancel)?;
         let conclusive = self.is_conclusive(&output);
         Ok(PieceOutput { bytes: to_cbor(&output), conclusive })
+    }
+
+    fn may_run_inline(&self) -> bool {
+        T::MAY_RUN_INLINE
     }
 }
 

@@ -10,9 +10,11 @@
 //! - [`lab`]: a LAN of network namespaces, with faults.
 //! - [`rogue`]: a misbehaving peer for the security tests.
 //! - [`scale_plot`]: the scale benchmark's plot.
+//! - [`guests`]: wasm guests, built from examples/wasm or written in WAT.
 
 pub mod events;
 pub mod fleet;
+pub mod guests;
 pub mod lab;
 pub mod node_proc;
 pub mod observer;

@@ -12,7 +12,10 @@ use meshwork_protocol::policy::Candidate;
 use meshwork_protocol::task::Task;
 use meshwork_protocol::{human, JobEvent, JobId, PeerKey};
 use serde::Serialize;
+use crate::wasm::args::WasmArgs;
+use crate::wasm::{Limits, ModuleId, Sandbox, Wasm};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Arguments of `meshwork run`.
@@ -92,6 +95,8 @@ enum TaskCommand {
     Noop(noop::NoopArgs),
     /// Pieces that sleep (for fault tests).
     Sleep(sleep::SleepArgs),
+    /// Your own WebAssembly module (WASI preview 1) on every piece.
+    Wasm(WasmArgs),
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -102,6 +107,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         TaskCommand::Wordcount(a) => job(&wordcount::Wordcount, a.input(), wordcount::render, &args).await,
         TaskCommand::Noop(a) => job(&noop::Noop, a.input(), noop::render, &args).await,
         TaskCommand::Sleep(a) => job(&sleep::Sleep, a.input(), sleep::render, &args).await,
+        TaskCommand::Wasm(a) => wasm_job(a, &args).await,
     }
 }
 
@@ -117,13 +123,42 @@ async fn job<T: Task>(
     args: &RunArgs,
 ) -> anyhow::Result<ExitCode> {
     let input = input.map_err(usage)?;
+    on_mesh(args, async |client, interrupt| execute(client, task, input, render, args, interrupt).await).await
+}
+
+/// A wasm job: the modules are read and compiled here before joining (an
+/// unusable one is a usage error), and the job's module is offered to the
+/// workers for as long as the job runs.
+async fn wasm_job(wasm: &WasmArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let sandbox = Sandbox::new(Limits::default())?;
+    let prepared = wasm.prepare(&sandbox).map_err(usage)?;
+    let module = Arc::new(prepared.module.clone());
+    let id = ModuleId::of(&module);
+    on_mesh(args, async |client, interrupt| {
+        client.offer_module(module).await;
+        let job = prepared.job(id, client.peer_id().to_bytes());
+        let task = Wasm::for_submitting(sandbox.clone());
+        let render = |_: &_, outputs: &Vec<Vec<u8>>| prepared.render(&sandbox, outputs);
+        let code = execute(client, &task, job, render, args, interrupt).await;
+        client.withdraw_module(id).await;
+        code
+    })
+    .await
+}
+
+/// Joins the mesh and runs `body` with the node's client; Ctrl-C cancels
+/// from the start, the node shuts down after.
+async fn on_mesh(
+    args: &RunArgs,
+    body: impl AsyncFnOnce(&Client, &mut Interrupt) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
     // From here on Ctrl-C cancels, whatever is going on.
     let mut interrupt = Interrupt::install()?;
     let node = tokio::select! {
         node = join(&args.peer, slots_or_cores(args.slots)) => node?,
         () = interrupt.pressed_once() => return Ok(cancelled()),
     };
-    let code = execute(&node.client(), task, input, render, args, &mut interrupt).await;
+    let code = body(&node.client(), &mut interrupt).await;
     // Also after Ctrl-C: the shutdown gives the Cancel requests their
     // moment to leave (a second Ctrl-C skips it).
     node.shutdown().await;
@@ -136,7 +171,7 @@ async fn execute<T: Task>(
     client: &Client,
     task: &T,
     input: T::Input,
-    render: Render<T>,
+    render: impl Fn(&T::Input, &T::Result) -> anyhow::Result<Rendered>,
     args: &RunArgs,
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<ExitCode> {

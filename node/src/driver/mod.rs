@@ -15,6 +15,7 @@ use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent};
 use crate::net::peer_map::{PeerMap, PeerNames};
 use crate::net::reach::{Reach, REDIAL_TICK};
 use crate::net::rpc::{Budget, Inbound, OutboundId, Rpc, RpcEvent};
+use crate::wasm::service::ModuleService;
 use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::swarm::SwarmEvent;
@@ -66,6 +67,8 @@ pub(crate) struct Driver {
     /// Clients waiting for a peer's Status, by the machine's request.
     statuses: HashMap<RequestId, oneshot::Sender<Result<Load, String>>>,
     reach: Reach,
+    /// wasm modules offered and fetched.
+    modules: ModuleService,
     listen: Vec<Multiaddr>,
     stats: NodeStats,
     grace: Duration,
@@ -82,6 +85,7 @@ impl Driver {
         commands: mpsc::Receiver<Command>,
     ) -> Result<Driver, libp2p_stream::AlreadyRegistered> {
         let epoch = Instant::now();
+        let me = *swarm.local_peer_id();
         let control = swarm.behaviour().rpc.new_control();
         let budget = Budget::new(cfg.inbound_budget);
         let (rpc, rpc_events) = Rpc::start(control, cfg.machine.max_message, budget)?;
@@ -103,6 +107,7 @@ impl Driver {
             jobs: HashMap::new(),
             statuses: HashMap::new(),
             reach: Reach::default(),
+            modules: ModuleService::new(me),
             listen: Vec::new(),
             stats: NodeStats::default(),
             grace: cfg.shutdown_grace,
@@ -310,6 +315,7 @@ impl Driver {
                 let _ = reply.send(stats);
             }
             Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
+            Command::Modules(command) => self.modules.command(&mut self.swarm.behaviour_mut().modules, command),
         }
     }
 
@@ -406,6 +412,9 @@ impl Driver {
                     &propagation_source,
                     acceptance,
                 );
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Modules(event)) => {
+                self.modules.on_event(&mut self.swarm.behaviour_mut().modules, event)
             }
             SwarmEvent::Behaviour(event) => self.reach.on_discovery(&mut self.swarm, event),
             _ => {}

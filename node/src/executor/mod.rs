@@ -71,9 +71,9 @@ impl Executor {
     /// Starts `e`; its events arrive on the channel (at once if it ran inline).
     pub(crate) fn spawn(&mut self, e: Execution) {
         let flag = CancelFlag::new();
-        let inline = self.is_tiny(&e.task, e.pieces.len());
-        self.running.insert(e.id, Running { flag: flag.clone(), task: e.task.clone(), pieces: e.pieces.len() });
         let runner = self.registry.get(&e.task);
+        let inline = runner.as_ref().is_some_and(|r| r.may_run_inline()) && self.is_tiny(&e.task, e.pieces.len());
+        self.running.insert(e.id, Running { flag: flag.clone(), task: e.task.clone(), pieces: e.pieces.len() });
         let events = self.events.clone();
         let job = move || run_batch(e, runner, &flag, &events);
         if inline {

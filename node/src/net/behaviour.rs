@@ -13,6 +13,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{connection_limits, identify, mdns, memory_connection_limits, StreamProtocol};
 use meshwork_protocol::gossip::{GOSSIP_LAZY, HEARTBEAT, HISTORY_GOSSIP, MESH_N, MESH_N_HIGH, MESH_N_LOW};
 use meshwork_protocol::wire::{ADVERT_TOPIC, KAD_PROTOCOL, MAX_ADVERT_BYTES};
+use crate::wasm::service::ModuleBehaviour;
 use std::time::Duration;
 
 /// Identify's protocol version string; peers with another one are not ours.
@@ -34,6 +35,8 @@ pub struct BehaviourConfig {
     pub max_connections_per_peer: u32,
     /// Refuse new connections above this fraction of system memory in use.
     pub max_memory_fraction: f64,
+    /// Largest wasm module fetched from a peer, in bytes.
+    pub max_module: usize,
 }
 
 impl Default for BehaviourConfig {
@@ -48,6 +51,7 @@ impl Default for BehaviourConfig {
             // libp2p can refuse both, leaving the pair apart ~0.5 s.
             max_connections_per_peer: 2,
             max_memory_fraction: 0.9,
+            max_module: crate::wasm::Limits::default().module,
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct Behaviour {
     pub load_gossip: gossipsub::Behaviour,
     /// The RPC streams (see `net::rpc`).
     pub rpc: libp2p_stream::Behaviour,
+    /// wasm modules fetched from the submitter (see `wasm::shelf`).
+    pub modules: ModuleBehaviour,
 }
 
 impl Behaviour {
@@ -125,6 +131,7 @@ impl Behaviour {
             discovery,
             load_gossip: gossip(key)?,
             rpc: libp2p_stream::Behaviour::new(),
+            modules: crate::wasm::shelf::behaviour(cfg.max_module),
         })
     }
 }

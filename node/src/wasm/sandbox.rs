@@ -16,7 +16,9 @@ use meshwork_protocol::task::CancelFlag;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::{Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, ExternType, InstancePre, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::random::Deterministic;
@@ -99,15 +101,16 @@ fn stderr_tail(stderr: &str) -> String {
 /// Lines of stderr kept in a [`GuestError`].
 const STDERR_LINES: usize = 5;
 
-/// A compiled module, ready to run any number of pieces.
+/// A compiled module with its imports resolved, ready to run any number
+/// of pieces.
 #[derive(Clone)]
 pub struct Guest {
-    module: Module,
+    pre: InstancePre<State>,
 }
 
 impl std::fmt::Debug for Guest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guest").field("name", &self.module.name()).finish_non_exhaustive()
+        f.debug_struct("Guest").field("name", &self.pre.module().name()).finish_non_exhaustive()
     }
 }
 
@@ -176,7 +179,13 @@ impl Sandbox {
             return Err(GuestError::ModuleTooLarge { size: bytes.len(), limit: self.limits.module });
         }
         let module = Module::from_binary(&self.engine, bytes).map_err(|e| GuestError::Invalid(format!("{e:#}")))?;
-        Ok(Guest { module })
+        if !matches!(module.get_export("_start"), Some(ExternType::Func(_))) {
+            return Err(GuestError::Invalid("no `_start`: not a WASI command module".into()));
+        }
+        // Every import resolved now: a module asking for more than WASI
+        // preview 1 gives is refused before any piece of it runs.
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| GuestError::Invalid(format!("{e:#}")))?;
+        Ok(Guest { pre })
     }
 
     /// Runs one piece: its stdout, or why there is none.
@@ -193,16 +202,11 @@ impl Sandbox {
         store.epoch_deadline_callback(move |_| {
             Ok(if flag.is_cancelled() { UpdateDeadline::Interrupt } else { UpdateDeadline::Continue(1) })
         });
-        let start = self
-            .linker
-            .instantiate(&mut store, &guest.module)
-            .map_err(|e| GuestError::Invalid(format!("{e:#}")))
-            .and_then(|instance| {
-                instance
-                    .get_typed_func::<(), ()>(&mut store, "_start")
-                    .map_err(|e| GuestError::Invalid(format!("no `_start` command entry point: {e}")))
-            });
-        let start = start?;
+        let start = guest
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+            .map_err(|e| GuestError::Trapped { reason: format!("starting the guest: {e:#}"), stderr: String::new() })?;
         // The epoch ticks (and the cancel flag is looked at) from here on.
         let running = self.ticker.running();
         let outcome = start.call(&mut store, ());

@@ -4,7 +4,7 @@
 //! the piece in the sandbox.
 
 use super::cache::{CacheError, ModuleCache, ModuleId};
-use super::sandbox::{GuestError, PieceCall};
+use super::sandbox::{GuestError, PieceCall, Sandbox};
 use meshwork_protocol::task::{CancelFlag, Task, TaskError};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -59,6 +59,22 @@ impl Wasm {
     pub fn new(cache: Arc<ModuleCache>, fetcher: Arc<dyn ModuleFetcher>) -> Wasm {
         Wasm { cache, fetcher }
     }
+
+    /// The task as a submitter uses it: to split and merge (its node runs
+    /// its own pieces with the node's own instance).
+    pub fn for_submitting(sandbox: Sandbox) -> Wasm {
+        let cache = ModuleCache::new(sandbox, None, 0).expect("a cache without a directory creates nothing");
+        Wasm::new(Arc::new(cache), Arc::new(NoFetch))
+    }
+}
+
+/// The fetcher of a task that only splits and merges.
+struct NoFetch;
+
+impl ModuleFetcher for NoFetch {
+    fn fetch(&self, _: &[u8], id: ModuleId) -> Result<Vec<u8>, String> {
+        Err(format!("module {id}: a submitting instance fetches nothing"))
+    }
 }
 
 impl Task for Wasm {
@@ -67,6 +83,7 @@ impl Task for Wasm {
     type Piece = WasmPiece;
     type Output = ByteBuf;
     type Result = Vec<Vec<u8>>;
+    const MAY_RUN_INLINE: bool = false;
 
     fn split(&self, job: &WasmJob) -> Result<Vec<WasmPiece>, TaskError> {
         if job.inputs.is_empty() {
@@ -110,5 +127,32 @@ fn guest_error(e: GuestError) -> TaskError {
     match e {
         GuestError::Cancelled => TaskError::Cancelled,
         other => TaskError::Failed(other.to_string()),
+    }
+}
+
+/// How long a piece waits for its module before it fails (and is retried).
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Fetches modules through the node's [`Client`](crate::Client), from the
+/// piece's thread (an executor thread: never the runtime's own).
+#[derive(Debug, Default)]
+pub struct ClientFetcher {
+    node: std::sync::OnceLock<(crate::Client, tokio::runtime::Handle)>,
+}
+
+impl ClientFetcher {
+    /// Fetches through `client` from now on (set once the node is started).
+    pub fn set(&self, client: crate::Client, runtime: tokio::runtime::Handle) {
+        let _ = self.node.set((client, runtime));
+    }
+}
+
+impl ModuleFetcher for ClientFetcher {
+    fn fetch(&self, from: &[u8], id: ModuleId) -> Result<Vec<u8>, String> {
+        let (client, runtime) = self.node.get().ok_or("the node has not started")?;
+        let peer = libp2p::PeerId::from_bytes(from).map_err(|e| format!("the piece names no valid submitter: {e}"))?;
+        runtime
+            .block_on(tokio::time::timeout(FETCH_TIMEOUT, client.fetch_module(peer, id)))
+            .map_err(|_| format!("module {id} did not arrive from {peer} within {FETCH_TIMEOUT:?}"))?
     }
 }

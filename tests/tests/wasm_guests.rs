@@ -7,27 +7,8 @@ use meshwork::tasks::run_locally;
 use meshwork::tasks::wordcount::{Wordcount, WordcountInput};
 use meshwork::wasm::{Guest, Limits, PieceCall, Sandbox};
 use meshwork_protocol::task::CancelFlag;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// What installs the compiler on Debian (and what `.ci/run` installs).
-const INSTALL: &str = "apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32";
-
-/// Builds `examples/wasm/<name>.c` with clang, as README tells a user to.
-fn build(name: &str) -> Vec<u8> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm").join(format!("{name}.c"));
-    let out = std::env::temp_dir().join(format!("meshwork-guest-{name}-{}.wasm", std::process::id()));
-    let status = Command::new("clang")
-        .args(["--target=wasm32-wasi", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap_or_else(|e| panic!("clang ({e}): these tests need a wasm32-wasi C compiler: {INSTALL}"));
-    assert!(status.success(), "clang could not build {}: is wasi-libc there? {INSTALL}", src.display());
-    let bytes = std::fs::read(&out).expect("the built module");
-    let _ = std::fs::remove_file(&out);
-    bytes
-}
+use meshwork_tests::guests::{build_c, scratch};
+use std::path::PathBuf;
 
 struct Guests {
     sandbox: Sandbox,
@@ -39,7 +20,10 @@ impl Guests {
     }
 
     fn compile(&self, name: &str) -> Guest {
-        self.sandbox.compile(&build(name)).unwrap()
+        let dir = scratch(&format!("guest-{name}"));
+        let bytes = std::fs::read(build_c(name, &dir)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        self.sandbox.compile(&bytes).unwrap()
     }
 
     /// Runs `guest` on every piece (in order) and returns their outputs.

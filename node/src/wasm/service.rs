@@ -1,0 +1,105 @@
+//! The driver's side of `/meshwork/module/1`: answers peers' requests from
+//! the [`Shelf`] and hands the answers to this node's own requests back to
+//! the piece that is waiting for them.
+
+use super::cache::ModuleId;
+use super::shelf::{ModuleRequest, ModuleResponse, Shelf};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::PeerId;
+use serde_bytes::ByteBuf;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// The module behaviour, as the composed behaviour holds it.
+pub type ModuleBehaviour = request_response::cbor::Behaviour<ModuleRequest, ModuleResponse>;
+
+/// A module's bytes, or why this node could not get them.
+pub type Fetched = Result<Vec<u8>, String>;
+
+/// What the rest of the node asks of the module service.
+#[derive(Debug)]
+pub enum ModuleCommand {
+    /// Serve these bytes until withdrawn (once per job using them).
+    Offer(Arc<Vec<u8>>),
+    /// A job using this module ended.
+    Withdraw(ModuleId),
+    /// Get a module from a peer.
+    Fetch {
+        /// The peer offering it.
+        from: PeerId,
+        /// The module.
+        id: ModuleId,
+        /// Where the bytes go.
+        reply: oneshot::Sender<Fetched>,
+    },
+}
+
+/// The shelf and the fetches in flight.
+#[derive(Debug)]
+pub struct ModuleService {
+    /// This node: its own pieces' modules come off its own shelf.
+    me: PeerId,
+    shelf: Shelf,
+    fetching: HashMap<OutboundRequestId, (ModuleId, oneshot::Sender<Fetched>)>,
+}
+
+impl ModuleService {
+    /// The service of node `me`.
+    pub fn new(me: PeerId) -> ModuleService {
+        ModuleService { me, shelf: Shelf::default(), fetching: HashMap::new() }
+    }
+
+    /// Carries out `command`.
+    pub fn command(&mut self, behaviour: &mut ModuleBehaviour, command: ModuleCommand) {
+        match command {
+            ModuleCommand::Offer(bytes) => {
+                self.shelf.offer(bytes);
+            }
+            ModuleCommand::Withdraw(id) => self.shelf.withdraw(id),
+            ModuleCommand::Fetch { from, id, reply } => {
+                let request = ModuleRequest { id: ByteBuf::from(id.0.to_vec()) };
+                if from == self.me {
+                    let _ = reply.send(answered(from, id, self.shelf.answer(&request)));
+                    return;
+                }
+                let rid = behaviour.send_request(&from, request);
+                self.fetching.insert(rid, (id, reply));
+            }
+        }
+    }
+
+    /// Handles an event of the module behaviour.
+    pub fn on_event(
+        &mut self,
+        behaviour: &mut ModuleBehaviour,
+        event: request_response::Event<ModuleRequest, ModuleResponse>,
+    ) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message { message: Message::Request { request, channel, .. }, .. } => {
+                // The peer may be gone by now: nothing to do about it.
+                let _ = behaviour.send_response(channel, self.shelf.answer(&request));
+            }
+            Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
+                if let Some((id, reply)) = self.fetching.remove(&request_id) {
+                    let _ = reply.send(answered(peer, id, response));
+                }
+            }
+            Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some((id, reply)) = self.fetching.remove(&request_id) {
+                    let _ = reply.send(Err(format!("asking {peer} for module {id}: {error}")));
+                }
+            }
+            Event::InboundFailure { .. } | Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+/// The bytes in `response` from `peer`, or why there are none.
+fn answered(peer: PeerId, id: ModuleId, response: ModuleResponse) -> Fetched {
+    match response {
+        ModuleResponse::Module(bytes) => Ok(bytes.into_vec()),
+        ModuleResponse::Unknown => Err(format!("{peer} no longer offers module {id}")),
+    }
+}

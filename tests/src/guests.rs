@@ -1,0 +1,39 @@
+//! WebAssembly guests for the tests: the C examples of `examples/wasm/`,
+//! built with a real wasm32-wasi compiler as README tells a user to, and
+//! hostile modules written in WAT.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What installs the compiler on Debian (`.ci/run` installs it).
+pub const INSTALL: &str = "apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32";
+
+/// `examples/wasm/<name>.c` built into `<dir>/<name>.wasm`; its path. A
+/// missing compiler fails the test with the command that installs it.
+pub fn build_c(name: &str, dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm").join(format!("{name}.c"));
+    let out = dir.join(format!("{name}.wasm"));
+    let status = Command::new("clang")
+        .args(["--target=wasm32-wasi", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("clang ({e}): these tests need a wasm32-wasi C compiler: {INSTALL}"));
+    assert!(status.success(), "clang could not build {}: is wasi-libc there? {INSTALL}", src.display());
+    out
+}
+
+/// The module `wat` describes, written to `<dir>/<name>.wasm`; its path.
+pub fn write_wat(name: &str, wat: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("{name}.wasm"));
+    std::fs::write(&out, wat::parse_str(wat).expect("valid WAT")).expect("writing a module");
+    out
+}
+
+/// A fresh directory for one test's modules and files.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meshwork-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+    dir
+}
