@@ -77,7 +77,8 @@ fn a_module_that_imports_more_than_wasi_is_refused_before_joining() {
     let dir = scratch("wasm-imports");
     let evil = write_wat("evil", r#"(module (import "env" "open_socket" (func)) (func (export "_start")))"#, &dir);
     let nodes = local_mesh(1, &[], T);
-    let out = RunProc::start_local(&nodes[0].addr, &["wasm", evil.to_str().unwrap(), "--range", "0..4"]).finish(T).unwrap();
+    let out =
+        RunProc::start_local(&nodes[0].addr, &["wasm", evil.to_str().unwrap(), "--range", "0..4"]).finish(T).unwrap();
     assert_eq!(out.code, 2, "{}", out.stderr_text());
     assert!(out.stderr_text().contains("open_socket"), "{}", out.stderr_text());
     let _ = std::fs::remove_dir_all(&dir);

@@ -6,14 +6,14 @@ use super::{checks, short, slots_or_cores, usage, PeerOpts, EXIT_CANCELLED, EXIT
 use crate::client::{Client, JobOptions, JobReport};
 use crate::net::peer_map::PeerNames;
 use crate::tasks::{hash_search, mandelbrot, noop, primes, sleep, wordcount, Rendered};
+use crate::wasm::args::WasmArgs;
+use crate::wasm::{Limits, ModuleId, Sandbox, Wasm};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use meshwork_protocol::policy::Candidate;
 use meshwork_protocol::task::Task;
 use meshwork_protocol::{human, JobEvent, JobId, PeerKey};
 use serde::Serialize;
-use crate::wasm::args::WasmArgs;
-use crate::wasm::{Limits, ModuleId, Sandbox, Wasm};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

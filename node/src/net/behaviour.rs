@@ -3,6 +3,7 @@
 //! generated enum has no docs of its own, hence the `allow` below.)
 #![allow(missing_docs)]
 
+use crate::wasm::service::ModuleBehaviour;
 use libp2p::gossipsub::{
     self, IdentTopic, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds, TopicScoreParams,
 };
@@ -13,7 +14,6 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{connection_limits, identify, mdns, memory_connection_limits, StreamProtocol};
 use meshwork_protocol::gossip::{GOSSIP_LAZY, HEARTBEAT, HISTORY_GOSSIP, MESH_N, MESH_N_HIGH, MESH_N_LOW};
 use meshwork_protocol::wire::{ADVERT_TOPIC, KAD_PROTOCOL, MAX_ADVERT_BYTES};
-use crate::wasm::service::ModuleBehaviour;
 use std::time::Duration;
 
 /// Identify's protocol version string; peers with another one are not ours.

@@ -81,7 +81,9 @@ impl WasmArgs {
         let merge = match (&self.reduce, &self.out_dir) {
             (Some(r), _) => {
                 let bytes = std::fs::read(r).with_context(|| format!("reading {}", r.display()))?;
-                Merge::Reduce(sandbox.compile(&bytes).with_context(|| format!("{} is not a usable module", r.display()))?)
+                Merge::Reduce(
+                    sandbox.compile(&bytes).with_context(|| format!("{} is not a usable module", r.display()))?,
+                )
             }
             (None, Some(dir)) => {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -106,7 +108,11 @@ impl WasmArgs {
             std::io::stdin().read_to_end(&mut all).context("reading standard input")?;
             all
         } else if !self.files.is_empty() {
-            return self.files.iter().map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display()))).collect();
+            return self
+                .files
+                .iter()
+                .map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display())))
+                .collect();
         } else {
             bail!("say what the pieces are: --range A..B, --lines FILE, --stdin or --files F...");
         };
@@ -143,7 +149,13 @@ impl WasmRun {
             Merge::Reduce(reducer) => {
                 let all = outputs.concat();
                 let call = PieceCall { stdin: &all, pieces: 1, ..PieceCall::default() };
-                let out = sandbox.run(reducer, &call, &CancelFlag::new()).context("the reducer failed")?;
+                // On a thread of its own: wasmtime-wasi's synchronous calls
+                // start their own runtime, which they cannot do on the
+                // async runtime's thread this is called from.
+                let reduced =
+                    std::thread::scope(|s| s.spawn(|| sandbox.run(reducer, &call, &CancelFlag::new())).join());
+                let out =
+                    reduced.map_err(|_| anyhow::anyhow!("the reducer panicked"))?.context("the reducer failed")?;
                 Ok(text_of(out, pieces))
             }
             Merge::OutDir(dir) => {

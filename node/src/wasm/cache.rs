@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 /// A module's name: the SHA-256 of its bytes.
@@ -124,7 +124,9 @@ impl ModuleCache {
     /// Blocks: call it on a blocking thread.
     pub fn guest(&self, id: ModuleId, fetch: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<Guest, CacheError> {
         let slot = self.slots.lock().expect("cache lock").entry(id).or_default().clone();
-        let mut slot = slot.lock().expect("module slot lock");
+        // A panic while a slot was held (a fetch that panicked) leaves it
+        // empty, which is a state like any other: carry on.
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(guest) = slot.as_ref() {
             self.used(id);
             return Ok(guest.clone());

@@ -151,8 +151,9 @@ impl ModuleFetcher for ClientFetcher {
     fn fetch(&self, from: &[u8], id: ModuleId) -> Result<Vec<u8>, String> {
         let (client, runtime) = self.node.get().ok_or("the node has not started")?;
         let peer = libp2p::PeerId::from_bytes(from).map_err(|e| format!("the piece names no valid submitter: {e}"))?;
-        runtime
-            .block_on(tokio::time::timeout(FETCH_TIMEOUT, client.fetch_module(peer, id)))
-            .map_err(|_| format!("module {id} did not arrive from {peer} within {FETCH_TIMEOUT:?}"))?
+        // The timer is made inside the runtime: it needs the runtime's clock.
+        let fetched =
+            runtime.block_on(async { tokio::time::timeout(FETCH_TIMEOUT, client.fetch_module(peer, id)).await });
+        fetched.map_err(|_| format!("module {id} did not arrive from {peer} within {FETCH_TIMEOUT:?}"))?
     }
 }
