@@ -8,7 +8,7 @@ use super::mesh::reach;
 use super::{slots_or_cores, terminated, usage, PeerOpts};
 use crate::client::{Client, MeshEvent};
 use crate::net::identity::{self, Identity, IdentityError};
-use crate::node::Node;
+use crate::node::{Node, WasmConfig};
 use anyhow::Context;
 use clap::Args;
 use libp2p::Multiaddr;
@@ -59,6 +59,17 @@ pub struct NodeArgs {
     /// Print each event as one JSON object per line instead of text.
     #[arg(long)]
     json: bool,
+    /// Run no WebAssembly tasks (`meshwork run wasm`): the node neither
+    /// advertises nor accepts them.
+    #[arg(long)]
+    no_wasm: bool,
+    /// Where fetched wasm modules are kept, by their SHA-256 (least
+    /// recently used out past --cache-bytes) [default: <cache dir>/meshwork/modules].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_wasm")]
+    cache_dir: Option<PathBuf>,
+    /// Bytes of wasm modules kept on disk at most.
+    #[arg(long, default_value_t = 1 << 30, conflicts_with = "no_wasm")]
+    cache_bytes: u64,
 }
 
 /// One line of the node's report.
@@ -111,7 +122,12 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             loaded => loaded?,
         },
     };
-    let cfg = args.peer.node_config(identity.key.clone(), slots_or_cores(args.slots)).map_err(usage)?;
+    let mut cfg = args.peer.node_config(identity.key.clone(), slots_or_cores(args.slots)).map_err(usage)?;
+    cfg.wasm = (!args.no_wasm).then(|| WasmConfig {
+        cache_dir: args.cache_dir.clone().or_else(|| dirs::cache_dir().map(|d| d.join("meshwork").join("modules"))),
+        cache_bytes: args.cache_bytes,
+        ..WasmConfig::default()
+    });
     let node = Node::start(cfg).await.context("starting the node")?;
     let json = args.json;
     let mut out = std::io::stdout().lock();
