@@ -89,10 +89,11 @@ fn a_node_started_with_no_wasm_is_not_given_wasm_pieces() {
     let dir = scratch("wasm-refused");
     let primes = build_c("primes", &dir);
     let nodes = local_mesh(1, &["--no-wasm"], T);
-    let args =
-        ["--min-peers", "1", "--wait", "3", "wasm", primes.to_str().unwrap(), "--range", "0..1000", "--pieces", "2"];
-    let out = RunProc::start_local(&nodes[0].addr, &args).finish(T).unwrap();
-    // The only worker does not run wasm: no peer for the job.
+    let args = ["--min-peers", "1", "wasm", primes.to_str().unwrap(), "--range", "0..1000", "--pieces", "2"];
+    // The only worker does not run wasm: no peer for the job, said once the
+    // run's --wait (30 s) is over.
+    let out = RunProc::start_local(&nodes[0].addr, &args).finish(JOB).unwrap();
     assert_eq!(out.code, 3, "{}", out.stderr_text());
+    assert!(out.stderr_text().contains("wasm"), "{}", out.stderr_text());
     let _ = std::fs::remove_dir_all(&dir);
 }
