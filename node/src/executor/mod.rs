@@ -71,8 +71,8 @@ impl Executor {
     /// Starts `e`; its events arrive on the channel (at once if it ran inline).
     pub(crate) fn spawn(&mut self, e: Execution) {
         let flag = CancelFlag::new();
+        let inline = self.runs_inline(&e.task, e.pieces.len());
         let runner = self.registry.get(&e.task);
-        let inline = runner.as_ref().is_some_and(|r| r.may_run_inline()) && self.is_tiny(&e.task, e.pieces.len());
         self.running.insert(e.id, Running { flag: flag.clone(), task: e.task.clone(), pieces: e.pieces.len() });
         let events = self.events.clone();
         let job = move || run_batch(e, runner, &flag, &events);
@@ -81,6 +81,15 @@ impl Executor {
         } else {
             self.pool.spawn(job);
         }
+    }
+
+    /// Does a batch of `pieces` of `task` run on this (the network) thread?
+    /// Only a task that allows it ([`Task::MAY_RUN_INLINE`]) whose batches
+    /// proved tiny.
+    ///
+    /// [`Task::MAY_RUN_INLINE`]: meshwork_protocol::task::Task::MAY_RUN_INLINE
+    fn runs_inline(&self, task: &str, pieces: usize) -> bool {
+        self.registry.get(task).is_some_and(|r| r.may_run_inline()) && self.is_tiny(task, pieces)
     }
 
     /// Did every one of the task's last batches take under [`INLINE_UNDER`],
@@ -221,5 +230,43 @@ mod tests {
         assert!(!ex.is_tiny(sleep::Sleep::NAME, 1), "other tasks are not affected");
         ex.spawn(execution(99, noop::Noop::NAME, one));
         assert!(matches!(rx.try_recv(), Ok(ExecEvent::Finished { id: ExecId(99), .. })), "ran before spawn returned");
+    }
+
+    /// `noop`, but its pieces may wait on the network (as a wasm piece
+    /// fetching its module does).
+    struct Waits;
+
+    impl Task for Waits {
+        const NAME: &'static str = "waits";
+        type Input = ();
+        type Piece = u32;
+        type Output = u32;
+        type Result = ();
+        const MAY_RUN_INLINE: bool = false;
+
+        fn split(&self, _: &()) -> Result<Vec<u32>, TaskError> {
+            Ok(vec![0])
+        }
+        fn run(&self, piece: u32, _: &CancelFlag) -> Result<u32, TaskError> {
+            Ok(piece)
+        }
+        fn merge(&self, _: &(), _: Vec<u32>) -> Result<(), TaskError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_task_whose_pieces_may_wait_never_runs_inline_however_tiny() {
+        let mut registry = builtin_registry();
+        registry.register(Waits);
+        let (mut ex, mut rx) = Executor::new(registry);
+        let one = encode_pieces::<Waits>(&[7]);
+        for id in 0..INLINE_AFTER as u64 {
+            ex.spawn(execution(id, Waits::NAME, one.clone()));
+            let ExecEvent::Finished { id, elapsed, .. } = next(&mut rx) else { panic!("no progress expected") };
+            ex.ended(id, elapsed);
+        }
+        assert!(ex.is_tiny(Waits::NAME, 1), "its batches were tiny");
+        assert!(!ex.runs_inline(Waits::NAME, 1), "yet it must stay off the network thread");
     }
 }
