@@ -8,7 +8,7 @@ use crate::net::behaviour::{Behaviour, BehaviourConfig, BehaviourError};
 use crate::net::peer_map::PeerMap;
 use crate::net::transport::{self, TransportConfig};
 use crate::wasm::task::ClientFetcher;
-use crate::wasm::{GuestError, Limits, ModuleCache, Sandbox, Wasm};
+use crate::wasm::{Limits, ModuleCache, Sandbox, Wasm};
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId, SwarmBuilder};
 use meshwork_protocol::task::Registry;
@@ -108,12 +108,6 @@ pub enum StartError {
     /// The RPC protocol was registered twice.
     #[error("accepting RPC streams")]
     Rpc(#[from] libp2p_stream::AlreadyRegistered),
-    /// The wasm sandbox could not be set up.
-    #[error("setting up wasm")]
-    Wasm(#[from] GuestError),
-    /// The module cache directory could not be created.
-    #[error("creating the module cache")]
-    ModuleCache(#[source] std::io::Error),
     /// The node's task ended while it was starting.
     #[error("the node stopped while starting")]
     Stopped,
@@ -158,10 +152,13 @@ impl Node {
         }
         let mut registry = cfg.registry.clone();
         let fetcher = Arc::new(ClientFetcher::default());
-        if let Some(w) = &cfg.wasm {
-            let cache = ModuleCache::new(Sandbox::new(w.limits)?, w.cache_dir.clone(), w.cache_bytes)
-                .map_err(StartError::ModuleCache)?;
-            registry.register(Wasm::new(Arc::new(cache), fetcher.clone()));
+        if let Some(w) = cfg.wasm.clone() {
+            let make = move || {
+                let sandbox = Sandbox::new(w.limits).map_err(|e| e.to_string())?;
+                ModuleCache::new(sandbox, w.cache_dir.clone(), w.cache_bytes)
+                    .map_err(|e| format!("creating the module cache: {e}"))
+            };
+            registry.register(Wasm::lazy(make, fetcher.clone()));
         }
         let mut peers = PeerMap::new(me);
         let mut machine = cfg.protocol.clone();

@@ -8,7 +8,7 @@ use super::sandbox::{GuestError, PieceCall, Sandbox};
 use meshwork_protocol::task::{CancelFlag, Task, TaskError};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Gets a module's bytes from the peer that offers it (the submitter).
 /// Blocks: it is called on the thread that runs the piece.
@@ -50,14 +50,41 @@ pub struct WasmJob {
 /// The task, with the node's module cache and a way to fetch modules.
 #[derive(Clone)]
 pub struct Wasm {
-    cache: Arc<ModuleCache>,
+    cache: Arc<LazyCache>,
     fetcher: Arc<dyn ModuleFetcher>,
+}
+
+/// A module cache made when the first wasm piece needs it: the compiler and
+/// runtime it sets up would cost every idle node about 1.7 MB of resident
+/// memory, wasm or not.
+struct LazyCache {
+    make: Box<dyn Fn() -> Result<ModuleCache, String> + Send + Sync>,
+    cell: OnceLock<Result<Arc<ModuleCache>, String>>,
+}
+
+impl LazyCache {
+    fn get(&self) -> Result<&ModuleCache, TaskError> {
+        match self.cell.get_or_init(|| (self.make)().map(Arc::new)) {
+            Ok(cache) => Ok(cache),
+            Err(e) => Err(TaskError::Failed(format!("this node cannot run wasm: {e}"))),
+        }
+    }
 }
 
 impl Wasm {
     /// The task over `cache`, fetching with `fetcher`.
     pub fn new(cache: Arc<ModuleCache>, fetcher: Arc<dyn ModuleFetcher>) -> Wasm {
-        Wasm { cache, fetcher }
+        let cell = OnceLock::from(Ok(cache));
+        let make = Box::new(|| Err("the cache was given".to_string()));
+        Wasm { cache: Arc::new(LazyCache { make, cell }), fetcher }
+    }
+
+    /// The task with a cache `make` builds when the first piece arrives.
+    pub fn lazy(
+        make: impl Fn() -> Result<ModuleCache, String> + Send + Sync + 'static,
+        fetcher: Arc<dyn ModuleFetcher>,
+    ) -> Wasm {
+        Wasm { cache: Arc::new(LazyCache { make: Box::new(make), cell: OnceLock::new() }), fetcher }
     }
 
     /// The task as a submitter uses it: to split and merge (its node runs
@@ -109,13 +136,14 @@ impl Task for Wasm {
             .try_into()
             .map_err(|_| TaskError::Failed(format!("a module id has 32 bytes, not {}", piece.module.len())))?;
         let id = ModuleId(id);
-        let guest = self.cache.guest(id, || self.fetcher.fetch(&piece.from, id)).map_err(|e| match e {
+        let cache = self.cache.get()?;
+        let guest = cache.guest(id, || self.fetcher.fetch(&piece.from, id)).map_err(|e| match e {
             CacheError::Guest(g) => guest_error(g),
             other => TaskError::Failed(other.to_string()),
         })?;
         let call =
             PieceCall { args: &piece.args, piece: piece.index, pieces: piece.count, stdin: &piece.stdin, seed: id.0 };
-        self.cache.sandbox().run(&guest, &call, cancel).map(ByteBuf::from).map_err(guest_error)
+        cache.sandbox().run(&guest, &call, cancel).map(ByteBuf::from).map_err(guest_error)
     }
 
     fn merge(&self, _job: &WasmJob, outputs: Vec<ByteBuf>) -> Result<Vec<Vec<u8>>, TaskError> {

@@ -329,4 +329,28 @@ mod task {
         assert_eq!(offer.asked.load(Ordering::SeqCst), 1, "the module crosses the network once per peer");
         assert_eq!(cache.stats.compiles.load(Ordering::Relaxed), 1, "and is compiled once");
     }
+
+    #[test]
+    fn a_node_builds_its_wasm_engine_only_when_the_first_piece_arrives() {
+        let bytes = wat::parse_str(upper_cat()).unwrap();
+        let offer = Arc::new(Offer { bytes: bytes.clone(), asked: AtomicUsize::new(0) });
+        let built = Arc::new(AtomicUsize::new(0));
+        let count = built.clone();
+        let task = Wasm::lazy(
+            move || {
+                count.fetch_add(1, Ordering::SeqCst);
+                Ok(ModuleCache::new(sandbox(), None, 1 << 20).unwrap())
+            },
+            offer,
+        );
+        assert_eq!(built.load(Ordering::SeqCst), 0, "nothing is built before a piece needs it");
+        let job = WasmJob {
+            module: ModuleId::of(&bytes),
+            from: b"submitter".to_vec(),
+            args: vec![],
+            inputs: vec![b"a".to_vec(), b"b".to_vec()],
+        };
+        assert_eq!(run_locally(&task, &job).unwrap(), [b"A".to_vec(), b"B".to_vec()]);
+        assert_eq!(built.load(Ordering::SeqCst), 1, "and it is built once");
+    }
 }
