@@ -178,6 +178,9 @@ pub struct JobReport {
     pub rejections: u32,
     /// Batches sent.
     pub batches: u32,
+    /// Seconds the workers spent executing this job's batches, as they
+    /// report it (all copies; compare with `wall_s` × slots for idle time).
+    pub exec_s: f64,
 }
 
 impl JobReport {
@@ -196,6 +199,7 @@ impl JobReport {
             unsolicited: s.unsolicited,
             rejections: s.rejections,
             batches: s.batches,
+            exec_s: s.exec.as_secs_f64(),
         }
     }
 }

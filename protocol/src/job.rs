@@ -156,6 +156,10 @@ pub struct JobStats {
     pub rejections: u32,
     /// Batches sent.
     pub batches: u32,
+    /// Time the workers say they spent executing the batches they answered
+    /// (winning and losing copies alike): with `elapsed` and the slots it
+    /// splits a job's wall time into work and idle slots.
+    pub exec: Duration,
 }
 
 /// A finished job.

@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::time::Duration;
 
 /// The parts of the machine the scheduler works through.
 pub(crate) struct Ctx<'a> {
@@ -285,6 +286,7 @@ impl Scheduler {
     fn on_results(&mut self, rid: RequestId, b: Batch, r: Results, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get_mut(&b.job) else { return };
         ctx.peers.answered_batch(b.peer);
+        job.stats.exec += Duration::from_micros(r.exec_us);
         job.piece_times.record(ctx.now.since(b.sent) / b.pieces.len().max(1) as u32);
         let n = r.pieces.len().max(1) as u64;
         let mean_index = b.pieces.iter().map(|&p| p as f64).sum::<f64>() / b.pieces.len().max(1) as f64;

@@ -452,6 +452,7 @@ mod tests {
             unsolicited: 0,
             rejections: 0,
             batches: 3,
+            exec_s: 0.0,
         }
     }
 

@@ -165,16 +165,32 @@ fn single(a: &BenchArgs) -> Value {
     })
 }
 
+/// B3, with where its wall time went: `exec_s` is the time the workers
+/// report executing pieces, so `exec_s / (2 × wall_s)` is the share of the
+/// two slots' time spent computing (the rest is start-up, round trips and
+/// the tail) and `exec_s` against `single` is the work the split and the
+/// shared machine added.
 async fn primes_workload(mesh: &Mesh, a: &BenchArgs) -> anyhow::Result<Value> {
     let expected = expected(a)?;
+    let first_placed: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let opts = JobOptions { explain: true, ..quiet() };
     let t0 = Instant::now();
-    let (count, report) = mesh.client().run(&primes::Primes, &primes_input(a), &quiet(), |_, _| {}).await?;
+    let (count, report) = mesh
+        .client()
+        .run(&primes::Primes, &primes_input(a), &opts, |_, e| {
+            if matches!(e, JobEvent::Placed { .. }) {
+                first_placed.get_or_init(Instant::now);
+            }
+        })
+        .await?;
     let wall = t0.elapsed().as_secs_f64();
     let correct = count == expected;
+    let start = first_placed.get().map(|t| t.duration_since(t0).as_secs_f64());
     Ok(json!({
         "system": "meshwork", "workload": "primes", "workers": 2, "limit": a.limit, "pieces": a.pieces,
         "wall_s": round(wall), "count": count, "correct": correct, "ok": correct,
-        "pieces_per_peer": report.pieces_per_peer,
+        "pieces_per_peer": report.pieces_per_peer, "exec_s": round(report.exec_s),
+        "slot_utilization": round(report.exec_s / (2.0 * wall)), "first_placed_s": start.map(round),
     }))
 }
 
