@@ -226,6 +226,7 @@ mod tests {
             tasks: vec!["sleep".to_string()],
             advert_age_ms: None,
             rtt_us: None,
+            version: None,
         }
     }
 
