@@ -28,8 +28,8 @@ pub(super) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
     let node = join(&args.peer, 0).await?;
     let client = node.client();
     let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
-    if !args.peer.join.is_empty() {
-        if let Err(e) = reach(&client, &args.peer.join, deadline).await {
+    if !args.peer.net.join.is_empty() {
+        if let Err(e) = reach(&client, &args.peer.net.join, deadline).await {
             node.shutdown().await;
             return Err(e);
         }
