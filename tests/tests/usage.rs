@@ -163,6 +163,10 @@ fn an_unknown_task_lists_the_tasks_and_task_help_says_what_its_words_mean() {
     assert_eq!(code, 0);
     assert!(help.contains("--difficulty <BITS>") && !help.contains("<DIFFICULTY>"), "{help}");
     assert!(help.contains("--difficulty BITS leading zero bits"), "the summary names the flag: {help}");
+    // The task's own options first, then the run's, then the mesh's.
+    let at = |what: &str| help.find(what).unwrap_or_else(|| panic!("{what:?} in:\n{help}"));
+    assert!(at("--difficulty") < at("Run options:") && at("Run options:") < at("--min-peers <N>"), "{help}");
+    assert!(at("--min-peers <N>") < at("Mesh options:") && at("Mesh options:") < at("--join <MULTIADDR>"), "{help}");
 }
 
 #[test]

@@ -110,10 +110,10 @@ impl Cli {
 #[derive(Debug, Clone, Args)]
 pub struct PeerOpts {
     /// Addresses: listen, join, mDNS.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Mesh options")]
     pub net: NetOpts,
     /// Private mesh and limits.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Mesh options")]
     pub mesh: MeshOpts,
 }
 

@@ -37,9 +37,8 @@ a second Ctrl-C exits at once.
 Exit codes: 0 done; 1 the job failed; 2 bad arguments (checked before joining); \
 3 no mesh (a --join address not reached, fewer than --min-peers peers, or a node \
 could not start); 130 cancelled with Ctrl-C.")]
+#[command(next_help_heading = "Run options")]
 pub struct RunArgs {
-    #[command(flatten)]
-    peer: PeerOpts,
     /// Pieces this process runs itself at once [default: number of cores]; 0 only submits.
     #[arg(long, global = true)]
     slots: Option<u32>,
@@ -52,7 +51,8 @@ pub struct RunArgs {
     #[arg(long, global = true)]
     or_run_anyway: bool,
     /// Longest wait, in seconds, for a --join address to be reached (not
-    /// reached: exit 3) and for --min-peers.
+    /// reached: exit 3), for --min-peers, and for the peers found to stop
+    /// coming (the wait ends about a second after the last one).
     #[arg(long, default_value_t = 3.0, global = true, value_name = "SECS", value_parser = checks::secs)]
     wait: f64,
     /// A piece failing this many times fails the job (1 or more).
@@ -75,6 +75,9 @@ pub struct RunArgs {
     /// job events as one JSON object per line on stderr (see --help).
     #[arg(long, global = true)]
     json: bool,
+    /// Where this peer listens, the mesh it joins, limits.
+    #[command(flatten)]
+    peer: PeerOpts,
     /// The task and its arguments.
     #[command(subcommand)]
     task: TaskCommand,

@@ -23,7 +23,7 @@ pub struct SimulateArgs {
     pub real: bool,
     /// With --real: a private mesh, limits (the nodes listen on loopback
     /// and join each other: no --listen, --join or mDNS here).
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "With --real")]
     pub mesh: MeshOpts,
 }
 
