@@ -141,7 +141,10 @@ impl Status {
         let style = ProgressStyle::with_template("{spinner} {line}").expect("valid template").with_key("line", line);
         let target = if hidden { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
         let bar = ProgressBar::with_draw_target(None, target).with_style(style);
-        bar.enable_steady_tick(Duration::from_millis(200));
+        // No ticker thread for a line nobody sees.
+        if !bar.is_hidden() {
+            bar.enable_steady_tick(Duration::from_millis(200));
+        }
         Status { bar, shown }
     }
 
