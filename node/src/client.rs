@@ -97,10 +97,12 @@ pub struct PeerInfo {
     pub advert_age_ms: Option<u64>,
     /// Round-trip time, in microseconds.
     pub rtt_us: Option<u64>,
+    /// The version it runs, as it says (`meshwork/0.1.0 (abc1234)`), while connected.
+    pub version: Option<String>,
 }
 
 impl PeerInfo {
-    pub(crate) fn new(peer: PeerId, addresses: Vec<Multiaddr>, view: PeerView) -> PeerInfo {
+    pub(crate) fn new(peer: PeerId, addresses: Vec<Multiaddr>, version: Option<String>, view: PeerView) -> PeerInfo {
         PeerInfo {
             peer_id: peer.to_string(),
             addresses: addresses.iter().map(|a| a.to_string()).collect(),
@@ -113,6 +115,7 @@ impl PeerInfo {
             tasks: view.tasks,
             advert_age_ms: view.advert_age.map(|d| d.as_millis() as u64),
             rtt_us: view.rtt.map(|d| d.as_micros() as u64),
+            version,
         }
     }
 

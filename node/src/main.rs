@@ -1,13 +1,25 @@
 //! The `meshwork` binary: parse, run, map errors to one line and an exit code.
 
+use clap::error::ErrorKind;
 use clap::Parser;
-use meshwork::cli::{Cli, Command, UsageError, EXIT_MESH};
+use meshwork::cli::{task_list, Cli, Command, UsageError, EXIT_MESH};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // `meshwork run <unknown task>`: say which there are.
+            let command = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+            if e.kind() == ErrorKind::InvalidSubcommand && command.as_deref() == Some("run") {
+                eprintln!("\n{}", task_list());
+            }
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
     // Nodes say what they do; commands that start many peers stay quiet.
     let default = match cli.command {
         Command::Simulate(_) | Command::Demo(_) | Command::Bench(_) => "warn,libp2p_kad=error",

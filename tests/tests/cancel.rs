@@ -1,6 +1,6 @@
 //! Ctrl-C on `meshwork run` (issue 11, item 1), with real processes on
 //! loopback: SIGINT cancels the job whatever the run is doing, the workers
-//! stop its pieces, and the run exits 130.
+//! stop its pieces, and the run exits 130; a second SIGINT exits at once.
 //!
 //! Mid-job, the pieces are 2-minute `sleep`s on three one-slot workers,
 //! each holding one running and one queued: a run that ignored Ctrl-C, or
@@ -10,9 +10,11 @@
 //! how the test knows the pieces run before it presses Ctrl-C: without
 //! `--explain` the run prints nothing until a piece is done.
 
-use meshwork_tests::events::NodeEvent;
+use meshwork_tests::events::{JobEvent, NodeEvent};
+use meshwork_tests::guests::{scratch, write_wat};
 use meshwork_tests::node_proc::{local_mesh, wait_nodes, NodeProc};
 use meshwork_tests::observer::Observer;
+use meshwork_tests::procs::{Line, Stream};
 use meshwork_tests::run_proc::{Local, RunProc};
 use std::time::{Duration, Instant};
 
@@ -79,4 +81,33 @@ fn ctrl_c_while_waiting_for_peers_exits_130_at_once() {
     assert_eq!(out.code, 130, "exit code after Ctrl-C: {}", out.stderr_text());
     assert_eq!(out.json, serde_json::Value::Null, "a cancelled run prints no result");
     eprintln!("Ctrl-C while waiting for peers: exit 130 after {:.2}s", pressed.elapsed().as_secs_f64());
+}
+
+/// A second Ctrl-C exits at once, even while the first cannot be acted on:
+/// here the job is done and its `--reduce` module, which never returns,
+/// holds the thread that would notice the first. The run says
+/// "cancelling…" at the first (so the test knows it arrived) and must exit
+/// with 130 at the second; without that it would spin for ever.
+#[test]
+fn a_second_ctrl_c_exits_at_once_while_the_first_cannot_be_acted_on() {
+    let dir = scratch("cancel-twice");
+    let echo = write_wat("quiet", r#"(module (func (export "_start")))"#, &dir);
+    let endless = write_wat("endless", r#"(module (func (export "_start") (loop $l (br $l))))"#, &dir);
+    let workers = local_mesh(2, &[], T);
+    let (echo, endless) = (echo.to_str().unwrap(), endless.to_str().unwrap());
+    let args = ["--min-peers", "2", "wasm", echo, "--range", "0..4", "--pieces", "4", "--reduce", endless];
+    let mut run = RunProc::start_local(&workers[0].addr, &args);
+    let all_done = |e: &JobEvent| matches!(e, JobEvent::Progress { done, total } if done == total);
+    run.wait_event("every piece done", run.started, T, all_done).unwrap();
+    // The reducer starts as soon as the last piece is in, and never ends.
+    run.proc.signal(libc::SIGINT);
+    let cancelling = |l: &Line| l.stream == Stream::Stderr && l.text.contains("cancelling…");
+    run.proc.wait_for("\"cancelling…\" after the first Ctrl-C", T, cancelling).unwrap();
+    run.proc.signal(libc::SIGINT);
+    let pressed = Instant::now();
+    let out = run.finish(PROMPT).unwrap_or_else(|e| panic!("the run after a second Ctrl-C: {e}"));
+    assert_eq!(out.code, 130, "exit code after a second Ctrl-C: {}", out.stderr_text());
+    assert_eq!(out.json, serde_json::Value::Null, "a cancelled run prints no result");
+    eprintln!("second Ctrl-C during an endless reducer: exit 130 after {:.2}s", pressed.elapsed().as_secs_f64());
+    let _ = std::fs::remove_dir_all(&dir);
 }

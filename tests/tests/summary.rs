@@ -1,6 +1,7 @@
 //! The summary a real `meshwork run` prints on stderr after its result
 //! (issue 11, item 6): a duration as people write one (`10.0 s`, not
-//! `10.046471s`) and per-peer counts that add up to the job's pieces.
+//! `10.046471s`), per-peer counts that add up to the job's pieces, and how
+//! many of the peers seen were used.
 
 use meshwork_tests::procs::{node, Proc, Spawn, Stderr};
 use std::time::Duration;
@@ -32,7 +33,9 @@ fn the_summary_says_how_long_in_words_and_its_per_peer_counts_add_up() {
     let line = err.lines().find_map(|l| l.strip_prefix("8 pieces in ")).unwrap_or_else(|| panic!("a summary:\n{err}"));
     let (took, rest) = line.split_once(" · per peer: ").unwrap_or_else(|| panic!("{line}"));
     assert!(reads_as_a_duration(took), "the duration reads as people write it: {took:?} in {line:?}");
-    let (per_peer, _) = rest.split_once(" · retries").unwrap_or_else(|| panic!("{line}"));
+    let (per_peer, rest) = rest.split_once(" · peers used ").unwrap_or_else(|| panic!("{line}"));
+    let seen = rest.split_once(" · retries").map(|(s, _)| s);
+    assert!(matches!(seen, Some("1 of 2 seen" | "2 of 2 seen")), "the worker and this machine seen: {line:?}");
     let counts: Vec<u32> = per_peer.split(", ").map(|p| p.rsplit(' ').next().unwrap().parse().unwrap()).collect();
     assert_eq!(counts.iter().sum::<u32>(), 8, "per-peer counts add up to the pieces: {line:?}");
 }

@@ -1,7 +1,8 @@
 //! Ctrl-C for commands that must always answer it (`meshwork run`): the
 //! first SIGINT cancels whatever the command is doing (starting its peer,
 //! waiting for others, the job, the merge) and a second one exits at once
-//! with 130.
+//! with 130. The first one says so at once ("cancelling…"), whatever the
+//! command is doing, so a person knows the second is there.
 //!
 //! The second one is handled inside the signal handler itself, so it works
 //! even while the runtime's one thread is busy (a large merge runs on it):
@@ -13,6 +14,9 @@ use anyhow::Context;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// What the first Ctrl-C prints on stderr, from the signal handler itself.
+const CANCELLING: &str = "cancelling… (Ctrl-C again exits at once)";
 
 /// SIGINT, caught from [`Interrupt::install`] on.
 #[derive(Debug)]
@@ -29,18 +33,23 @@ impl Interrupt {
     pub(super) fn install() -> anyhow::Result<Interrupt> {
         let count = Arc::new(AtomicU32::new(0));
         let seen = count.clone();
+        let line = format!("\n{CANCELLING}\n").into_bytes();
         let count_or_exit = move || {
             if seen.fetch_add(1, Ordering::SeqCst) >= 1 {
                 // SAFETY: _exit(2) is async-signal-safe.
                 unsafe { libc::_exit(EXIT_CANCELLED.into()) }
             }
+            // SAFETY: write(2) is async-signal-safe; the bytes were
+            // allocated before the handler was installed and live as long
+            // as it does. A short or failed write only loses the message.
+            unsafe { libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len()) };
         };
         // Registered before tokio's own action (added by the first `signal()`
         // for SIGINT in this process, just below): the registry runs actions
         // in the order they were registered, so the count is up to date by
         // the time the runtime is woken.
-        // SAFETY: the action only touches an atomic and calls _exit(2), both
-        // async-signal-safe; SIGINT is not one of the signals the registry forbids.
+        // SAFETY: the action only touches an atomic and calls write(2) and
+        // _exit(2), all async-signal-safe; SIGINT is not one of the signals the registry forbids.
         unsafe { signal_hook_registry::register(libc::SIGINT, count_or_exit) }
             .context("installing the Ctrl-C handler")?;
         let wake = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;

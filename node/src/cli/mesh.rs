@@ -55,14 +55,15 @@ pub(super) async fn reach(client: &Client, joins: &[Multiaddr], deadline: Instan
     }
 }
 
-/// Waits until `enough` holds for the live peers, or `deadline` passes; returns the last table.
+/// Waits until `enough` holds for the peer table (live peers and others),
+/// or `deadline` passes; returns the last table.
 pub(super) async fn wait_for(
     client: &Client,
     deadline: Instant,
-    enough: impl Fn(&[PeerInfo]) -> bool,
+    mut enough: impl FnMut(&[PeerInfo]) -> bool,
 ) -> anyhow::Result<Vec<PeerInfo>> {
     loop {
-        let peers: Vec<PeerInfo> = client.peers().await?.into_iter().filter(PeerInfo::is_live).collect();
+        let peers = client.peers().await?;
         if enough(&peers) || Instant::now() >= deadline {
             return Ok(peers);
         }

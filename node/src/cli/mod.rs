@@ -13,6 +13,7 @@ mod limits;
 mod mesh;
 mod node_cmd;
 mod peers_cmd;
+mod progress;
 mod real_sim;
 mod run_cmd;
 mod simulate;
@@ -61,6 +62,13 @@ pub enum Command {
     /// Run a node until Ctrl-C or SIGTERM, printing its listen addresses.
     Node(node_cmd::NodeArgs),
     /// Join the mesh briefly and list its peers with their load.
+    // It runs no pieces: the options about whose pieces a node runs, and
+    // for how long, do not apply.
+    #[command(
+        mut_arg("accept_from", |a| a.hide(true)),
+        mut_arg("max_pieces_per_peer", |a| a.hide(true)),
+        mut_arg("max_piece_time", |a| a.hide(true))
+    )]
     Peers(peers_cmd::PeersArgs),
     /// Run a job on the mesh and print its result.
     Run(run_cmd::RunArgs),
@@ -97,9 +105,22 @@ impl Cli {
     }
 }
 
-/// Options of every command that starts a peer.
+/// Options of every command that starts a peer: where it is on the
+/// network, and the rest.
 #[derive(Debug, Clone, Args)]
 pub struct PeerOpts {
+    /// Addresses: listen, join, mDNS.
+    #[command(flatten, next_help_heading = "Mesh options")]
+    pub net: NetOpts,
+    /// Private mesh and limits.
+    #[command(flatten, next_help_heading = "Mesh options")]
+    pub mesh: MeshOpts,
+}
+
+/// Where a peer listens and how it finds the mesh (not options of
+/// `simulate --real`, whose nodes are on loopback and join each other).
+#[derive(Debug, Clone, Default, Args)]
+pub struct NetOpts {
     /// Address to listen on (repeatable) [default: all interfaces, TCP and
     /// QUIC, ephemeral ports].
     #[arg(long = "listen", value_name = "MULTIADDR", global = true)]
@@ -112,6 +133,11 @@ pub struct PeerOpts {
     /// Do not use mDNS (it multicasts on every interface); use --join.
     #[arg(long, global = true)]
     pub no_mdns: bool,
+}
+
+/// The pre-shared key of a private mesh, and limits.
+#[derive(Debug, Clone, Args)]
+pub struct MeshOpts {
     /// Private mesh: the pre-shared key file written by `meshwork keygen`.
     /// Only nodes with the same key can connect; QUIC is turned off.
     #[arg(long, value_name = "PATH", env = "MESHWORK_SECRET_FILE", global = true, value_parser = checks::readable_file)]
@@ -125,24 +151,24 @@ impl PeerOpts {
     /// A node configuration with these options, `slots` slots and `key`.
     pub fn node_config(&self, key: Keypair, slots: u32) -> anyhow::Result<NodeConfig> {
         let mut cfg = NodeConfig::new(key, builtin_registry());
-        if !self.listen.is_empty() {
-            cfg.listen = self.listen.clone();
+        if !self.net.listen.is_empty() {
+            cfg.listen = self.net.listen.clone();
         }
-        cfg.join = self.join.clone();
+        cfg.join = self.net.join.clone();
         cfg.protocol = cfg.protocol.with_slots(slots);
-        cfg.protocol.max_piece_timeout = self.limits.max_piece_time()?;
-        if let Some(n) = self.limits.max_pieces_per_peer {
+        cfg.protocol.max_piece_timeout = self.mesh.limits.max_piece_time()?;
+        if let Some(n) = self.mesh.limits.max_pieces_per_peer {
             cfg.protocol.max_pieces_per_submitter = n;
         }
-        cfg.protocol.max_batch_bytes = self.limits.max_message / 2;
-        cfg.accept_from = self.limits.allowed()?;
+        cfg.protocol.max_batch_bytes = self.mesh.limits.max_message / 2;
+        cfg.accept_from = self.mesh.limits.allowed()?;
         cfg.behaviour = BehaviourConfig {
-            mdns: !self.no_mdns,
-            max_message: self.limits.max_message,
-            max_connections: self.limits.max_connections,
+            mdns: !self.net.no_mdns,
+            max_message: self.mesh.limits.max_message,
+            max_connections: self.mesh.limits.max_connections,
             ..BehaviourConfig::default()
         };
-        let psk = match &self.secret_file {
+        let psk = match &self.mesh.secret_file {
             Some(path) => Some(keygen::read(path)?),
             None => None,
         };
@@ -180,6 +206,20 @@ pub fn short(peer: &str) -> String {
     } else {
         peer.to_string()
     }
+}
+
+/// The tasks `meshwork run` knows, one per line with what each does: said
+/// after an unknown task's error, so the next try can be right.
+pub fn task_list() -> String {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let Some(run) = cli.find_subcommand("run") else { return String::new() };
+    let tasks: Vec<String> = run
+        .get_subcommands()
+        .filter(|t| !t.is_hide_set())
+        .map(|t| format!("  {:<12} {}", t.get_name(), t.get_about().map(|a| a.to_string()).unwrap_or_default()))
+        .collect();
+    format!("Tasks:\n{}", tasks.join("\n"))
 }
 
 /// Bad arguments: reported like clap's own errors (exit code 2).

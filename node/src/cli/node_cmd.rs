@@ -140,7 +140,7 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     tokio::select! {
         r = terminated() => r?,
         _ = report(node.client(), json) => {}
-        () = warn_unreached(node.client(), &args.peer.join) => {}
+        () = warn_unreached(node.client(), &args.peer.net.join) => {}
     }
     node.shutdown().await;
     // Only now may another node take this identity.
@@ -226,6 +226,7 @@ mod tests {
             tasks: vec!["sleep".to_string()],
             advert_age_ms: None,
             rtt_us: None,
+            version: None,
         }
     }
 

@@ -28,15 +28,15 @@ pub(super) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
     let node = join(&args.peer, 0).await?;
     let client = node.client();
     let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
-    if !args.peer.join.is_empty() {
-        if let Err(e) = reach(&client, &args.peer.join, deadline).await {
+    if !args.peer.net.join.is_empty() {
+        if let Err(e) = reach(&client, &args.peer.net.join, deadline).await {
             node.shutdown().await;
             return Err(e);
         }
     }
     let (mut count, mut since) = (0, Instant::now());
     let peers = loop {
-        let peers: Vec<PeerInfo> = client.peers().await?.into_iter().filter(|p| p.slots.is_some()).collect();
+        let peers: Vec<PeerInfo> = client.peers().await?.into_iter().filter(listed).collect();
         if peers.len() != count {
             (count, since) = (peers.len(), Instant::now());
         }
@@ -54,23 +54,34 @@ pub(super) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
     Ok(if peers.is_empty() { ExitCode::from(super::EXIT_MESH) } else { ExitCode::SUCCESS })
 }
 
+/// Whether `p` is a row of the table: a peer that advertised, other than
+/// a short-lived client (`run`, `peers`: no tasks) that has left.
+fn listed(p: &PeerInfo) -> bool {
+    p.slots.is_some() && (p.connected || !p.tasks.is_empty())
+}
+
 fn print_table(peers: &[PeerInfo]) {
     if peers.is_empty() {
         eprintln!("no peers heard (is mDNS blocked? try --join <multiaddr>)");
         return;
     }
     println!(
-        "{:<54} {:<34} {:>5} {:>7} {:>6} {:>8} {:>8}  STATUS",
-        "PEER", "ADDRESS", "SLOTS", "RUNNING", "QUEUED", "ADVERT", "RTT"
+        "{:<54} {:<34} {:>5} {:>7} {:>6} {:>8} {:>8}  {:<24} STATUS",
+        "PEER", "ADDRESS", "SLOTS", "RUNNING", "QUEUED", "ADVERT", "RTT", "VERSION"
     );
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
     for p in peers {
         let addr = p.addresses.first().cloned().unwrap_or_else(|| "-".into());
         let age = p.advert_age_ms.map_or("-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
         let rtt = p.rtt_us.map_or("-".into(), |us| format!("{:.2}ms", us as f64 / 1000.0));
-        let status = p.down.clone().map_or_else(|| "up".to_string(), |d| format!("down: {d}"));
+        let status = match &p.down {
+            Some(d) => format!("down: {d}"),
+            None if p.tasks.is_empty() => "up (client: runs no tasks)".to_string(),
+            None => "up".to_string(),
+        };
+        let version = p.version.as_deref().map_or("-", |v| v.strip_prefix("meshwork/").unwrap_or(v));
         println!(
-            "{:<54} {:<34} {:>5} {:>7} {:>6} {:>8} {:>8}  {status}",
+            "{:<54} {:<34} {:>5} {:>7} {:>6} {:>8} {:>8}  {version:<24} {status}",
             p.peer_id,
             short_addr(&addr),
             opt(p.slots),

@@ -2,14 +2,14 @@
 
 use super::interrupt::Interrupt;
 use super::mesh::{join, reach, wait_for};
+use super::progress::Status;
 use super::{checks, short, slots_or_cores, usage, PeerOpts, EXIT_CANCELLED, EXIT_FAILED};
-use crate::client::{Client, JobOptions, JobReport};
+use crate::client::{Client, JobOptions, JobReport, PeerInfo};
 use crate::net::peer_map::PeerNames;
 use crate::tasks::{hash_search, mandelbrot, noop, primes, sleep, wordcount, Rendered};
 use crate::wasm::args::WasmArgs;
 use crate::wasm::{Limits, ModuleId, Sandbox, Wasm};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use meshwork_protocol::policy::Candidate;
 use meshwork_protocol::task::Task;
 use meshwork_protocol::{human, JobEvent, JobId, PeerKey};
@@ -37,9 +37,8 @@ a second Ctrl-C exits at once.
 Exit codes: 0 done; 1 the job failed; 2 bad arguments (checked before joining); \
 3 no mesh (a --join address not reached, fewer than --min-peers peers, or a node \
 could not start); 130 cancelled with Ctrl-C.")]
+#[command(next_help_heading = "Run options")]
 pub struct RunArgs {
-    #[command(flatten)]
-    peer: PeerOpts,
     /// Pieces this process runs itself at once [default: number of cores]; 0 only submits.
     #[arg(long, global = true)]
     slots: Option<u32>,
@@ -52,7 +51,8 @@ pub struct RunArgs {
     #[arg(long, global = true)]
     or_run_anyway: bool,
     /// Longest wait, in seconds, for a --join address to be reached (not
-    /// reached: exit 3) and for --min-peers.
+    /// reached: exit 3), for --min-peers, and for the peers found to stop
+    /// coming (the wait ends about a second after the last one).
     #[arg(long, default_value_t = 3.0, global = true, value_name = "SECS", value_parser = checks::secs)]
     wait: f64,
     /// A piece failing this many times fails the job (1 or more).
@@ -75,6 +75,9 @@ pub struct RunArgs {
     /// job events as one JSON object per line on stderr (see --help).
     #[arg(long, global = true)]
     json: bool,
+    /// Where this peer listens, the mesh it joins, limits.
+    #[command(flatten)]
+    peer: PeerOpts,
     /// The task and its arguments.
     #[command(subcommand)]
     task: TaskCommand,
@@ -87,9 +90,13 @@ enum TaskCommand {
     Primes(primes::PrimesArgs),
     /// Render the Mandelbrot set to a PNG, tiles on peers.
     Mandelbrot(mandelbrot::MandelbrotArgs),
-    /// Find a nonce whose SHA-256 has BITS leading zero bits; first hit wins.
+    /// Find a nonce whose SHA-256 has --difficulty BITS leading zero bits; first hit wins.
     HashSearch(hash_search::HashSearchArgs),
     /// Count the words of a text file (its chunks travel with the pieces).
+    ///
+    /// A word is a run of letters and digits (of any script), compared in
+    /// lower case: "Café" and "CAFÉ" are one word; anything else separates
+    /// words, so "don't" is "don" and "t", and "4-2" is "4" and "2".
     Wordcount(wordcount::WordcountArgs),
     /// Trivial pieces that echo their index (for benchmarks).
     Noop(noop::NoopArgs),
@@ -175,42 +182,45 @@ async fn execute<T: Task>(
     args: &RunArgs,
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<ExitCode> {
-    tokio::select! {
-        waited = wait_for_peers(client, T::NAME, args) => waited?,
-        () = interrupt.pressed_once() => return Ok(cancelled()),
-    }
+    // On a terminal, what goes on from now on, before any piece is done.
+    let status = Status::start(args.json);
+    let seen = tokio::select! {
+        seen = wait_for_peers(client, T::NAME, args, &status) => seen.inspect_err(|_| status.clear())?,
+        () = interrupt.pressed_once() => {
+            status.clear();
+            return Ok(cancelled());
+        }
+    };
     let opts = JobOptions {
         max_attempts: args.max_attempts,
         piece_timeout: Duration::from_secs_f64(args.piece_timeout),
         stall_timeout: Duration::from_secs_f64(args.stall_timeout),
-        explain: args.explain,
+        // The status line says where pieces went, so it asks for placements.
+        explain: args.explain || status.visible(),
         backups: !args.no_backups,
     };
-    // With --json the events are JSON lines: no bar redraws between them.
-    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(0) }.with_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} pieces [{bar:30}] {elapsed} (eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
     let names = client.names().clone();
     let on_event = |id: JobId, event: &JobEvent| {
-        if let JobEvent::Progress { done, total, .. } = event {
-            bar.set_length(*total as u64);
-            bar.set_position(*done as u64);
+        match event {
+            JobEvent::Progress { done, total, .. } => status.progress(*done, *total),
+            JobEvent::Placed { choice, pieces, backup, .. } => {
+                status.placed(choice.chosen.peer, choice.chosen.slots, pieces.len(), *backup)
+            }
+            _ => {}
         }
         let line = if args.json {
             // Strings and integers only: serializing cannot fail.
             EventLine::of(id, event, &names, args.explain).and_then(|l| serde_json::to_string(&l).ok())
         } else {
-            text_line(event, &names)
+            text_line(event, &names, args.explain)
         };
-        // Printed whether or not stderr is a terminal (a hidden bar prints nothing itself).
+        // Printed whether or not stderr is a terminal.
         if let Some(line) = line {
-            bar.suspend(|| eprintln!("{line}"));
+            status.println(&line);
         }
     };
     let outcome = client.run_until(task, &input, &opts, on_event, interrupt.pressed_once()).await;
-    bar.finish_and_clear();
+    status.clear();
     // Pressed while the merge held the runtime's thread: the job is done,
     // but the user asked for it not to be.
     if interrupt.pressed() {
@@ -219,7 +229,12 @@ async fn execute<T: Task>(
     match outcome {
         Ok((result, report)) => {
             let shown = render(&input, &result)?;
-            print_outcome(T::NAME, &shown, &report, &client.peer_id().to_string(), args.json)?;
+            // Pressed while rendering (a --reduce module, an image being
+            // encoded) held the thread: the user asked for no result.
+            if interrupt.pressed() {
+                return Ok(cancelled());
+            }
+            print_outcome(T::NAME, &shown, &report, &client.peer_id().to_string(), seen, args.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -240,22 +255,33 @@ fn cancelled() -> ExitCode {
 
 /// Waits, at most `--wait`, until a `--join` address is reached (an error
 /// if none is) and `--min-peers` peers run the task (an error if fewer do,
-/// unless `--or-run-anyway`). Without `--min-peers` it waits for one peer
-/// running the task, and says so if there is none.
-async fn wait_for_peers(client: &Client, task: &str, args: &RunArgs) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
-    if !args.peer.join.is_empty() {
-        reach(client, &args.peer.join, deadline).await?;
+/// unless `--or-run-anyway`), and then until the peers that discovery
+/// reveals stop coming (see [`settled`]): a short job started at once
+/// would only use the first peers found. Says so when no other peer runs
+/// the task. Returns how many peers the job can use (this process
+/// included if it has slots).
+async fn wait_for_peers(client: &Client, task: &str, args: &RunArgs, status: &Status) -> anyhow::Result<usize> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(args.wait);
+    let me = usize::from(args.slots != Some(0));
+    if !args.peer.net.join.is_empty() {
+        reach(client, &args.peer.net.join, deadline).await?;
     }
-    let alone = args.peer.join.is_empty() && args.peer.no_mdns;
+    let alone = args.peer.net.join.is_empty() && args.peer.net.no_mdns;
     if alone && args.min_peers == 0 {
-        return Ok(());
+        return Ok(me);
     }
     let want = args.min_peers.max(1);
-    let runs = |peers: &[crate::client::PeerInfo]| peers.iter().filter(|p| p.tasks.iter().any(|t| t == task)).count();
-    let found = runs(&wait_for(client, deadline, |p| runs(p) >= want).await?);
+    let mut growth = Growth::new(started);
+    let found = wait_for(client, deadline, |peers| {
+        let now = Instant::now();
+        growth.saw(runs(peers, task), pending(peers), now);
+        growth.settled(want, now)
+    })
+    .await?;
+    let found = runs(&found, task);
     if found >= want {
-        return Ok(());
+        return Ok(found + me);
     }
     let seen = format!("{found} of {want} peers run {task} after {} s", args.wait);
     if args.min_peers > 0 && !args.or_run_anyway {
@@ -269,21 +295,64 @@ async fn wait_for_peers(client: &Client, task: &str, args: &RunArgs) -> anyhow::
     if args.json {
         eprintln!("{}", serde_json::json!({ "event": "warning", "message": message }));
     } else {
-        eprintln!("warning: {message}");
+        status.println(&format!("warning: {message}"));
     }
-    Ok(())
+    Ok(found + me)
+}
+
+/// Live peers that run `task`.
+fn runs(peers: &[PeerInfo], task: &str) -> usize {
+    peers.iter().filter(|p| p.is_live() && p.tasks.iter().any(|t| t == task)).count()
+}
+
+/// Peers connected whose first advert has not come yet: they may run the task.
+fn pending(peers: &[PeerInfo]) -> usize {
+    peers.iter().filter(|p| p.connected && p.down.is_none() && p.slots.is_none()).count()
+}
+
+/// How long the number of peers found must stay the same, with none
+/// pending, before the mesh counts as found: a peer found through another
+/// is dialled, connects and advertises within about one advert period.
+pub(super) const SETTLE: Duration = Duration::from_millis(1200);
+
+/// The peers found so far while waiting, and since when that number holds.
+#[derive(Debug)]
+struct Growth {
+    found: usize,
+    pending: usize,
+    since: Instant,
+}
+
+impl Growth {
+    fn new(now: Instant) -> Growth {
+        Growth { found: 0, pending: 0, since: now }
+    }
+
+    /// `found` peers run the task and `pending` may, at `now`.
+    fn saw(&mut self, found: usize, pending: usize, now: Instant) {
+        if (found, pending) != (self.found, self.pending) {
+            (self.found, self.pending, self.since) = (found, pending, now);
+        }
+    }
+
+    /// Whether to start: `want` peers run the task, none is pending, and
+    /// that has held for [`SETTLE`].
+    fn settled(&self, want: usize, now: Instant) -> bool {
+        self.found >= want && self.pending == 0 && now.duration_since(self.since) >= SETTLE
+    }
 }
 
 /// A job event in words, or None for events shown otherwise (progress is
-/// the bar; the end is the result).
-fn text_line(event: &JobEvent, names: &PeerNames) -> Option<String> {
+/// the status line; the end is the result) or not asked for (placements
+/// and unplaceable pieces need `explain`).
+fn text_line(event: &JobEvent, names: &PeerNames, explain: bool) -> Option<String> {
     let name = |k: PeerKey| short(&names.name(k));
     match event {
         JobEvent::Retried { piece, peer, cause, .. } => {
             Some(format!("piece {piece} failed on {}: {cause}; retrying elsewhere", name(*peer)))
         }
         JobEvent::Refused { peer, reason, .. } => Some(format!("{} {reason}", name(*peer))),
-        JobEvent::Placed { pieces, choice, backup, .. } => {
+        JobEvent::Placed { pieces, choice, backup, .. } if explain => {
             let load = |c: &Candidate| format!("{} {}/{}", name(c.peer), c.load, c.slots);
             let others: Vec<String> =
                 choice.considered.iter().filter(|c| c.peer != choice.chosen.peer).map(load).collect();
@@ -297,10 +366,10 @@ fn text_line(event: &JobEvent, names: &PeerNames) -> Option<String> {
                 if others.is_empty() { String::new() } else { format!("; weighed against {}", others.join(", ")) }
             ))
         }
-        JobEvent::Unplaceable { piece, why, .. } => {
+        JobEvent::Unplaceable { piece, why, .. } if explain => {
             Some(format!("piece {piece} cannot be placed: {}", why.describe(&name)))
         }
-        JobEvent::Progress { .. } | JobEvent::Finished { .. } => None,
+        _ => None,
     }
 }
 
@@ -401,21 +470,40 @@ fn describe_pieces(pieces: &[u32]) -> String {
     }
 }
 
-fn print_outcome(task: &str, shown: &Rendered, report: &JobReport, me: &str, json: bool) -> anyhow::Result<()> {
+/// Prints the result on stdout and the summary on stderr (with `json`,
+/// both as one object on stdout); `seen`: peers the job could use when it
+/// started.
+fn print_outcome(
+    task: &str,
+    shown: &Rendered,
+    report: &JobReport,
+    me: &str,
+    seen: usize,
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
-        let value = serde_json::json!({ "task": task, "result": shown.json, "summary": report });
+        let mut summary = serde_json::to_value(report)?;
+        summary["peers_seen"] = seen.max(used(report)).into();
+        summary["peers_used"] = used(report).into();
+        let value = serde_json::json!({ "task": task, "result": shown.json, "summary": summary });
         println!("{value}");
         return Ok(());
     }
     println!("{}", shown.text);
-    eprintln!("{}", summary_line(report, me));
+    eprintln!("{}", summary_line(report, me, seen));
     Ok(())
 }
 
-/// The summary of a job for people: its duration as they write one, and
+/// Peers that ran pieces of the job.
+fn used(report: &JobReport) -> usize {
+    report.pieces_per_peer.iter().filter(|(_, n)| *n > 0).count()
+}
+
+/// The summary of a job for people: its duration as they write one,
 /// pieces per peer (this process as "this machine") adding up to the
-/// job's pieces: those no peer ran, when a job ends early, are counted too.
-fn summary_line(report: &JobReport, me: &str) -> String {
+/// job's pieces (those no peer ran, when a job ends early, are counted
+/// too), and how many of the peers `seen` at the start ran pieces.
+fn summary_line(report: &JobReport, me: &str, seen: usize) -> String {
     let name = |p: &str| if p == me { "this machine".to_string() } else { short(p) };
     let mut per_peer: Vec<String> = report.pieces_per_peer.iter().map(|(p, n)| format!("{} {n}", name(p))).collect();
     let ran: u32 = report.pieces_per_peer.iter().map(|(_, n)| n).sum();
@@ -423,10 +511,13 @@ fn summary_line(report: &JobReport, me: &str) -> String {
         per_peer.push(format!("not run {} (the job ended early)", report.pieces - ran));
     }
     format!(
-        "{} pieces in {} · per peer: {} · retries {} · backups {} ({} won) · duplicates ignored {}",
+        "{} pieces in {} · per peer: {} · peers used {} of {} seen · retries {} · backups {} ({} won) · duplicates ignored {}",
         report.pieces,
         human(Duration::from_secs_f64(report.wall_s)),
         per_peer.join(", "),
+        used(report),
+        // A peer that came during the job was seen too.
+        seen.max(used(report)),
         report.retries,
         report.backups,
         report.backups_won,
@@ -457,13 +548,26 @@ mod tests {
     }
 
     #[test]
+    fn the_wait_for_peers_ends_once_their_number_stops_growing() {
+        let (t0, ms) = (Instant::now(), Duration::from_millis);
+        let mut g = Growth::new(t0);
+        g.saw(1, 2, t0 + ms(100));
+        assert!(!g.settled(1, t0 + ms(5000)), "two peers connected have not advertised yet");
+        g.saw(3, 0, t0 + ms(900));
+        g.saw(3, 0, t0 + ms(1000));
+        assert!(!g.settled(1, t0 + ms(900) + SETTLE - ms(1)), "a fourth may still come");
+        assert!(g.settled(1, t0 + ms(900) + SETTLE));
+        assert!(!g.settled(4, t0 + ms(9000)), "--min-peers 4 with 3 there");
+    }
+
+    #[test]
     fn the_summary_reads_as_people_write_and_its_counts_add_up() {
         let (me, other) = ("12D3KooWMe000000000000", "12D3KooWOther0000abcd1234");
         assert_eq!(
-            summary_line(&report(10.046471, 8, &[(other, 5), (me, 3)]), me),
-            "8 pieces in 10.0 s · per peer: …abcd1234 5, this machine 3 · retries 1 · backups 2 (1 won) · duplicates ignored 0"
+            summary_line(&report(10.046471, 8, &[(other, 5), (me, 3)]), me, 3),
+            "8 pieces in 10.0 s · per peer: …abcd1234 5, this machine 3 · peers used 2 of 3 seen · retries 1 · backups 2 (1 won) · duplicates ignored 0"
         );
-        let early = summary_line(&report(0.25, 64, &[(other, 10)]), me);
+        let early = summary_line(&report(0.25, 64, &[(other, 10)]), me, 0);
         assert!(
             early.starts_with("64 pieces in 250 ms · per peer: …abcd1234 10, not run 54 (the job ended early) ·"),
             "{early}"

@@ -325,7 +325,7 @@ impl Driver {
             .into_iter()
             .filter_map(|view| {
                 let peer = self.peers.id(view.peer)?;
-                Some(PeerInfo::new(peer, self.reach.addrs(&peer), view))
+                Some(PeerInfo::new(peer, self.reach.addrs(&peer), self.reach.version(&peer), view))
             })
             .collect()
     }
@@ -384,6 +384,7 @@ impl Driver {
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
                 tracing::debug!(peer = %peer_id, cause = ?cause, "disconnected");
+                self.reach.disconnected(&peer_id);
                 let key = self.peers.key(peer_id);
                 // A worker that left announced it (no tasks); one that still
                 // advertised tasks dropped out and is worth having back.

@@ -124,7 +124,7 @@ impl Behaviour {
             memory: memory_connection_limits::Behaviour::with_max_percentage(cfg.max_memory_fraction),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                    .with_agent_version(format!("meshwork/{}", env!("CARGO_PKG_VERSION")))
+                    .with_agent_version(format!("meshwork/{}", env!("MESHWORK_VERSION")))
                     .with_push_listen_addr_updates(true),
             ),
             mdns: mdns.into(),

@@ -14,7 +14,7 @@ use libp2p::core::ConnectedPoint;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{identify, kad, mdns, Multiaddr, PeerId, StreamProtocol, Swarm};
 use meshwork_protocol::wire::{Request, Response, KAD_PROTOCOL};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// How often the redial schedule is looked at.
@@ -26,13 +26,29 @@ pub(crate) struct Reach {
     dialer: Dialer,
     /// Member lists asked of nodes we joined through.
     members_asked: HashSet<OutboundId>,
+    /// What connected peers said they run (identify's agent version, e.g.
+    /// `meshwork/0.1.0 (abc1234)`): as many as there are connections.
+    agents: HashMap<PeerId, String>,
 }
+
+/// Longest agent version kept (another peer chooses what it sends).
+const MAX_AGENT: usize = 80;
 
 impl Reach {
     /// Dials a known member of the mesh now, and again until connected.
     pub(crate) fn join(&mut self, swarm: &mut Swarm<Behaviour>, addr: Multiaddr) {
         dial_addr(swarm, &addr);
         self.dialer.join(addr, Instant::now());
+    }
+
+    /// The version `peer` runs, as it said when it connected.
+    pub(crate) fn version(&self, peer: &PeerId) -> Option<String> {
+        self.agents.get(peer).cloned()
+    }
+
+    /// The last connection to `peer` closed: forget what it said it runs.
+    pub(crate) fn disconnected(&mut self, peer: &PeerId) {
+        self.agents.remove(peer);
     }
 
     /// Where `peer` was seen, most recent last.
@@ -90,6 +106,10 @@ impl Reach {
                 if info.protocol_version != IDENTIFY_PROTOCOL {
                     tracing::debug!(peer = %peer_id, version = info.protocol_version, "not a meshwork peer");
                     return;
+                }
+                if swarm.is_connected(&peer_id) {
+                    let agent: String = info.agent_version.chars().take(MAX_AGENT).collect();
+                    self.agents.insert(peer_id, agent);
                 }
                 let serves_kad = info.protocols.contains(&StreamProtocol::new(KAD_PROTOCOL));
                 for addr in info.listen_addrs {

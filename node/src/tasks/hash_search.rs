@@ -55,14 +55,14 @@ pub struct HashSearchSolution {
     pub digest: String,
 }
 
-/// Find a nonce whose SHA-256 (after --data) has --difficulty leading zero bits.
+/// Find a nonce whose SHA-256 (after --data) has --difficulty BITS leading zero bits.
 #[derive(clap::Args, Debug, Clone)]
 pub struct HashSearchArgs {
     /// The data the nonce is appended to (its UTF-8 bytes).
     #[arg(long)]
     pub data: String,
     /// Leading zero bits the digest must have (1 to 40; each one doubles the work).
-    #[arg(long)]
+    #[arg(long, value_name = "BITS")]
     pub difficulty: u32,
     /// Number of ranges of nonces the search is cut into.
     #[arg(long, default_value_t = 64)]
