@@ -69,6 +69,9 @@ pub struct NodeStats {
     pub redialling: u64,
     /// Open connections.
     pub connections: u64,
+    /// Outgoing dials started, by anyone in the node (redials, joins,
+    /// discovery, Kademlia).
+    pub dials: u64,
 }
 
 /// One row of `meshwork peers`.

@@ -384,18 +384,30 @@ impl PeerTable {
         was_up
     }
 
-    /// The driver reported every connection to `peer` closed.
+    /// The driver reported every connection to `peer` closed. A peer that
+    /// runs nothing and owes nothing (a `meshwork run` or `meshwork peers`
+    /// that left, or a worker that announced it was leaving) is forgotten:
+    /// a long-lived node meets thousands of such visitors, and keeping a
+    /// row for each would grow without bound. If it comes back it is new.
     pub(crate) fn disconnected(&mut self, peer: PeerKey, now: Time) -> bool {
         let was_up = self.mark_down(peer, DownReason::Disconnected, now);
-        if let Some(info) = self.peers.get_mut(&peer) {
-            info.connected = false;
+        let Some(info) = self.peers.get_mut(&peer) else { return was_up };
+        info.connected = false;
+        let works = info.advert.as_ref().is_some_and(|a| !a.tasks.is_empty());
+        if !works && info.inflight == 0 && info.batches == 0 && peer != self.me {
+            self.peers.remove(&peer);
+            for index in self.index.values_mut() {
+                index.set_open(peer, false);
+            }
         }
         was_up
     }
 
     /// Takes an advert that passed validation; refuses one older than seen.
     pub(crate) fn advert(&mut self, peer: PeerKey, advert: &Advert, now: Time) -> Result<(), AdvertError> {
-        if peer == self.me {
+        // A late copy of a visitor's leaving advert must not bring back
+        // the row its disconnection removed.
+        if peer == self.me || (advert.tasks.is_empty() && !self.peers.contains_key(&peer)) {
             return Ok(());
         }
         let info = self.peers.entry(peer).or_insert_with(|| PeerInfo::new(now));

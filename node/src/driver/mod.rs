@@ -394,6 +394,7 @@ impl Driver {
                     self.reach.lost(peer_id);
                 }
             }
+            SwarmEvent::Dialing { .. } => self.stats.dials += 1,
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
                 self.reach.dial_failed(peer_id, &error);
@@ -405,7 +406,12 @@ impl Driver {
             })) => {
                 let Some(source) = message.source else { return };
                 let acceptance = self.on_advert(source, &message.data, now);
-                if acceptance == MessageAcceptance::Accept {
+                // A worker heard of but not connected is worth a dial; a
+                // client's advert (it runs nothing; say, its leaving one,
+                // which can arrive after its connection closed) is not.
+                let key = self.peers.key(source);
+                let works = self.machine.peer(key, now).is_some_and(|v| !v.tasks.is_empty());
+                if acceptance == MessageAcceptance::Accept && works {
                     self.reach.heard_of(&self.swarm, source);
                 }
                 let _ = self.swarm.behaviour_mut().load_gossip.report_message_validation_result(
