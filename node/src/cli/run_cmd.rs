@@ -130,7 +130,8 @@ async fn job<T: Task>(
 /// unusable one is a usage error), and the job's module is offered to the
 /// workers for as long as the job runs.
 async fn wasm_job(wasm: &WasmArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let sandbox = Sandbox::new(Limits::default())?;
+    // Here only the reducer runs (this node's own pieces run in its node's sandbox).
+    let sandbox = Sandbox::new(Limits::default(), 1)?;
     let prepared = wasm.prepare(&sandbox).map_err(usage)?;
     let module = Arc::new(prepared.module.clone());
     let id = ModuleId::of(&module);
