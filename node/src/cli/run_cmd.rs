@@ -423,8 +423,12 @@ fn summary_line(report: &JobReport, me: &str) -> String {
     if ran < report.pieces {
         per_peer.push(format!("not run {} (the job ended early)", report.pieces - ran));
     }
+    let modules = match report.modules_sent {
+        Some(m) => format!(" · module sent {} times ({:.1} MB)", m.count, m.bytes as f64 / 1e6),
+        None => String::new(),
+    };
     format!(
-        "{} pieces in {} · per peer: {} · retries {} · backups {} ({} won) · duplicates ignored {}",
+        "{} pieces in {} · per peer: {} · retries {} · backups {} ({} won) · duplicates ignored {}{modules}",
         report.pieces,
         human(Duration::from_secs_f64(report.wall_s)),
         per_peer.join(", "),
@@ -453,6 +457,7 @@ mod tests {
             unsolicited: 0,
             rejections: 0,
             batches: 3,
+            modules_sent: None,
         }
     }
 
