@@ -171,6 +171,10 @@ impl Sandbox {
         pool.total_core_instances(instances)
             .total_memories(instances)
             .total_tables(instances)
+            // Async stacks are never used (guests run synchronously), but
+            // the pool makes them: 1000 of them, by default, cost the first
+            // piece of a node a thousand mprotect calls.
+            .total_stacks(instances)
             .total_component_instances(0)
             .max_memory_size(limits.memory)
             // A C guest's stack and heap start: kept mapped from piece to piece.
