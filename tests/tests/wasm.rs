@@ -132,15 +132,28 @@ fn a_two_megabyte_module_crosses_the_network_once_per_worker_and_not_again_for_t
     let out = RunProc::start_local(&nodes[0].addr, &args).finish(JOB).unwrap();
     out.assert_exact(64);
     assert_eq!(counted(&out), 148_933, "{}", out.json);
-    let workers = out.per_peer().iter().filter(|(_, n)| *n > 0).count() as u64;
-    assert!(workers >= 2, "{}", out.json);
+    // One module per worker that got pieces: at least those whose results
+    // won, at most those given any (a backup's loser may have fetched it
+    // too, or been cancelled before it had to).
+    let ran = out.per_peer().iter().filter(|(_, n)| *n > 0).count() as u64;
+    let mut given: Vec<&str> = (out.events.iter())
+        .filter_map(|e| match &e.event {
+            JobEvent::Placed { peer, .. } => Some(peer.as_str()),
+            _ => None,
+        })
+        .collect();
+    given.sort_unstable();
+    given.dedup();
     let sent = &out.json["summary"]["modules_sent"];
-    assert_eq!(sent["count"], workers, "one module per worker that ran pieces: {}", out.json);
-    assert_eq!(sent["bytes"], workers * size, "{}", out.json);
-    // The workers keep it: the next job with it sends nothing.
+    let count = sent["count"].as_u64().unwrap_or_default();
+    assert!(ran >= 2 && (ran..=given.len() as u64).contains(&count), "{count} sent: {}", out.json);
+    assert_eq!(sent["bytes"], count * size, "{}", out.json);
+    // The workers keep it: the next job with it sends it to none of them
+    // again (only to a worker that had none of the first job's pieces).
     let out = RunProc::start_local(&nodes[0].addr, &args).finish(JOB).unwrap();
     out.assert_exact(64);
-    assert!(out.json["summary"].get("modules_sent").is_none(), "sent again: {}", out.json);
+    let again = out.json["summary"]["modules_sent"]["count"].as_u64().unwrap_or_default();
+    assert!(count + again <= 3, "sent again: {}", out.json);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
