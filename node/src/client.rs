@@ -72,6 +72,10 @@ pub struct NodeStats {
     /// Outgoing dials started, by anyone in the node (redials, joins,
     /// discovery, Kademlia).
     pub dials: u64,
+    /// wasm modules sent to peers that asked for them.
+    pub modules_served: u64,
+    /// The bytes of those modules.
+    pub module_bytes_served: u64,
 }
 
 /// One row of `meshwork peers`.
@@ -187,6 +191,20 @@ pub struct JobReport {
     /// Seconds the workers spent executing this job's batches, as they
     /// report it (all copies; compare with `wall_s` × slots for idle time).
     pub exec_s: f64,
+    /// wasm modules this node sent to workers while the job ran (absent
+    /// when none: built-in tasks need none, and a worker fetches a module
+    /// once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modules_sent: Option<ModulesSent>,
+}
+
+/// Modules a submitter sent during a job.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct ModulesSent {
+    /// Modules sent (one per worker that fetched one).
+    pub count: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 impl JobReport {
@@ -206,6 +224,7 @@ impl JobReport {
             rejections: s.rejections,
             batches: s.batches,
             exec_s: s.exec.as_secs_f64(),
+            modules_sent: None,
         }
     }
 }
@@ -376,6 +395,8 @@ impl Client {
         spec.explain = opts.explain;
         spec.backups = opts.backups;
         spec.early_exit = T::EARLY_EXIT;
+        let served = |s: NodeStats| (s.modules_served, s.module_bytes_served);
+        let before = served(self.stats().await?);
         let (id, mut events) = self.submit(spec).await?;
         tokio::pin!(stop);
         let mut stopped = false;
@@ -395,7 +416,10 @@ impl Client {
                     let message = error.describe(&|k| self.names.name(k));
                     RunError::Job { error, message }
                 })?;
-                let report = JobReport::new(id, &out, &self.names);
+                let mut report = JobReport::new(id, &out, &self.names);
+                let after = served(self.stats().await?);
+                let (count, bytes) = (after.0 - before.0, after.1 - before.1);
+                report.modules_sent = (count > 0).then_some(ModulesSent { count, bytes });
                 let outputs = decode_outputs::<T>(&out.outputs)?;
                 let result = task.merge(input, outputs)?;
                 return Ok((result, report));

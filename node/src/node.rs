@@ -153,8 +153,11 @@ impl Node {
         let mut registry = cfg.registry.clone();
         let fetcher = Arc::new(ClientFetcher::default());
         if let Some(w) = cfg.wasm.clone() {
+            let slots = cfg.protocol.slots;
             let make = move || {
-                let sandbox = Sandbox::new(w.limits).map_err(|e| e.to_string())?;
+                // Twice the slots: a cancelled piece's guest may hold its
+                // instance for a moment after its slot has been given again.
+                let sandbox = Sandbox::new(w.limits, slots.saturating_mul(2)).map_err(|e| e.to_string())?;
                 ModuleCache::new(sandbox, w.cache_dir.clone(), w.cache_bytes)
                     .map_err(|e| format!("creating the module cache: {e}"))
             };

@@ -200,6 +200,14 @@ pub enum JobError {
         /// Every peer and why not.
         why: Unplaceable,
     },
+    /// Pieces failed in a way that repeats wherever they run (a wasm
+    /// guest's trap or exit code), as two peers reported, or the only
+    /// peer that runs the task twice.
+    #[error("{}", self.describe(&|p| p.to_string()))]
+    Repeats {
+        /// Each report: the piece, the peer, what it said.
+        failures: Vec<(u32, PeerKey, String)>,
+    },
     /// Cancelled by the submitter.
     #[error("cancelled")]
     Cancelled,
@@ -215,6 +223,11 @@ impl JobError {
             }
             JobError::Stalled { piece, waited, why } => {
                 format!("no peer could take piece {piece} for {}: {}", human(*waited), why.describe(name))
+            }
+            JobError::Repeats { failures } => {
+                let each: Vec<String> =
+                    failures.iter().map(|(piece, p, c)| format!("piece {piece} on {}: {c}", name(*p))).collect();
+                format!("a failure that repeats on any peer: {}", each.join("; "))
             }
             JobError::Cancelled => "cancelled".to_string(),
         }
@@ -366,6 +379,8 @@ pub(crate) struct Job {
     pub(crate) extra: FxHashMap<u32, Extra>,
     /// Peers that refused this job (not allowed, unknown task...).
     pub(crate) refused: Vec<PeerKey>,
+    /// Failures that repeat wherever the piece runs, as reported: (piece, peer, cause).
+    pub(crate) repeats: Vec<(u32, PeerKey, String)>,
     /// Requests carrying its pieces now.
     pub(crate) batches: FxHashSet<RequestId>,
     pub(crate) done: u32,
@@ -388,6 +403,7 @@ impl Job {
             trend: Trend::default(),
             extra: FxHashMap::default(),
             refused: Vec::new(),
+            repeats: Vec::new(),
             batches: FxHashSet::default(),
             done: 0,
             started: now,

@@ -35,7 +35,7 @@ pub(crate) fn fit(response: Response, limit: usize) -> Response {
 fn output_len(o: &Outcome) -> usize {
     match o {
         Outcome::Done { output, .. } => output.len(),
-        Outcome::Failed(s) => s.len(),
+        Outcome::Failed(s) | Outcome::Repeats(s) => s.len(),
         Outcome::Cancelled => 0,
     }
 }

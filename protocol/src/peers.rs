@@ -543,6 +543,16 @@ impl PeerTable {
         self.index.get(task).map_or(&[], |i| &i.open)
     }
 
+    /// Peers (this node included) that could take pieces of `task`, now
+    /// or once they have room: they run it on some slots, are connected
+    /// and not judged down. Those `excluded` says are not counted.
+    pub(crate) fn runners(&self, task: &str, excluded: impl Fn(PeerKey) -> bool) -> usize {
+        let can = |(p, i): (&PeerKey, &PeerInfo)| {
+            i.load.slots > 0 && i.connected && i.down.is_none() && i.runs(task) && !excluded(*p)
+        };
+        self.peers.iter().filter(|e| can(*e)).count()
+    }
+
     /// Pieces of `task` that `peer` can take now.
     pub(crate) fn room(&self, peer: PeerKey, task: &str, now: Time) -> u32 {
         self.peers.get(&peer).map_or(0, |info| room_of(info, task, self.depth(task), now))

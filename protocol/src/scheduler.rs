@@ -328,19 +328,26 @@ impl Scheduler {
                         conclusive = Some(pr.piece);
                     }
                 }
-                Outcome::Failed(cause) => failures.push((pr.piece, cause)),
+                Outcome::Failed(cause) => failures.push((pr.piece, cause, false)),
+                Outcome::Repeats(cause) => failures.push((pr.piece, cause, true)),
                 Outcome::Cancelled => requeue(job, pr.piece),
             }
         }
         for &p in &b.pieces {
             if job.slots[p as usize].holds(rid) {
                 job.slots[p as usize].release(rid);
-                failures.push((p, "missing from the worker's results".to_string()));
+                failures.push((p, "missing from the worker's results".to_string(), false));
             }
         }
         let id = job.id;
         ctx.events.push_back(JobEvent::Progress { job: id, done: job.done, total: job.total() });
-        let fatal = failures.into_iter().find_map(|(p, cause)| piece_failed(job, p, b.peer, cause, Ban::Yes, ctx));
+        let fatal = failures.into_iter().find_map(|(p, cause, repeats)| {
+            if repeats {
+                repeat_failed(job, p, b.peer, cause, ctx)
+            } else {
+                piece_failed(job, p, b.peer, cause, Ban::Yes, ctx).map(JobError::PieceFailed)
+            }
+        });
         for (other, piece) in losers {
             self.cancel_copy(id, other, piece, ctx);
         }
@@ -348,10 +355,10 @@ impl Scheduler {
     }
 
     /// Ends job `id` if a piece failed for good, a conclusive output came, or all are done.
-    fn settle(&mut self, id: JobId, fatal: Option<PieceFailure>, conclusive: Option<u32>, ctx: &mut Ctx) {
+    fn settle(&mut self, id: JobId, fatal: Option<JobError>, conclusive: Option<u32>, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get(&id) else { return };
-        if let Some(f) = fatal {
-            self.fail(id, JobError::PieceFailed(f), ctx);
+        if let Some(error) = fatal {
+            self.fail(id, error, ctx);
         } else if conclusive.is_some() || job.done == job.total() {
             self.finish(id, conclusive, ctx);
         }
@@ -384,7 +391,7 @@ impl Scheduler {
             let slot = &mut job.slots[p as usize];
             if slot.holds(rid) {
                 slot.release(rid);
-                fatal = fatal.or(piece_failed(job, p, b.peer, cause.to_string(), ban, ctx));
+                fatal = fatal.or(piece_failed(job, p, b.peer, cause.to_string(), ban, ctx).map(JobError::PieceFailed));
             }
         }
         let id = job.id;
@@ -699,4 +706,28 @@ fn piece_failed(
     job.stats.retries += 1;
     ctx.events.push_back(JobEvent::Retried { job: job.id, piece, peer, cause, banned: ban == Ban::Yes });
     None
+}
+
+/// Records a failure of `piece` that `peer` says will repeat wherever it
+/// runs. Returns the job's error once two distinct peers reported such a
+/// failure (of any piece: one lying peer cannot fail a job), or the same
+/// peer twice when no other peer can run the task. Until then the piece is
+/// retried like after any failure; on the only peer that runs the task it
+/// may run again, so that peer can confirm.
+fn repeat_failed(job: &mut Job, piece: u32, peer: PeerKey, cause: String, ctx: &mut Ctx) -> Option<JobError> {
+    if job.slots[piece as usize].done {
+        return None;
+    }
+    job.repeats.push((piece, peer, cause.clone()));
+    let alone = ctx.peers.runners(&job.spec.task, |p| job.refused.contains(&p)) < 2;
+    let confirmed = if alone {
+        job.repeats.iter().filter(|(_, p, _)| *p == peer).count() >= 2
+    } else {
+        job.repeats.iter().any(|(_, p, _)| *p != peer)
+    };
+    if confirmed {
+        return Some(JobError::Repeats { failures: job.repeats.clone() });
+    }
+    let ban = if alone { Ban::No } else { Ban::Yes };
+    piece_failed(job, piece, peer, cause, ban, ctx).map(JobError::PieceFailed)
 }

@@ -18,6 +18,11 @@ pub enum TaskError {
     /// The piece could not be computed.
     #[error("{0}")]
     Failed(String),
+    /// The piece failed in a way that will repeat on any worker (a wasm
+    /// guest's trap or exit code): the job fails instead of retrying it
+    /// on every peer (see [`Outcome::Repeats`](crate::wire::Outcome::Repeats)).
+    #[error("{0}")]
+    Repeats(String),
     /// The piece saw its cancellation flag and stopped.
     #[error("cancelled")]
     Cancelled,

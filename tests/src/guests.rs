@@ -37,3 +37,19 @@ pub fn scratch(test: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("creating a scratch directory");
     dir
 }
+
+/// The primes below `n`, counted with a sieve: what a prime-counting job
+/// over `0..n` must find.
+pub fn primes_below(n: usize) -> u64 {
+    let mut composite = vec![false; n];
+    let mut count = 0;
+    for i in 2..n {
+        if !composite[i] {
+            count += 1;
+            for m in (i.saturating_mul(i)..n).step_by(i) {
+                composite[m] = true;
+            }
+        }
+    }
+    count
+}

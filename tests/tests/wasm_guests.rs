@@ -16,7 +16,7 @@ struct Guests {
 
 impl Guests {
     fn new() -> Guests {
-        Guests { sandbox: Sandbox::new(Limits::default()).unwrap() }
+        Guests { sandbox: Sandbox::new(Limits::default(), 1).unwrap() }
     }
 
     fn compile(&self, name: &str) -> Guest {

@@ -137,7 +137,8 @@ async fn job<T: Task>(
 /// unusable one is a usage error), and the job's module is offered to the
 /// workers for as long as the job runs.
 async fn wasm_job(wasm: &WasmArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let sandbox = Sandbox::new(Limits::default())?;
+    // Here only the reducer runs (this node's own pieces run in its node's sandbox).
+    let sandbox = Sandbox::new(Limits::default(), 1)?;
     let prepared = wasm.prepare(&sandbox).map_err(usage)?;
     let module = Arc::new(prepared.module.clone());
     let id = ModuleId::of(&module);
@@ -510,8 +511,12 @@ fn summary_line(report: &JobReport, me: &str, seen: usize) -> String {
     if ran < report.pieces {
         per_peer.push(format!("not run {} (the job ended early)", report.pieces - ran));
     }
+    let modules = match report.modules_sent {
+        Some(m) => format!(" · module sent {} times ({:.1} MB)", m.count, m.bytes as f64 / 1e6),
+        None => String::new(),
+    };
     format!(
-        "{} pieces in {} · per peer: {} · peers used {} of {} seen · retries {} · backups {} ({} won) · duplicates ignored {}",
+        "{} pieces in {} · per peer: {} · peers used {} of {} seen · retries {} · backups {} ({} won) · duplicates ignored {}{modules}",
         report.pieces,
         human(Duration::from_secs_f64(report.wall_s)),
         per_peer.join(", "),
@@ -544,6 +549,7 @@ mod tests {
             rejections: 0,
             batches: 3,
             exec_s: 0.0,
+            modules_sent: None,
         }
     }
 

@@ -310,6 +310,8 @@ impl Driver {
                     buffered_bytes: self.rpc.buffered() as u64,
                     redialling: self.reach.redialling() as u64,
                     connections: self.swarm.network_info().connection_counters().num_established() as u64,
+                    modules_served: self.modules.served().modules,
+                    module_bytes_served: self.modules.served().bytes,
                     ..self.stats.clone()
                 };
                 let _ = reply.send(stats);

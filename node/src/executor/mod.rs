@@ -160,6 +160,7 @@ fn run_piece(task: &str, runner: Option<&dyn Runner>, piece: &PieceInput, flag: 
     match catch_unwind(AssertUnwindSafe(|| runner.run_encoded(&piece.input, flag))) {
         Ok(Ok(out)) => Outcome::Done { output: out.bytes, conclusive: out.conclusive },
         Ok(Err(TaskError::Cancelled)) => Outcome::Cancelled,
+        Ok(Err(TaskError::Repeats(why))) => Outcome::Repeats(why),
         Ok(Err(err)) => Outcome::Failed(err.to_string()),
         Err(panic) => Outcome::Failed(format!("task panicked: {}", panic_message(&panic))),
     }

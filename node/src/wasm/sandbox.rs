@@ -9,6 +9,11 @@
 //! What stops it: a memory cap (`StoreLimits`), caps on what it writes, and
 //! epoch interruption, which checks the piece's [`CancelFlag`] every
 //! millisecond while it runs (cancel and `--max-piece-time` both set it).
+//!
+//! Every piece gets a fresh instance (nothing of one piece can leak into
+//! the next), from wasmtime's pooling allocator: memories, tables and
+//! instance state are reserved once per sandbox and reused, so making an
+//! instance costs microseconds (`meshwork bench wasm` measures it).
 
 use super::pipe::CappedPipe;
 use super::ticker::Ticker;
@@ -17,8 +22,8 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{
-    Config, Engine, ExternType, InstancePre, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, Trap,
-    UpdateDeadline,
+    Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolConcurrencyLimitError,
+    PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -80,14 +85,19 @@ pub enum GuestError {
     /// The piece was cancelled (job cancelled, or over its time limit).
     #[error("cancelled")]
     Cancelled,
+    /// Every instance of the sandbox's pool is in use (pieces that were
+    /// just cancelled may hold some for a moment).
+    #[error("this node runs {0} guests at most at once, and all are in use")]
+    Busy(u32),
 }
 
 impl GuestError {
     /// Will the same module fail the same way on any worker? (Everything
-    /// but a cancellation: the guest is deterministic, so a trap or an exit
-    /// code repeats, and retrying it on every peer would only waste them.)
+    /// but a cancellation or a full pool: the guest is deterministic, so a
+    /// trap or an exit code repeats, and retrying it on every peer would
+    /// only waste them.)
     pub fn repeats(&self) -> bool {
-        !matches!(self, GuestError::Cancelled)
+        !matches!(self, GuestError::Cancelled | GuestError::Busy(_))
     }
 }
 
@@ -144,22 +154,41 @@ pub struct Sandbox {
     linker: Arc<Linker<State>>,
     ticker: Arc<Ticker>,
     limits: Limits,
+    instances: u32,
 }
 
 /// How often a running guest is interrupted to look at its cancel flag.
 const TICK: Duration = Duration::from_millis(1);
 
 impl Sandbox {
-    /// A sandbox enforcing `limits`.
-    pub fn new(limits: Limits) -> Result<Sandbox, GuestError> {
+    /// A sandbox enforcing `limits`, running at most `instances` guests at
+    /// once. Each of them reserves (not commits) about 4 GiB of address
+    /// space for its memory, so that guests' memory accesses need no bounds
+    /// checks.
+    pub fn new(limits: Limits, instances: u32) -> Result<Sandbox, GuestError> {
+        let instances = instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(instances)
+            .total_memories(instances)
+            .total_tables(instances)
+            // Async stacks are never used (guests run synchronously), but
+            // the pool makes them: 1000 of them, by default, cost the first
+            // piece of a node a thousand mprotect calls.
+            .total_stacks(instances)
+            .total_component_instances(0)
+            .max_memory_size(limits.memory)
+            // A C guest's stack and heap start: kept mapped from piece to piece.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 16);
         let mut config = Config::new();
         config.epoch_interruption(true);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| GuestError::Invalid(format!("wasm engine: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut State| &mut s.wasi)
             .map_err(|e| GuestError::Invalid(format!("WASI: {e}")))?;
         let ticker = Arc::new(Ticker::new(engine.weak(), TICK));
-        Ok(Sandbox { engine, linker: Arc::new(linker), ticker, limits })
+        Ok(Sandbox { engine, linker: Arc::new(linker), ticker, limits, instances })
     }
 
     /// The limits in force.
@@ -207,7 +236,10 @@ impl Sandbox {
             .pre
             .instantiate(&mut store)
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
-            .map_err(|e| GuestError::Trapped { reason: format!("starting the guest: {e:#}"), stderr: String::new() })?;
+            .map_err(|e| match e.downcast_ref::<PoolConcurrencyLimitError>() {
+                Some(_) => GuestError::Busy(self.instances),
+                None => GuestError::Trapped { reason: format!("starting the guest: {e:#}"), stderr: String::new() },
+            })?;
         // The epoch ticks (and the cancel flag is looked at) from here on.
         let running = self.ticker.running();
         let outcome = start.call(&mut store, ());

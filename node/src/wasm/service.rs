@@ -42,12 +42,27 @@ pub struct ModuleService {
     me: PeerId,
     shelf: Shelf,
     fetching: HashMap<OutboundRequestId, (ModuleId, oneshot::Sender<Fetched>)>,
+    served: Served,
+}
+
+/// Modules this node sent to its peers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Served {
+    /// Answers that carried a module.
+    pub modules: u64,
+    /// The bytes of those modules.
+    pub bytes: u64,
 }
 
 impl ModuleService {
     /// The service of node `me`.
     pub fn new(me: PeerId) -> ModuleService {
-        ModuleService { me, shelf: Shelf::default(), fetching: HashMap::new() }
+        ModuleService { me, shelf: Shelf::default(), fetching: HashMap::new(), served: Served::default() }
+    }
+
+    /// Modules sent to peers so far.
+    pub fn served(&self) -> Served {
+        self.served
     }
 
     /// Carries out `command`.
@@ -78,8 +93,13 @@ impl ModuleService {
         use request_response::{Event, Message};
         match event {
             Event::Message { message: Message::Request { request, channel, .. }, .. } => {
+                let answer = self.shelf.answer(&request);
                 // The peer may be gone by now: nothing to do about it.
-                let _ = behaviour.send_response(channel, self.shelf.answer(&request));
+                if let ModuleResponse::Module(bytes) = &answer {
+                    self.served.modules += 1;
+                    self.served.bytes += bytes.len() as u64;
+                }
+                let _ = behaviour.send_response(channel, answer);
             }
             Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
                 if let Some((id, reply)) = self.fetching.remove(&request_id) {

@@ -151,10 +151,13 @@ impl Task for Wasm {
     }
 }
 
+/// A guest's failure as the task reports it: one that repeats fails the
+/// job (see [`GuestError::repeats`]) instead of being retried on every peer.
 fn guest_error(e: GuestError) -> TaskError {
     match e {
         GuestError::Cancelled => TaskError::Cancelled,
-        other => TaskError::Failed(other.to_string()),
+        e if e.repeats() => TaskError::Repeats(e.to_string()),
+        e => TaskError::Failed(e.to_string()),
     }
 }
 

@@ -10,7 +10,21 @@ fn module(sandbox: &Sandbox, wat: &str) -> Result<Guest, GuestError> {
 }
 
 fn sandbox() -> Sandbox {
-    Sandbox::new(Limits { memory: 4 << 20, module: 1 << 20, output: 1 << 16, stderr: 1 << 10 }).unwrap()
+    sandbox_of(8)
+}
+
+/// A sandbox running at most `instances` guests at once.
+fn sandbox_of(instances: u32) -> Sandbox {
+    Sandbox::new(Limits { memory: 4 << 20, module: 1 << 20, output: 1 << 16, stderr: 1 << 10 }, instances).unwrap()
+}
+
+/// Waits (at most 10 s) until `n` guests of `sandbox` run.
+fn wait_running(sandbox: &Sandbox, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sandbox.running() < n {
+        assert!(Instant::now() < deadline, "the guest never started");
+        std::thread::yield_now();
+    }
 }
 
 fn call(stdin: &[u8]) -> PieceCall<'_> {
@@ -109,11 +123,7 @@ fn an_endless_loop_stops_within_milliseconds_of_its_cancel() {
     }
     // Cancel only once the guest runs: a flag set before it started would
     // stop it without testing the interruption.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sandbox.running() == 0 {
-        assert!(Instant::now() < deadline, "the guest never started");
-        std::thread::yield_now();
-    }
+    wait_running(&sandbox, 1);
     let cancelled = Instant::now();
     cancel.cancel();
     let result = rx.recv_timeout(Duration::from_secs(10)).expect("the endless loop still runs 10 s after its cancel");
@@ -121,6 +131,26 @@ fn an_endless_loop_stops_within_milliseconds_of_its_cancel() {
     assert_eq!(result, Err(GuestError::Cancelled));
     assert!(!GuestError::Cancelled.repeats(), "a cancelled piece may be run again elsewhere");
     assert!(stopped < Duration::from_millis(500), "the loop ran on for {stopped:?} after its cancel");
+}
+
+#[test]
+fn a_full_pool_of_instances_fails_a_piece_in_a_way_worth_retrying_elsewhere() {
+    let sandbox = sandbox_of(1);
+    let endless = module(&sandbox, r#"(module (func (export "_start") (loop $l (br $l))))"#).unwrap();
+    let honest = module(&sandbox, &upper_cat()).unwrap();
+    let cancel = CancelFlag::new();
+    let running = {
+        let (sandbox, flag) = (sandbox.clone(), cancel.clone());
+        std::thread::spawn(move || sandbox.run(&endless, &call(b""), &flag))
+    };
+    wait_running(&sandbox, 1);
+    let err = sandbox.run(&honest, &call(b"x"), &CancelFlag::new()).unwrap_err();
+    assert_eq!(err, GuestError::Busy(1));
+    assert!(!err.repeats(), "another node (or this one, later) may run it");
+    cancel.cancel();
+    assert_eq!(running.join().unwrap(), Err(GuestError::Cancelled));
+    // Its instance went back to the pool.
+    assert_eq!(sandbox.run(&honest, &call(b"x"), &CancelFlag::new()).unwrap(), b"X");
 }
 
 #[test]

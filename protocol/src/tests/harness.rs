@@ -15,6 +15,9 @@ use std::time::Duration;
 pub(crate) const FAIL: u8 = 1;
 /// The piece's output settles the job.
 pub(crate) const CONCLUSIVE: u8 = 2;
+/// The piece fails on every worker, and the workers say it will
+/// ([`Outcome::Repeats`]: a guest's exit code).
+pub(crate) const REPEATS: u8 = 4;
 
 /// Encodes a test piece: cost in µs, flags.
 pub(crate) fn piece(cost_us: u64, flags: u8) -> Vec<u8> {
@@ -60,6 +63,8 @@ pub(crate) struct NodeState {
     /// A silent liar: takes run requests and never answers them (its
     /// machine never sees them), while it answers everything else.
     pub(crate) swallow_runs: bool,
+    /// A loud liar: says every piece it runs failed in a way that repeats.
+    pub(crate) claims_repeats: bool,
     timer: Option<Time>,
     /// Events that arrived while hung, replayed on resume.
     backlog: Vec<Ev>,
@@ -112,6 +117,7 @@ impl Net {
             speed_pct: 100,
             ignore_abort: false,
             swallow_runs: false,
+            claims_repeats: false,
             timer: None,
             backlog: Vec::new(),
             inbound: BTreeMap::new(),
@@ -313,7 +319,9 @@ impl Net {
                         .map(|p| {
                             let (c, flags) = parse(&p.input);
                             cost += c;
-                            if flags & FAIL != 0 {
+                            if flags & REPEATS != 0 || self.state[node].claims_repeats {
+                                Outcome::Repeats("exited with code 3".into())
+                            } else if flags & FAIL != 0 {
                                 Outcome::Failed("boom".into())
                             } else {
                                 Outcome::Done { output: p.input.clone(), conclusive: flags & CONCLUSIVE != 0 }

@@ -3,4 +3,5 @@
 mod answers;
 mod harness;
 mod liars;
+mod repeats;
 mod scheduling;

@@ -225,12 +225,51 @@ pub struct Results {
 }
 
 /// The outcome of one piece.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// On the wire an [`Outcome::Repeats`] is a `Failed` outcome with
+/// `repeats: true` beside it (the field is absent otherwise), so that a
+/// peer that predates the flag reads it as an ordinary failure, and a
+/// result from such a peer reads as one.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(from = "WirePieceResult<Outcome>")]
 pub struct PieceResult {
     /// Index of the piece in its job.
     pub piece: u32,
     /// What happened.
     pub outcome: Outcome,
+}
+
+/// A [`PieceResult`] as it is encoded.
+#[derive(Serialize, Deserialize)]
+struct WirePieceResult<O> {
+    piece: u32,
+    outcome: O,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    repeats: bool,
+}
+
+impl From<WirePieceResult<Outcome>> for PieceResult {
+    fn from(w: WirePieceResult<Outcome>) -> PieceResult {
+        let outcome = match w.outcome {
+            Outcome::Failed(cause) if w.repeats => Outcome::Repeats(cause),
+            other => other,
+        };
+        PieceResult { piece: w.piece, outcome }
+    }
+}
+
+impl Serialize for PieceResult {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let failed;
+        let (outcome, repeats) = match &self.outcome {
+            Outcome::Repeats(cause) => {
+                failed = Outcome::Failed(cause.clone());
+                (&failed, true)
+            }
+            other => (other, false),
+        };
+        WirePieceResult { piece: self.piece, outcome, repeats }.serialize(serializer)
+    }
 }
 
 /// What happened to one piece.
@@ -246,6 +285,12 @@ pub enum Outcome {
     },
     /// It failed: task error, panic, undecodable input, deadline.
     Failed(String),
+    /// It failed in a way that will repeat wherever it runs (a wasm
+    /// guest's trap or exit code, an invalid module): the submitter fails
+    /// the job rather than retry the piece on every peer. Encoded as
+    /// `Failed` with a flag beside it (see [`PieceResult`]).
+    #[serde(skip)]
+    Repeats(String),
     /// It was cancelled before it ended.
     Cancelled,
 }

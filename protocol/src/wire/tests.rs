@@ -35,6 +35,7 @@ fn messages_round_trip_through_cbor() {
             PieceResult { piece: 0, outcome: Outcome::Done { output: vec![9], conclusive: true } },
             PieceResult { piece: 1, outcome: Outcome::Failed("x".into()) },
             PieceResult { piece: 2, outcome: Outcome::Cancelled },
+            PieceResult { piece: 3, outcome: Outcome::Repeats("exited with code 3".into()) },
         ],
     });
     for r in [
@@ -44,6 +45,24 @@ fn messages_round_trip_through_cbor() {
     ] {
         assert_eq!(from_cbor::<Response>(&to_cbor(&r)).unwrap(), r);
     }
+}
+
+#[test]
+fn a_failure_that_repeats_reads_as_a_failure_to_peers_that_predate_the_flag() {
+    /// A piece result as version 2 first decoded it, without `repeats`.
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Before {
+        piece: u32,
+        outcome: Outcome,
+    }
+    let repeats = PieceResult { piece: 1, outcome: Outcome::Repeats("trapped".into()) };
+    let old: Before = from_cbor(&to_cbor(&repeats)).unwrap();
+    assert_eq!((old.piece, old.outcome), (1, Outcome::Failed("trapped".into())));
+    // An ordinary failure is encoded as before, and an old peer's reads as one.
+    let failed = PieceResult { piece: 1, outcome: Outcome::Failed("boom".into()) };
+    let old = Before { piece: 1, outcome: Outcome::Failed("boom".into()) };
+    assert_eq!(to_cbor(&failed), to_cbor(&old));
+    assert_eq!(from_cbor::<PieceResult>(&to_cbor(&old)).unwrap(), failed);
 }
 
 #[test]
@@ -121,6 +140,10 @@ pub(crate) fn examples() -> Vec<(&'static str, Vec<u8>)> {
                     PieceResult { piece: 2, outcome: Outcome::Cancelled },
                 ],
             })),
+        ),
+        (
+            "repeats-piece-result",
+            to_cbor(&PieceResult { piece: 4, outcome: Outcome::Repeats("exited with code 3".into()) }),
         ),
         ("rejected-response", to_cbor(&Response::Rejected(Rejected { load, reason: RejectReason::Busy }))),
         ("cancelled-response", to_cbor(&Response::Cancelled(load))),

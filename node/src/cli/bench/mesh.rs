@@ -2,7 +2,8 @@
 //! its own, 0 for submit-only) and `workers` `meshwork node` processes with
 //! one slot each, on loopback with mDNS off. Workers can be killed by PID;
 //! a supervised worker runs under README's restart loop, which starts it
-//! again with the same identity.
+//! again with the same identity. Each worker keeps wasm modules in a fresh
+//! cache of its own, so a benchmark's first wasm job fetches them.
 
 use crate::client::Client;
 use crate::node::{Node, NodeConfig};
@@ -102,6 +103,7 @@ impl Mesh {
                 let _ = w.child.kill().await;
             }
             let _ = std::fs::remove_file(&w.identity);
+            let _ = std::fs::remove_dir_all(modules_dir(&w.identity));
         }
         self.node.shutdown().await;
     }
@@ -121,6 +123,8 @@ async fn spawn_worker(identity: &Path, join: &str, supervised: bool) -> anyhow::
     let mut child = cmd
         .args(["node", "--no-mdns", "--slots", "1", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", join, "--identity"])
         .arg(identity)
+        .arg("--cache-dir")
+        .arg(modules_dir(identity))
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -134,6 +138,11 @@ async fn spawn_worker(identity: &Path, join: &str, supervised: bool) -> anyhow::
         }
     }
     bail!("a worker node exited before listening")
+}
+
+/// The wasm module cache of the worker with `identity`.
+fn modules_dir(identity: &Path) -> PathBuf {
+    identity.with_extension("modules")
 }
 
 /// Resident and peak memory of a process, in KiB (from /proc).

@@ -22,9 +22,14 @@
 //!   runs under the restart loop README gives for a supervised node (the
 //!   peers' supervisors restart their killed workers too: Celery's pool,
 //!   Dask's nanny, Ray's raylet), which brings it back by itself.
+//! - `wasm`: `primes` as the C prime counter of `examples/wasm/` (built,
+//!   `--module`) on the same mesh, range and pieces: its wall time cold
+//!   (workers fetch and compile the module) and cached, the native task's,
+//!   and the median cost of a piece's fresh guest instance.
 
 mod mesh;
 mod noop;
+mod wasm;
 
 use super::UsageError;
 use crate::client::JobOptions;
@@ -53,6 +58,8 @@ pub(super) enum Workload {
     Single,
     /// B4: B3 with a worker killed mid-job.
     Fault,
+    /// B3 as the C prime counter compiled to wasm (`--module`), against B3.
+    Wasm,
 }
 
 /// Arguments of `meshwork bench`.
@@ -79,6 +86,10 @@ pub struct BenchArgs {
     /// Who brings the killed worker back (B4).
     #[arg(long, value_enum, default_value_t = Restart::Supervisor)]
     restart: Restart,
+    /// The prime counter as a wasm module (`wasm`): `clang
+    /// --target=wasm32-wasi -O2 -o primes.wasm examples/wasm/primes.c`.
+    #[arg(long, value_name = "PRIMES.wasm", required_if_eq("workload", "wasm"))]
+    module: Option<std::path::PathBuf>,
 }
 
 /// Who restarts a killed worker in B4.
@@ -106,6 +117,10 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 Workload::Noop => noop::mixed(&mesh, &args).await,
                 Workload::NoopRemote => noop::remote(&mesh, &args).await,
                 Workload::Primes => primes_workload(&mesh, &args).await,
+                Workload::Wasm => {
+                    let module = args.module.as_deref().context("the wasm workload needs --module")?;
+                    wasm::wasm_workload(&mesh, &args, module).await
+                }
                 _ => fault_workload(&mesh, &args).await,
             }?;
             out["startup_s"] = round(startup);
