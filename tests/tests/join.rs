@@ -36,6 +36,18 @@ fn assert_no_mesh((code, out, err): (i32, String, String), says: &[&str]) {
     }
 }
 
+/// A `meshwork node` on loopback with `extra` options whose stderr is
+/// kept: the process and its listen address.
+fn node_piped(extra: &[&str]) -> (Proc, String) {
+    let key = identity_file();
+    let mut args = vec!["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--identity", &key];
+    args.extend_from_slice(extra);
+    let mut p = Proc::spawn(&Spawn { stderr: Stderr::Pipe, die_with_parent: true, ..Spawn::default() }, &args);
+    let addr = p.wait_line("listening ", T).expect("node listening");
+    let _ = std::fs::remove_file(&key);
+    (p, addr)
+}
+
 /// A new key file written by `meshwork keygen`.
 fn keygen(name: &str) -> String {
     let path = std::env::temp_dir().join(format!("mw-join-{}-{name}.key", std::process::id()));
@@ -64,8 +76,13 @@ fn a_join_address_with_the_wrong_peer_id_says_who_is_there() {
 #[test]
 fn a_mesh_with_another_secret_fails_the_handshake_and_says_so() {
     let (ours, theirs) = (keygen("ours"), keygen("theirs"));
-    let (_node, addr) = node(&["--secret-file", &theirs]);
+    let (mut node, addr) = node_piped(&["--secret-file", &theirs]);
     assert_no_mesh(run(&addr, &["--secret-file", &ours]), &[&addr, "handshake failed", "--secret-file"]);
+    // The node that was dialled says so too, at the default log level.
+    let warned = node.wait_for("the dialled node's warning", T, |l| {
+        l.stream == Stream::Stderr && l.text.contains("could not connect") && l.text.contains("--secret-file")
+    });
+    warned.unwrap_or_else(|e| panic!("{e}:\n{}", node.stderr()));
     assert_no_mesh(run(&addr, &[]), &[&addr, "handshake failed", "--secret-file"]);
     // The same key joins: the check above is about the key, not the node.
     let (code, out, err) = run(&addr, &["--secret-file", &theirs, "--min-peers", "1"]);

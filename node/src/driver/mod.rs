@@ -397,6 +397,9 @@ impl Driver {
                 }
             }
             SwarmEvent::Dialing { .. } => self.stats.dials += 1,
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                self.reach.incoming_failed(&send_back_addr, &error)
+            }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
                 self.reach.dial_failed(peer_id, &error);

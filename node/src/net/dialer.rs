@@ -11,7 +11,7 @@
 //! [`meshwork_protocol::redial`], which the simulator models too.
 
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::DialError;
+use libp2p::swarm::{DialError, ListenError};
 use libp2p::{Multiaddr, PeerId, TransportError};
 use meshwork_protocol::redial::{FIRST as REDIAL_FIRST, GIVE_UP as REDIAL_FOR, MAX as REDIAL_MAX};
 use std::collections::HashMap;
@@ -215,6 +215,19 @@ fn dial_failure(error: &DialError) -> String {
             None => error.to_string(),
         },
         other => other.to_string(),
+    }
+}
+
+/// Why a connection a peer opened to us failed, when it is worth telling
+/// the user: a failed handshake, which is what a peer with a different
+/// `--secret-file` (or none) looks like from this side. Other failures
+/// (the peer hung up, a denied connection) are routine.
+pub(crate) fn incoming_failure(error: &ListenError) -> Option<String> {
+    match error {
+        ListenError::Transport(TransportError::Other(e)) if socket_error(e).is_none() => {
+            Some(format!("handshake failed ({}); does the other side use the same --secret-file?", chain(e)))
+        }
+        _ => None,
     }
 }
 

@@ -29,7 +29,12 @@ pub(crate) struct Reach {
     /// What connected peers said they run (identify's agent version, e.g.
     /// `meshwork/0.1.0 (abc1234)`): as many as there are connections.
     agents: HashMap<PeerId, String>,
+    /// When a failed incoming handshake was last logged as a warning.
+    incoming_warned: Option<Instant>,
 }
+
+/// Shortest time between two warnings about failed incoming handshakes.
+const INCOMING_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Longest agent version kept (another peer chooses what it sends).
 const MAX_AGENT: usize = 80;
@@ -59,6 +64,24 @@ impl Reach {
     /// A dial failed: for a join address, remember why (see [`Reach::join_failures`]).
     pub(crate) fn dial_failed(&mut self, peer: Option<PeerId>, error: &libp2p::swarm::DialError) {
         self.dialer.dial_failed(peer, error);
+    }
+
+    /// A connection a peer opened to us failed. A failed handshake is
+    /// logged at the default level (at most once per [`INCOMING_WARN_EVERY`]:
+    /// a peer with the wrong key keeps redialling), so that both sides of a
+    /// `--secret-file` mismatch say so, not only the dialler.
+    pub(crate) fn incoming_failed(&mut self, from: &Multiaddr, error: &libp2p::swarm::ListenError) {
+        let Some(why) = dialer::incoming_failure(error) else {
+            tracing::debug!(%from, %error, "incoming connection failed");
+            return;
+        };
+        let now = Instant::now();
+        if self.incoming_warned.is_some_and(|t| now.duration_since(t) < INCOMING_WARN_EVERY) {
+            tracing::debug!(%from, "{why}");
+            return;
+        }
+        self.incoming_warned = Some(now);
+        tracing::warn!("a peer at {from} could not connect: {why}");
     }
 
     /// Join addresses not reached yet, each with why its last dial failed.
