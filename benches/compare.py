@@ -189,7 +189,7 @@ def b3_breakdown(par, single):
     idle = med(lambda r: 2 * r["wall_s"] - r["exec_s"])
     return (f"Where meshwork's B3 efficiency goes ({len(runs)} runs, medians): efficiency = "
             f"slot utilisation × work efficiency. The two slots compute **{util:.3f}** of the wall time "
-            f"(idle {idle:.3f} slot-seconds a run, of which {start:.3f} s before the first piece is placed, "
+            f"(idle {idle:.3f} slot-seconds a run, of which {start * 1000:.1f} ms before the first piece is placed, "
             f"the rest round trips and the tail), and the pieces take "
             f"**{1 / work:.3f}×** the single-process time to compute (work efficiency {work:.3f}: the split's "
             f"extra sieving and both vCPUs busy at once).\n")
