@@ -32,7 +32,12 @@ fn the_summary_says_how_long_in_words_and_its_per_peer_counts_add_up() {
     assert_eq!((code, out.as_str()), (0, "17984 primes in [0, 200000)"), "{err}");
     let line = err.lines().find_map(|l| l.strip_prefix("8 pieces in ")).unwrap_or_else(|| panic!("a summary:\n{err}"));
     let (took, rest) = line.split_once(" · per peer: ").unwrap_or_else(|| panic!("{line}"));
-    assert!(reads_as_a_duration(took), "the duration reads as people write it: {took:?} in {line:?}");
+    // The job's time, then the whole time the user waited, finding peers included.
+    let (job, all) = took.split_once(" (").unwrap_or_else(|| panic!("both times: {line:?}"));
+    let all = all.strip_suffix(" with finding peers)").unwrap_or_else(|| panic!("the whole time: {line:?}"));
+    for took in [job, all] {
+        assert!(reads_as_a_duration(took), "the duration reads as people write it: {took:?} in {line:?}");
+    }
     let (per_peer, rest) = rest.split_once(" · peers used ").unwrap_or_else(|| panic!("{line}"));
     let seen = rest.split_once(" · retries").map(|(s, _)| s);
     assert!(matches!(seen, Some("1 of 2 seen" | "2 of 2 seen")), "the worker and this machine seen: {line:?}");

@@ -185,6 +185,8 @@ async fn execute<T: Task>(
 ) -> anyhow::Result<ExitCode> {
     // On a terminal, what goes on from now on, before any piece is done.
     let status = Status::start(args.json);
+    // The user waits for the peers too: the summary says the whole time.
+    let began = Instant::now();
     let seen = tokio::select! {
         seen = wait_for_peers(client, T::NAME, args, &status) => seen.inspect_err(|_| status.clear())?,
         () = interrupt.pressed_once() => {
@@ -235,7 +237,8 @@ async fn execute<T: Task>(
             if interrupt.pressed() {
                 return Ok(cancelled());
             }
-            print_outcome(T::NAME, &shown, &report, &client.peer_id().to_string(), seen, args.json)?;
+            let found = Found { seen, total: began.elapsed() };
+            print_outcome(T::NAME, &shown, &report, &client.peer_id().to_string(), &found, args.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -471,27 +474,35 @@ fn describe_pieces(pieces: &[u32]) -> String {
     }
 }
 
+/// What the run itself saw, besides the job's report: the peers the job
+/// could use when it started, and the time from the start of the wait for
+/// peers to the result.
+struct Found {
+    seen: usize,
+    total: Duration,
+}
+
 /// Prints the result on stdout and the summary on stderr (with `json`,
-/// both as one object on stdout); `seen`: peers the job could use when it
-/// started.
+/// both as one object on stdout).
 fn print_outcome(
     task: &str,
     shown: &Rendered,
     report: &JobReport,
     me: &str,
-    seen: usize,
+    found: &Found,
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
         let mut summary = serde_json::to_value(report)?;
-        summary["peers_seen"] = seen.max(used(report)).into();
+        summary["peers_seen"] = found.seen.max(used(report)).into();
         summary["peers_used"] = used(report).into();
+        summary["total_s"] = found.total.as_secs_f64().into();
         let value = serde_json::json!({ "task": task, "result": shown.json, "summary": summary });
         println!("{value}");
         return Ok(());
     }
     println!("{}", shown.text);
-    eprintln!("{}", summary_line(report, me, seen));
+    eprintln!("{}", summary_line(report, me, found));
     Ok(())
 }
 
@@ -503,8 +514,9 @@ fn used(report: &JobReport) -> usize {
 /// The summary of a job for people: its duration as they write one,
 /// pieces per peer (this process as "this machine") adding up to the
 /// job's pieces (those no peer ran, when a job ends early, are counted
-/// too), and how many of the peers `seen` at the start ran pieces.
-fn summary_line(report: &JobReport, me: &str, seen: usize) -> String {
+/// too), the whole time with finding peers, and how many of the peers
+/// seen at the start ran pieces.
+fn summary_line(report: &JobReport, me: &str, found: &Found) -> String {
     let name = |p: &str| if p == me { "this machine".to_string() } else { short(p) };
     let mut per_peer: Vec<String> = report.pieces_per_peer.iter().map(|(p, n)| format!("{} {n}", name(p))).collect();
     let ran: u32 = report.pieces_per_peer.iter().map(|(_, n)| n).sum();
@@ -516,13 +528,14 @@ fn summary_line(report: &JobReport, me: &str, seen: usize) -> String {
         None => String::new(),
     };
     format!(
-        "{} pieces in {} · per peer: {} · peers used {} of {} seen · retries {} · backups {} ({} won) · duplicates ignored {}{modules}",
+        "{} pieces in {} ({} with finding peers) · per peer: {} · peers used {} of {} seen · retries {} · backups {} ({} won) · duplicates ignored {}{modules}",
         report.pieces,
         human(Duration::from_secs_f64(report.wall_s)),
+        human(found.total),
         per_peer.join(", "),
         used(report),
         // A peer that came during the job was seen too.
-        seen.max(used(report)),
+        found.seen.max(used(report)),
         report.retries,
         report.backups,
         report.backups_won,
@@ -566,16 +579,20 @@ mod tests {
         assert!(!g.settled(4, t0 + ms(9000)), "--min-peers 4 with 3 there");
     }
 
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
     #[test]
     fn the_summary_reads_as_people_write_and_its_counts_add_up() {
         let (me, other) = ("12D3KooWMe000000000000", "12D3KooWOther0000abcd1234");
         assert_eq!(
-            summary_line(&report(10.046471, 8, &[(other, 5), (me, 3)]), me, 3),
-            "8 pieces in 10.0 s · per peer: …abcd1234 5, this machine 3 · peers used 2 of 3 seen · retries 1 · backups 2 (1 won) · duplicates ignored 0"
+            summary_line(&report(10.046471, 8, &[(other, 5), (me, 3)]), me, &Found { seen: 3, total: secs(11.5) }),
+            "8 pieces in 10.0 s (11.5 s with finding peers) · per peer: …abcd1234 5, this machine 3 · peers used 2 of 3 seen · retries 1 · backups 2 (1 won) · duplicates ignored 0"
         );
-        let early = summary_line(&report(0.25, 64, &[(other, 10)]), me, 0);
+        let early = summary_line(&report(0.25, 64, &[(other, 10)]), me, &Found { seen: 0, total: secs(1.3) });
         assert!(
-            early.starts_with("64 pieces in 250 ms · per peer: …abcd1234 10, not run 54 (the job ended early) ·"),
+            early.starts_with("64 pieces in 250 ms (1.3 s with finding peers) · per peer: …abcd1234 10, not run 54 (the job ended early) ·"),
             "{early}"
         );
     }
