@@ -288,7 +288,7 @@ pub enum SubmitError {
 
 /// One piece's bookkeeping (kept small: a job may have millions).
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Slot {
+pub(crate) struct PieceState {
     pub(crate) done: bool,
     pub(crate) backed_up: bool,
     pub(crate) failures: u32,
@@ -296,7 +296,7 @@ pub(crate) struct Slot {
     holders: [u64; 2],
 }
 
-impl Slot {
+impl PieceState {
     pub(crate) fn holds(&self, req: RequestId) -> bool {
         self.holders.contains(&req.0)
     }
@@ -321,7 +321,7 @@ impl Slot {
 
 /// Rarely needed per-piece facts, kept aside.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Extra {
+pub(crate) struct PieceHistory {
     pub(crate) causes: Vec<(PeerKey, String)>,
     /// Peers that failed the piece itself (not merely went down while
     /// holding it): it never goes back to them.
@@ -370,13 +370,13 @@ impl Trend {
 pub(crate) struct Job {
     pub(crate) id: JobId,
     pub(crate) spec: JobSpec,
-    pub(crate) slots: Vec<Slot>,
+    pub(crate) states: Vec<PieceState>,
     pub(crate) outputs: Vec<Option<Vec<u8>>>,
     /// Pieces waiting to be placed; read through [`Job::next_pending`].
     pending: VecDeque<u32>,
     /// How piece times grow with the piece index, to place the largest first.
     trend: Trend,
-    pub(crate) extra: FxHashMap<u32, Extra>,
+    pub(crate) history: FxHashMap<u32, PieceHistory>,
     /// Peers that refused this job (not allowed, unknown task...).
     pub(crate) refused: Vec<PeerKey>,
     /// Failures that repeat wherever the piece runs, as reported: (piece, peer, cause).
@@ -397,11 +397,11 @@ impl Job {
         let n = spec.inputs.len();
         Job {
             id,
-            slots: vec![Slot::default(); n],
+            states: vec![PieceState::default(); n],
             outputs: vec![None; n],
             pending: (0..n as u32).collect(),
             trend: Trend::default(),
-            extra: FxHashMap::default(),
+            history: FxHashMap::default(),
             refused: Vec::new(),
             repeats: Vec::new(),
             batches: FxHashSet::default(),
@@ -450,7 +450,7 @@ impl Job {
     }
 
     fn largest_first(&self) -> bool {
-        self.trend.grows(self.slots.len())
+        self.trend.grows(self.states.len())
     }
 
     /// Records that pieces around index `piece` took `us` each.
@@ -478,12 +478,12 @@ impl Job {
     }
 
     pub(crate) fn total(&self) -> u32 {
-        self.slots.len() as u32
+        self.states.len() as u32
     }
 
     /// Did `peer` fail `piece` itself before (an error, a missed deadline)?
     pub(crate) fn failed_on(&self, piece: u32, peer: PeerKey) -> bool {
-        self.extra.get(&piece).is_some_and(|e| e.banned.contains(&peer))
+        self.history.get(&piece).is_some_and(|e| e.banned.contains(&peer))
     }
 
     /// May `peer` get `piece`?

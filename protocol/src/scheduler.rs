@@ -2,7 +2,7 @@
 //! in flight, and turns answers, failures, deadlines and lost peers into
 //! progress, retries, backups and, at the end, a job's result.
 //!
-//! Every path that ends a batch goes through [`Inflight::take`], which also
+//! Every path that ends a batch goes through [`Inflight::end`], which also
 //! gives the peer's in-flight count back, so the load estimate cannot drift.
 
 use crate::config::Config;
@@ -69,7 +69,7 @@ struct Inflight {
 
 impl Inflight {
     /// Ends the batch `rid`, giving its pieces back to the peer's count.
-    fn take(&mut self, rid: RequestId, job: &mut Job, ctx: &mut Ctx) -> Option<Batch> {
+    fn end(&mut self, rid: RequestId, job: &mut Job, ctx: &mut Ctx) -> Option<Batch> {
         match self.requests.remove(&rid) {
             Some(Pending::Batch(b)) => {
                 job.batches.remove(&rid);
@@ -84,9 +84,9 @@ impl Inflight {
         }
     }
 
-    /// Like [`take`](Self::take), but a late answer will still be recognised.
-    fn retire(&mut self, rid: RequestId, job: &mut Job, ctx: &mut Ctx) -> Option<Batch> {
-        let b = self.take(rid, job, ctx)?;
+    /// Like [`end`](Self::end), but a late answer will still be recognised.
+    fn give_up(&mut self, rid: RequestId, job: &mut Job, ctx: &mut Ctx) -> Option<Batch> {
+        let b = self.end(rid, job, ctx)?;
         self.retired.insert(rid, b.job);
         Some(b)
     }
@@ -118,7 +118,7 @@ impl Inflight {
         });
         let rid = ctx.out.request(peer, request);
         for &p in &pieces {
-            job.slots[p as usize].hold(rid);
+            job.states[p as usize].hold(rid);
         }
         job.batches.insert(rid);
         job.stats.batches += 1;
@@ -262,7 +262,7 @@ impl Scheduler {
                     self.inflight.requests.remove(&rid);
                     return;
                 };
-                let Some(b) = self.inflight.take(rid, job, ctx) else { return };
+                let Some(b) = self.inflight.end(rid, job, ctx) else { return };
                 ctx.peers.heard(b.peer, load, ctx.now);
                 match response {
                     Response::Results(r) => self.on_results(rid, b, r, ctx),
@@ -300,24 +300,24 @@ impl Scheduler {
         let mut losers = Vec::new();
         let mut conclusive = None;
         for pr in r.pieces {
-            let Some(slot) = job.slots.get_mut(pr.piece as usize) else {
+            let Some(state) = job.states.get_mut(pr.piece as usize) else {
                 job.stats.unsolicited += 1;
                 continue;
             };
-            if !slot.holds(rid) {
-                if slot.done {
+            if !state.holds(rid) {
+                if state.done {
                     job.stats.duplicates += 1;
                 } else {
                     job.stats.unsolicited += 1;
                 }
                 continue;
             }
-            slot.release(rid);
+            state.release(rid);
             match pr.outcome {
                 Outcome::Done { output, conclusive: c } => {
-                    slot.done = true;
-                    if let Some(other) = slot.other_holder(rid) {
-                        slot.release(other);
+                    state.done = true;
+                    if let Some(other) = state.other_holder(rid) {
+                        state.release(other);
                         losers.push((other, pr.piece));
                     }
                     job.outputs[pr.piece as usize] = Some(output);
@@ -334,8 +334,8 @@ impl Scheduler {
             }
         }
         for &p in &b.pieces {
-            if job.slots[p as usize].holds(rid) {
-                job.slots[p as usize].release(rid);
+            if job.states[p as usize].holds(rid) {
+                job.states[p as usize].release(rid);
                 failures.push((p, "missing from the worker's results".to_string(), false));
             }
         }
@@ -351,11 +351,11 @@ impl Scheduler {
         for (other, piece) in losers {
             self.cancel_copy(id, other, piece, ctx);
         }
-        self.settle(id, fatal, conclusive, ctx);
+        self.end_if_decided(id, fatal, conclusive, ctx);
     }
 
     /// Ends job `id` if a piece failed for good, a conclusive output came, or all are done.
-    fn settle(&mut self, id: JobId, fatal: Option<JobError>, conclusive: Option<u32>, ctx: &mut Ctx) {
+    fn end_if_decided(&mut self, id: JobId, fatal: Option<JobError>, conclusive: Option<u32>, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get(&id) else { return };
         if let Some(error) = fatal {
             self.fail(id, error, ctx);
@@ -368,10 +368,10 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(&b.job) else { return };
         job.stats.rejections += 1;
         for &p in b.pieces.iter().rev() {
-            let slot = &mut job.slots[p as usize];
-            slot.release(rid);
+            let state = &mut job.states[p as usize];
+            state.release(rid);
             if b.backup {
-                slot.backed_up = false;
+                state.backed_up = false;
             }
             requeue(job, p);
         }
@@ -388,14 +388,14 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(&b.job) else { return };
         let mut fatal = None;
         for &p in &b.pieces {
-            let slot = &mut job.slots[p as usize];
-            if slot.holds(rid) {
-                slot.release(rid);
+            let state = &mut job.states[p as usize];
+            if state.holds(rid) {
+                state.release(rid);
                 fatal = fatal.or(piece_failed(job, p, b.peer, cause.to_string(), ban, ctx).map(JobError::PieceFailed));
             }
         }
         let id = job.id;
-        self.settle(id, fatal, None, ctx);
+        self.end_if_decided(id, fatal, None, ctx);
     }
 
     /// A request could not be delivered or answered. Returns the peer when
@@ -417,7 +417,7 @@ impl Scheduler {
                     self.inflight.requests.remove(&rid);
                     return None;
                 };
-                if let Some(b) = self.inflight.take(rid, job, ctx) {
+                if let Some(b) = self.inflight.end(rid, job, ctx) {
                     // The peer dropped this request (it refused a frame over its
                     // limit, or its stream broke): the pieces try elsewhere.
                     // A peer that went away altogether is judged by `peer_down`.
@@ -449,7 +449,7 @@ impl Scheduler {
             match self.inflight.batch(rid).map(|b| b.job) {
                 Some(job_id) => {
                     let Some(job) = self.jobs.get_mut(&job_id) else { continue };
-                    if let Some(b) = self.inflight.retire(rid, job, ctx) {
+                    if let Some(b) = self.inflight.give_up(rid, job, ctx) {
                         self.fail_pieces(rid, b, &format!("peer down ({cause})"), Ban::No, ctx);
                     }
                 }
@@ -484,7 +484,7 @@ impl Scheduler {
             let (job_id, peer) = (b.job, b.peer);
             let Some(job) = self.jobs.get_mut(&job_id) else { continue };
             let timeout = job.spec.piece_timeout;
-            let Some(b) = self.inflight.retire(rid, job, ctx) else { continue };
+            let Some(b) = self.inflight.give_up(rid, job, ctx) else { continue };
             self.inflight.cancel(peer, job_id, Some(b.pieces.clone()), ctx);
             self.fail_pieces(
                 rid,
@@ -552,8 +552,8 @@ impl Scheduler {
             }
             let (holder, pieces) = (b.peer, b.pieces.clone());
             for p in pieces {
-                let slot = job.slots[p as usize];
-                if slot.done || slot.backed_up || slot.held() != 1 {
+                let state = job.states[p as usize];
+                if state.done || state.backed_up || state.held() != 1 {
                     continue;
                 }
                 let peers = &*ctx.peers;
@@ -564,7 +564,7 @@ impl Scheduler {
                     ctx.rng,
                 );
                 let Some(choice) = choice else { return };
-                job.slots[p as usize].backed_up = true;
+                job.states[p as usize].backed_up = true;
                 job.stats.backups += 1;
                 let peer = choice.chosen.peer;
                 self.inflight.send(job, peer, vec![p], true, choice, ctx);
@@ -605,10 +605,10 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(&job_id) else { return };
         let Some(b) = self.inflight.batch(rid) else { return };
         let peer = b.peer;
-        let unfinished = b.pieces.iter().any(|&p| job.slots[p as usize].holds(rid));
+        let unfinished = b.pieces.iter().any(|&p| job.states[p as usize].holds(rid));
         if unfinished {
             self.inflight.cancel(peer, job_id, Some(vec![piece]), ctx);
-        } else if let Some(b) = self.inflight.retire(rid, job, ctx) {
+        } else if let Some(b) = self.inflight.give_up(rid, job, ctx) {
             self.inflight.cancel(peer, job_id, Some(b.pieces), ctx);
         }
     }
@@ -619,7 +619,7 @@ impl Scheduler {
         rids.sort_unstable();
         let mut peers = Vec::new();
         for rid in rids {
-            if let Some(b) = self.inflight.retire(rid, job, ctx) {
+            if let Some(b) = self.inflight.give_up(rid, job, ctx) {
                 if !peers.contains(&b.peer) {
                     peers.push(b.peer);
                 }
@@ -659,8 +659,8 @@ fn exclusion(job: &Job, piece: u32, peer: PeerKey) -> Option<&'static str> {
 
 /// Puts `piece` back at the front of the queue unless it is done or still running elsewhere.
 fn requeue(job: &mut Job, piece: u32) {
-    let slot = job.slots[piece as usize];
-    if !slot.done && slot.held() == 0 {
+    let state = job.states[piece as usize];
+    if !state.done && state.held() == 0 {
         job.put_back(piece);
     }
 }
@@ -686,20 +686,20 @@ fn piece_failed(
     ban: Ban,
     ctx: &mut Ctx,
 ) -> Option<PieceFailure> {
-    let slot = job.slots[piece as usize];
-    if slot.done {
+    let state = job.states[piece as usize];
+    if state.done {
         return None;
     }
-    let extra = job.extra.entry(piece).or_default();
+    let extra = job.history.entry(piece).or_default();
     extra.causes.push((peer, cause.clone()));
     if ban == Ban::Yes {
         extra.banned.push(peer);
     }
-    if slot.held() > 0 {
+    if state.held() > 0 {
         return None;
     }
-    job.slots[piece as usize].failures += 1;
-    if job.slots[piece as usize].failures >= job.spec.max_attempts {
+    job.states[piece as usize].failures += 1;
+    if job.states[piece as usize].failures >= job.spec.max_attempts {
         return Some(PieceFailure { piece, causes: extra.causes.clone() });
     }
     job.put_back(piece);
@@ -715,7 +715,7 @@ fn piece_failed(
 /// retried like after any failure; on the only peer that runs the task it
 /// may run again, so that peer can confirm.
 fn repeat_failed(job: &mut Job, piece: u32, peer: PeerKey, cause: String, ctx: &mut Ctx) -> Option<JobError> {
-    if job.slots[piece as usize].done {
+    if job.states[piece as usize].done {
         return None;
     }
     job.repeats.push((piece, peer, cause.clone()));

@@ -5,7 +5,7 @@
 //! (10,000 nodes; minutes), `policies`, `placement`; all by default.
 //! Wall times depend on the machine; every other figure on the options only.
 
-use meshwork_simulations::{run, Outcome, Report, RunReport, SimArgs};
+use meshwork_simulations::{run, Report, RunReport, SimArgs, SimOutcome};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -28,12 +28,12 @@ fn main() -> ExitCode {
 }
 
 /// Runs `meshwork simulate <words>`.
-fn simulate(words: &[String]) -> Outcome {
+fn simulate(words: &[String]) -> SimOutcome {
     let args = SimArgs::try_parse_from(words).unwrap_or_else(|e| panic!("{words:?}: {e}"));
     run(&args).unwrap_or_else(|e| panic!("{}: {e}", args.repro_command()))
 }
 
-fn full(o: &Outcome) -> &RunReport {
+fn full(o: &SimOutcome) -> &RunReport {
     match &o.report {
         Report::Run(r) => r,
         Report::Placement(_) => panic!("expected a full simulation"),

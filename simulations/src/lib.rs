@@ -32,7 +32,7 @@
 //! - `report`: [`Report`] as text and JSON.
 //! - `placement`: `--placement-only`, balls into bins with the protocol's chooser.
 //! - `plot`: the `--plot` SVG.
-//! - `run`: [`run`], [`emit`], [`run_cli`], [`Outcome`].
+//! - `run`: [`run`], [`emit`], [`run_cli`], [`SimOutcome`].
 //! - `error`: [`SimError`].
 
 #![warn(missing_docs, unreachable_pub)]
@@ -66,5 +66,5 @@ pub use jobs::{piece_cost, piece_input};
 pub use plan::{ChurnKind, NodeDraw, Plan, Step, REPLACE_AFTER};
 pub use recorder::{NodeSample, Recorder};
 pub use report::{Faults, JobSummary, LoadSummary, Messages, PlacementReport, Report, RunReport, Sample};
-pub use run::{emit, run, run_cli, Outcome};
+pub use run::{emit, run, run_cli, SimOutcome};
 pub use scenario::{parse as parse_scenario, Fault, ScenarioError, Scripted};

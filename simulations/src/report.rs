@@ -1,7 +1,7 @@
 //! What a run reports: [`Report`], as text for people and JSON for
 //! scripts. A simulation's report is a function of the options, so the same
 //! seed gives the same bytes; wall time lives outside it (in
-//! [`Outcome`](crate::Outcome)). [`Recorder`](crate::Recorder) fills it in,
+//! [`SimOutcome`](crate::SimOutcome)). [`Recorder`](crate::Recorder) fills it in,
 //! for the simulator and for `--real` alike.
 
 use serde::Serialize;

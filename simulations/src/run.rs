@@ -1,4 +1,4 @@
-//! The entry points: [`run`] (options in, [`Outcome`] out), [`emit`] (a
+//! The entry points: [`run`] (options in, [`SimOutcome`] out), [`emit`] (a
 //! report out, as `meshwork simulate` prints it, for the simulator and
 //! `--real` alike) and [`run_cli`] (both).
 
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// A run's report, and what it cost in wall time (not part of the report,
 /// which depends only on the options).
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct SimOutcome {
     /// The deterministic report.
     pub report: Report,
     /// Wall time of the run.
@@ -24,7 +24,7 @@ pub struct Outcome {
     pub events: u64,
 }
 
-impl Outcome {
+impl SimOutcome {
     /// Did every invariant hold?
     pub fn passed(&self) -> bool {
         self.report.violations().is_empty()
@@ -40,7 +40,7 @@ impl Outcome {
 
 /// Runs the simulation (or the placement-only experiment) `args` describe.
 /// The trace is written as it runs; the plot is [`emit`]'s.
-pub fn run(args: &SimArgs) -> Result<Outcome, SimError> {
+pub fn run(args: &SimArgs) -> Result<SimOutcome, SimError> {
     let started = Instant::now();
     let cfg = args.config()?;
     let outputs = args.outputs();
@@ -50,13 +50,13 @@ pub fn run(args: &SimArgs) -> Result<Outcome, SimError> {
         }
         let report = placement::run(&cfg, args.repro_command());
         let events = report.pieces as u64;
-        return Ok(Outcome { report: Report::Placement(report), wall: started.elapsed(), events });
+        return Ok(SimOutcome { report: Report::Placement(report), wall: started.elapsed(), events });
     }
     let plan = Plan::new(&cfg);
     let recorder = Recorder::new(&cfg, &plan, outputs.trace.as_deref())?;
     let done = Sim::new(&cfg, plan, recorder).run()?;
     let report = done.recorder.finish(done.end, args.repro_command(), done.events)?;
-    Ok(Outcome { report: Report::Run(Box::new(report)), wall: started.elapsed(), events: done.events })
+    Ok(SimOutcome { report: Report::Run(Box::new(report)), wall: started.elapsed(), events: done.events })
 }
 
 /// Writes `report` where `outputs` say: the plot if asked, then the report

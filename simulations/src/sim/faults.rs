@@ -26,7 +26,7 @@ impl Sim<'_> {
         node.life = Life::Leaving;
         self.rec.leaving(n, self.now);
         self.with_machine(n, |m, now| m.shutdown(now));
-        self.after(n);
+        self.drain(n);
     }
 
     /// A fresh node joins: it connects to every submitter and meshes into the gossip.
@@ -39,7 +39,7 @@ impl Sim<'_> {
         for s in 0..self.k {
             self.redial(n, s);
         }
-        self.after(n);
+        self.drain(n);
     }
 
     fn hang(&mut self, n: u32, hung: bool) {

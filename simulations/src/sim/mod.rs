@@ -166,7 +166,7 @@ impl<'a> Sim<'a> {
             }
         }
         for i in 0..n {
-            self.after(i);
+            self.drain(i);
         }
         for (at, step) in self.plan.schedule(self.cfg) {
             self.queue.push(Time::ZERO + at, Ev::Step(step));
@@ -200,7 +200,7 @@ impl<'a> Sim<'a> {
         if let Some(Err(e)) = self.with_machine(s, |m, now| m.submit(spec, now)) {
             self.fatal = Some(SimError::Args(format!("the job of node {s} was refused: {e}")));
         }
-        self.after(s);
+        self.drain(s);
     }
 
     /// Runs `f` on `node`'s machine (if it has one) at the current time.
@@ -226,17 +226,17 @@ impl<'a> Sim<'a> {
                 *self.rec.messages().adverts_delivered.get_or_insert(0) += 1;
                 // A stale (reordered) advert is refused by the machine; nothing to do.
                 let _ = self.with_machine(to, |m, now| m.handle_advert(PeerKey(from), &advert, now));
-                self.after(to);
+                self.drain(to);
             }
             Ev::Failed { node, rid } => {
                 self.with_machine(node, |m, now| m.handle_failure(rid, "not connected", now));
-                self.after(node);
+                self.drain(node);
             }
             Ev::Exec { node, id } => {
                 let now = self.now;
                 if let Some((outcomes, elapsed)) = self.nodes[node as usize].finish(id, now) {
                     self.with_machine(node, |m, now| m.handle_execution(id, outcomes, elapsed, now));
-                    self.after(node);
+                    self.drain(node);
                 }
             }
             Ev::Timer { node, at } => {
@@ -249,21 +249,21 @@ impl<'a> Sim<'a> {
                         m.handle_timeout(now);
                     }
                 });
-                self.after(node);
+                self.drain(node);
             }
             Ev::Down { node, peer, epoch } => {
                 if let Some(e) = self.net.end(node, peer) {
                     self.net.saw_close(e, e.side, epoch);
                 }
                 self.with_machine(node, |m, now| m.handle_peer_down(PeerKey(peer), now));
-                self.after(node);
+                self.drain(node);
             }
             Ev::Up { node, peer, epoch } => {
                 let current =
                     self.net.end(node, peer).map(|e| *self.net.link(e)).is_some_and(|l| l.up && l.epoch == epoch);
                 if current {
                     self.with_machine(node, |m, now| m.handle_peer_up(PeerKey(peer), now));
-                    self.after(node);
+                    self.drain(node);
                 }
             }
             Ev::Redial { a, b } => self.redial(a, b),
@@ -293,13 +293,13 @@ impl<'a> Sim<'a> {
                 self.with_machine(to, |m, now| m.handle_response(rid, response, now));
             }
         }
-        self.after(to);
+        self.drain(to);
     }
 
     /// Carries out everything `n`'s machine asked for, hands its job and
     /// peer events to the recorder, re-arms its timer, and lets a leaving
     /// node go once idle.
-    fn after(&mut self, n: u32) {
+    fn drain(&mut self, n: u32) {
         while let Some(action) = self.with_machine(n, |m, _| m.poll_action()).flatten() {
             self.act(n, action);
         }
