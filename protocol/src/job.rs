@@ -93,7 +93,7 @@ pub enum JobEvent {
         /// Where it failed.
         peer: PeerKey,
         /// Why.
-        cause: String,
+        cause: FailureCause,
         /// The peer failed the piece itself (error, deadline), so it never
         /// gets the piece again; `false` when it only went away holding it.
         banned: bool,
@@ -180,7 +180,40 @@ pub struct PieceFailure {
     /// The piece.
     pub piece: u32,
     /// Each failure: the peer and what it said (or what we saw).
-    pub causes: Vec<(PeerKey, String)>,
+    pub causes: Vec<(PeerKey, FailureCause)>,
+}
+
+/// Why one attempt at a piece failed: the worker's own words, or what the
+/// submitter saw. A type rather than text so that drivers and the
+/// simulator can tell the kinds apart; `Display` gives the words users see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The worker ran the piece and reported a failure (a panic, the task's
+    /// error, a guest's exit code), in its words.
+    Worker(String),
+    /// The worker's results left the piece out.
+    Missing,
+    /// The worker answered the run request with something other than results.
+    WrongAnswer,
+    /// The request failed on its way (a broken stream, a frame the peer refused).
+    Request(String),
+    /// The peer went down while holding the piece, for this reason.
+    PeerDown(String),
+    /// No result within the piece deadline.
+    Deadline(Duration),
+}
+
+impl std::fmt::Display for FailureCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureCause::Worker(words) => f.write_str(words),
+            FailureCause::Missing => f.write_str("missing from the worker's results"),
+            FailureCause::WrongAnswer => f.write_str("answered a run request with something else"),
+            FailureCause::Request(why) => write!(f, "request failed: {why}"),
+            FailureCause::PeerDown(why) => write!(f, "peer down ({why})"),
+            FailureCause::Deadline(d) => write!(f, "no result within the piece deadline of {}", human(*d)),
+        }
+    }
 }
 
 /// Why a job failed.
@@ -322,7 +355,7 @@ impl PieceState {
 /// Rarely needed per-piece facts, kept aside.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PieceHistory {
-    pub(crate) causes: Vec<(PeerKey, String)>,
+    pub(crate) causes: Vec<(PeerKey, FailureCause)>,
     /// Peers that failed the piece itself (not merely went down while
     /// holding it): it never goes back to them.
     pub(crate) banned: Vec<PeerKey>,

@@ -47,7 +47,7 @@ mod worker;
 pub use config::{AcceptFrom, Config};
 pub use histogram::Histogram;
 pub use ids::{ExecId, InboundId, JobId, PeerKey, RequestId};
-pub use job::{JobError, JobEvent, JobOutput, JobSpec, JobStats, PieceFailure, SubmitError, Unplaceable};
+pub use job::{FailureCause, JobError, JobEvent, JobOutput, JobSpec, JobStats, PieceFailure, SubmitError, Unplaceable};
 pub use machine::Machine;
 pub use outbox::Action;
 pub use peers::{DownReason, PeerEvent, PeerView};

@@ -7,11 +7,11 @@
 
 use crate::config::Config;
 use crate::ids::{JobId, PeerKey, RequestId};
-use crate::job::{Job, JobError, JobEvent, JobOutput, JobSpec, PieceFailure, SubmitError};
+use crate::job::{FailureCause, Job, JobError, JobEvent, JobOutput, JobSpec, PieceFailure, SubmitError};
 use crate::outbox::Outbox;
 use crate::peers::{Depth, PeerTable};
 use crate::policy::{Choice, Chooser};
-use crate::time::{human, Time};
+use crate::time::Time;
 use crate::wire::{
     valid_task_name, CancelRequest, Outcome, PieceInput, RejectReason, Rejected, Request, Response, Results,
     RunRequest, PROTOCOL_VERSION,
@@ -268,7 +268,7 @@ impl Scheduler {
                     Response::Results(r) => self.on_results(rid, b, r, ctx),
                     Response::Rejected(r) => self.on_rejected(rid, b, r, ctx),
                     Response::Status(_) | Response::Cancelled(_) | Response::Members(_) => {
-                        self.fail_pieces(rid, b, "answered a run request with something else", Ban::Yes, ctx)
+                        self.fail_pieces(rid, b, FailureCause::WrongAnswer, Ban::Yes, ctx)
                     }
                 }
             }
@@ -328,15 +328,15 @@ impl Scheduler {
                         conclusive = Some(pr.piece);
                     }
                 }
-                Outcome::Failed(cause) => failures.push((pr.piece, cause, false)),
-                Outcome::Repeats(cause) => failures.push((pr.piece, cause, true)),
+                Outcome::Failed(cause) => failures.push((pr.piece, FailureCause::Worker(cause), false)),
+                Outcome::Repeats(cause) => failures.push((pr.piece, FailureCause::Worker(cause), true)),
                 Outcome::Cancelled => requeue(job, pr.piece),
             }
         }
         for &p in &b.pieces {
             if job.states[p as usize].holds(rid) {
                 job.states[p as usize].release(rid);
-                failures.push((p, "missing from the worker's results".to_string(), false));
+                failures.push((p, FailureCause::Missing, false));
             }
         }
         let id = job.id;
@@ -384,14 +384,14 @@ impl Scheduler {
     }
 
     /// Every piece of `b` that it still holds failed with `cause`.
-    fn fail_pieces(&mut self, rid: RequestId, b: Batch, cause: &str, ban: Ban, ctx: &mut Ctx) {
+    fn fail_pieces(&mut self, rid: RequestId, b: Batch, cause: FailureCause, ban: Ban, ctx: &mut Ctx) {
         let Some(job) = self.jobs.get_mut(&b.job) else { return };
         let mut fatal = None;
         for &p in &b.pieces {
             let state = &mut job.states[p as usize];
             if state.holds(rid) {
                 state.release(rid);
-                fatal = fatal.or(piece_failed(job, p, b.peer, cause.to_string(), ban, ctx).map(JobError::PieceFailed));
+                fatal = fatal.or(piece_failed(job, p, b.peer, cause.clone(), ban, ctx).map(JobError::PieceFailed));
             }
         }
         let id = job.id;
@@ -421,7 +421,7 @@ impl Scheduler {
                     // The peer dropped this request (it refused a frame over its
                     // limit, or its stream broke): the pieces try elsewhere.
                     // A peer that went away altogether is judged by `peer_down`.
-                    self.fail_pieces(rid, b, &format!("request failed: {cause}"), Ban::Yes, ctx);
+                    self.fail_pieces(rid, b, FailureCause::Request(cause.to_string()), Ban::Yes, ctx);
                 }
                 None
             }
@@ -450,7 +450,7 @@ impl Scheduler {
                 Some(job_id) => {
                     let Some(job) = self.jobs.get_mut(&job_id) else { continue };
                     if let Some(b) = self.inflight.give_up(rid, job, ctx) {
-                        self.fail_pieces(rid, b, &format!("peer down ({cause})"), Ban::No, ctx);
+                        self.fail_pieces(rid, b, FailureCause::PeerDown(cause.to_string()), Ban::No, ctx);
                     }
                 }
                 None => {
@@ -486,13 +486,7 @@ impl Scheduler {
             let timeout = job.spec.piece_timeout;
             let Some(b) = self.inflight.give_up(rid, job, ctx) else { continue };
             self.inflight.cancel(peer, job_id, Some(b.pieces.clone()), ctx);
-            self.fail_pieces(
-                rid,
-                b,
-                &format!("no result within the piece deadline of {}", human(timeout)),
-                Ban::Yes,
-                ctx,
-            );
+            self.fail_pieces(rid, b, FailureCause::Deadline(timeout), Ban::Yes, ctx);
         }
     }
 
@@ -682,7 +676,7 @@ fn piece_failed(
     job: &mut Job,
     piece: u32,
     peer: PeerKey,
-    cause: String,
+    cause: FailureCause,
     ban: Ban,
     ctx: &mut Ctx,
 ) -> Option<PieceFailure> {
@@ -714,11 +708,11 @@ fn piece_failed(
 /// peer twice when no other peer can run the task. Until then the piece is
 /// retried like after any failure; on the only peer that runs the task it
 /// may run again, so that peer can confirm.
-fn repeat_failed(job: &mut Job, piece: u32, peer: PeerKey, cause: String, ctx: &mut Ctx) -> Option<JobError> {
+fn repeat_failed(job: &mut Job, piece: u32, peer: PeerKey, cause: FailureCause, ctx: &mut Ctx) -> Option<JobError> {
     if job.states[piece as usize].done {
         return None;
     }
-    job.repeats.push((piece, peer, cause.clone()));
+    job.repeats.push((piece, peer, cause.to_string()));
     let alone = ctx.peers.runners(&job.spec.task, |p| job.refused.contains(&p)) < 2;
     let confirmed = if alone {
         job.repeats.iter().filter(|(_, p, _)| *p == peer).count() >= 2

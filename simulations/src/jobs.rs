@@ -145,7 +145,7 @@ impl JobTrack {
 mod tests {
     use super::*;
     use meshwork_protocol::policy::{Candidate, Choice};
-    use meshwork_protocol::{JobId, JobStats};
+    use meshwork_protocol::{FailureCause, JobId, JobStats};
 
     fn inputs(t: &JobTrack) -> Vec<Vec<u8>> {
         t.costs.iter().enumerate().map(|(i, c)| piece_input(*c, t.submitter, i as u32)).collect()
@@ -166,7 +166,8 @@ mod tests {
     fn a_retry_onto_the_peer_that_failed_is_caught() {
         let mut t = JobTrack::new(0, vec![10, 20]);
         let mut v = Vec::new();
-        let retried = JobEvent::Retried { job: JobId(1), piece: 1, peer: PeerKey(5), cause: "x".into(), banned: true };
+        let retried =
+            JobEvent::Retried { job: JobId(1), piece: 1, peer: PeerKey(5), cause: FailureCause::Missing, banned: true };
         t.on_event(&placed(5, vec![0, 1]), Time::ZERO, &mut v);
         t.on_event(&retried, Time::ZERO, &mut v);
         t.on_event(&placed(6, vec![1]), Time::ZERO, &mut v);
@@ -181,8 +182,13 @@ mod tests {
     fn a_peer_that_only_went_away_may_have_its_piece_again() {
         let mut t = JobTrack::new(0, vec![10, 20]);
         let mut v = Vec::new();
-        let went_away =
-            JobEvent::Retried { job: JobId(1), piece: 1, peer: PeerKey(5), cause: "x".into(), banned: false };
+        let went_away = JobEvent::Retried {
+            job: JobId(1),
+            piece: 1,
+            peer: PeerKey(5),
+            cause: FailureCause::Missing,
+            banned: false,
+        };
         t.on_event(&placed(5, vec![0, 1]), Time::ZERO, &mut v);
         t.on_event(&went_away, Time::ZERO, &mut v);
         t.on_event(&placed(5, vec![1]), Time::ZERO, &mut v);

@@ -147,7 +147,7 @@ impl Recorder {
             }
             JobEvent::Retried { piece, peer, cause, .. } => {
                 self.trace.event(t, "retried", |l| {
-                    l.num("job", s).num("piece", piece).num("peer", peer.0).str("cause", cause)
+                    l.num("job", s).num("piece", piece).num("peer", peer.0).str("cause", &cause.to_string())
                 });
             }
             JobEvent::Refused { peer, reason, .. } => {

@@ -79,7 +79,7 @@ impl Submitter {
         }
         while let Some(event) = self.machine.poll_event() {
             if let JobEvent::Retried { piece, cause, .. } = event {
-                self.retries.push((self.now, piece, cause));
+                self.retries.push((self.now, piece, cause.to_string()));
             }
         }
     }

@@ -438,7 +438,7 @@ impl EventLine {
                 considered: choice.considered.iter().map(candidate).collect(),
             },
             JobEvent::Retried { piece, peer, cause, .. } => {
-                EventLine::Retried { job, piece: *piece, peer: name(*peer), cause: cause.clone() }
+                EventLine::Retried { job, piece: *piece, peer: name(*peer), cause: cause.to_string() }
             }
             JobEvent::Refused { peer, reason, .. } => {
                 EventLine::Refused { job, peer: name(*peer), reason: reason.to_string() }
