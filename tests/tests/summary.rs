@@ -32,9 +32,9 @@ fn the_summary_says_how_long_in_words_and_its_per_peer_counts_add_up() {
     assert_eq!((code, out.as_str()), (0, "17984 primes in [0, 200000)"), "{err}");
     let line = err.lines().find_map(|l| l.strip_prefix("8 pieces in ")).unwrap_or_else(|| panic!("a summary:\n{err}"));
     let (took, rest) = line.split_once(" · per peer: ").unwrap_or_else(|| panic!("{line}"));
-    // The job's time, then the whole time the user waited, finding peers included.
+    // The job's time, then the whole time the user waited, the wait for peers included.
     let (job, all) = took.split_once(" (").unwrap_or_else(|| panic!("both times: {line:?}"));
-    let all = all.strip_suffix(" with finding peers)").unwrap_or_else(|| panic!("the whole time: {line:?}"));
+    let all = all.strip_suffix(" with the wait for peers)").unwrap_or_else(|| panic!("the whole time: {line:?}"));
     for took in [job, all] {
         assert!(reads_as_a_duration(took), "the duration reads as people write it: {took:?} in {line:?}");
     }

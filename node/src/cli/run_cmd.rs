@@ -514,7 +514,7 @@ fn used(report: &JobReport) -> usize {
 /// The summary of a job for people: its duration as they write one,
 /// pieces per peer (this process as "this machine") adding up to the
 /// job's pieces (those no peer ran, when a job ends early, are counted
-/// too), the whole time with finding peers, and how many of the peers
+/// too), the whole time with the wait for peers, and how many of the peers
 /// seen at the start ran pieces.
 fn summary_line(report: &JobReport, me: &str, found: &Found) -> String {
     let name = |p: &str| if p == me { "this machine".to_string() } else { short(p) };
@@ -528,7 +528,7 @@ fn summary_line(report: &JobReport, me: &str, found: &Found) -> String {
         None => String::new(),
     };
     format!(
-        "{} pieces in {} ({} with finding peers) · per peer: {} · peers used {} of {} seen · retries {} · backups {} ({} won) · duplicates ignored {}{modules}",
+        "{} pieces in {} ({} with the wait for peers) · per peer: {} · peers used {} of {} seen · retries {} · backups {} ({} won) · duplicates ignored {}{modules}",
         report.pieces,
         human(Duration::from_secs_f64(report.wall_s)),
         human(found.total),
@@ -588,11 +588,11 @@ mod tests {
         let (me, other) = ("12D3KooWMe000000000000", "12D3KooWOther0000abcd1234");
         assert_eq!(
             summary_line(&report(10.046471, 8, &[(other, 5), (me, 3)]), me, &Found { seen: 3, total: secs(11.5) }),
-            "8 pieces in 10.0 s (11.5 s with finding peers) · per peer: …abcd1234 5, this machine 3 · peers used 2 of 3 seen · retries 1 · backups 2 (1 won) · duplicates ignored 0"
+            "8 pieces in 10.0 s (11.5 s with the wait for peers) · per peer: …abcd1234 5, this machine 3 · peers used 2 of 3 seen · retries 1 · backups 2 (1 won) · duplicates ignored 0"
         );
         let early = summary_line(&report(0.25, 64, &[(other, 10)]), me, &Found { seen: 0, total: secs(1.3) });
         assert!(
-            early.starts_with("64 pieces in 250 ms (1.3 s with finding peers) · per peer: …abcd1234 10, not run 54 (the job ended early) ·"),
+            early.starts_with("64 pieces in 250 ms (1.3 s with the wait for peers) · per peer: …abcd1234 10, not run 54 (the job ended early) ·"),
             "{early}"
         );
     }
