@@ -627,7 +627,9 @@ impl PeerTable {
             let probe_due = match info.probe {
                 Some((_, sent)) if now.since(sent) > info.rtt.timeout(cfg.probe_timeout) => {
                     info.probe = None;
-                    if info.down.is_none() {
+                    // Heard from since the probe left (a batch's answer, an
+                    // advert): the probe's own answer is late, the peer is not.
+                    if info.down.is_none() && info.last_heard <= sent {
                         m.unanswered.push(peer);
                     }
                     false
