@@ -32,6 +32,10 @@ pub struct JobSpec {
     /// A conclusive output ends the job early (the task allows it; see
     /// `Task::EARLY_EXIT`). Otherwise workers' conclusive flags are ignored.
     pub early_exit: bool,
+    /// Emit [`JobEvent::Output`] for each piece as it is done, so a driver
+    /// can show outputs while the job runs (`run exec` prints them in
+    /// order, or as they come, and halts on failures).
+    pub stream: bool,
 }
 
 impl JobSpec {
@@ -46,6 +50,7 @@ impl JobSpec {
             explain: false,
             backups: true,
             early_exit: false,
+            stream: false,
         }
     }
 }
@@ -83,6 +88,18 @@ pub enum JobEvent {
         done: u32,
         /// Pieces in all.
         total: u32,
+    },
+    /// A piece is done (only with [`JobSpec::stream`]); its output is
+    /// also in the job's result.
+    Output {
+        /// The job.
+        job: JobId,
+        /// The piece.
+        piece: u32,
+        /// Who ran it.
+        peer: PeerKey,
+        /// What it gave back.
+        output: Vec<u8>,
     },
     /// A piece failed on a peer and goes elsewhere.
     Retried {
@@ -123,6 +140,7 @@ impl JobEvent {
             JobEvent::Placed { job, .. }
             | JobEvent::Unplaceable { job, .. }
             | JobEvent::Progress { job, .. }
+            | JobEvent::Output { job, .. }
             | JobEvent::Retried { job, .. }
             | JobEvent::Refused { job, .. }
             | JobEvent::Finished { job, .. } => *job,

@@ -182,8 +182,12 @@ struct PeerInfo {
     inflight: u32,
     /// Our batches there now (each one request, one stream).
     batches: u32,
-    /// Last time it answered or asked us something directly.
+    /// Last time we heard of it: an advert (maybe relayed, so maybe
+    /// old), an answer or a request.
     last_heard: Time,
+    /// Last time it answered or asked us something directly: unlike an
+    /// advert, proof that it was alive at that moment.
+    last_answered: Time,
     /// Outstanding health probe and when it was sent.
     probe: Option<(RequestId, Time)>,
     /// Its probes' answer times.
@@ -216,6 +220,7 @@ impl PeerInfo {
             inflight: 0,
             batches: 0,
             last_heard: now,
+            last_answered: now,
             probe: None,
             rtt: RoundTrip::default(),
             last_rtt: None,
@@ -480,6 +485,7 @@ impl PeerTable {
     pub(crate) fn heard(&mut self, peer: PeerKey, load: Option<Load>, now: Time) {
         let Some(info) = self.peers.get_mut(&peer) else { return };
         info.heard(now);
+        info.last_answered = now;
         if let Some(load) = load {
             info.load = load;
             info.inflight_at_report = info.inflight;
@@ -627,9 +633,11 @@ impl PeerTable {
             let probe_due = match info.probe {
                 Some((_, sent)) if now.since(sent) > info.rtt.timeout(cfg.probe_timeout) => {
                     info.probe = None;
-                    // Heard from since the probe left (a batch's answer, an
-                    // advert): the probe's own answer is late, the peer is not.
-                    if info.down.is_none() && info.last_heard <= sent {
+                    // It answered something else since the probe left (a
+                    // batch): the probe's own answer is late, the peer is not.
+                    // A gossiped advert is no such proof: it may have left
+                    // before the probe did.
+                    if info.down.is_none() && info.last_answered <= sent {
                         m.unanswered.push(peer);
                     }
                     false

@@ -320,6 +320,10 @@ impl Scheduler {
                         state.release(other);
                         losers.push((other, pr.piece));
                     }
+                    if job.spec.stream {
+                        let event = JobEvent::Output { job: job.id, piece: pr.piece, peer: b.peer, output: output.clone() };
+                        ctx.events.push_back(event);
+                    }
                     job.outputs[pr.piece as usize] = Some(output);
                     job.done += 1;
                     *job.stats.per_peer.entry(b.peer).or_default() += 1;

@@ -94,7 +94,7 @@ impl JobTrack {
             }
             JobEvent::Progress { done, .. } => self.done = *done,
             JobEvent::Finished { result, .. } => self.finish(result, now, violations),
-            JobEvent::Refused { .. } | JobEvent::Unplaceable { .. } => {}
+            JobEvent::Refused { .. } | JobEvent::Unplaceable { .. } | JobEvent::Output { .. } => {}
         }
     }
 

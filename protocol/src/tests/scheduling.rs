@@ -413,6 +413,30 @@ fn conclusive_claims_are_ignored_unless_the_job_allows_an_early_exit() {
 }
 
 #[test]
+fn a_streamed_job_reports_each_output_once_before_it_finishes() {
+    let mut net = Net::new(3, 18, |_, _| {});
+    warm(&mut net);
+    // Distinct outputs, so an output names the piece it came from.
+    let inputs = pieces(30, 1_000);
+    let mut spec = job(inputs.clone());
+    spec.stream = true;
+    let id = net.submit(0, spec);
+    let out = ok(net.run_job(0, id, 10 * SEC));
+    let mut streamed: Vec<(u32, Vec<u8>)> = Vec::new();
+    for (_, e) in &net.events {
+        match e {
+            JobEvent::Output { job, piece, output, .. } if *job == id => streamed.push((*piece, output.clone())),
+            JobEvent::Finished { job, .. } if *job == id => break,
+            _ => {}
+        }
+    }
+    streamed.sort();
+    let expected: Vec<(u32, Vec<u8>)> = inputs.iter().cloned().enumerate().map(|(i, o)| (i as u32, o)).collect();
+    assert_eq!(streamed, expected, "every piece once, with its own output, before Finished");
+    assert_eq!(out.outputs, inputs);
+}
+
+#[test]
 fn when_later_pieces_prove_slower_the_largest_go_first() {
     // Piece i costs (i + 1) ms: placed in index order, the job would end on
     // the 40 ms piece alone; largest-first ends on small ones.
