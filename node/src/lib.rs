@@ -12,6 +12,7 @@
 //! - `executor`: runs pieces on tokio's blocking pool, contains panics.
 //! - [`tasks`]: the built-in tasks (`primes`, `mandelbrot`, ...).
 //! - [`wasm`]: WebAssembly tasks: the sandbox a user's module runs in.
+//! - [`exec`]: commands on the mesh (`--allow-exec`, `meshwork run exec`).
 //! - [`cli`]: the `meshwork` subcommands.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod client;
 mod driver;
+pub mod exec;
 mod executor;
 pub mod net;
 pub mod node;

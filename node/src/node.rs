@@ -4,6 +4,7 @@
 
 use crate::client::Client;
 use crate::driver::{Driver, DriverConfig};
+use crate::exec::{Exec, ExecPolicy};
 use crate::net::behaviour::{Behaviour, BehaviourConfig, BehaviourError};
 use crate::net::peer_map::PeerMap;
 use crate::net::transport::{self, TransportConfig};
@@ -44,6 +45,9 @@ pub struct NodeConfig {
     /// Run wasm tasks, with these limits and this module cache (`None`:
     /// `--no-wasm`, the node neither runs nor advertises them).
     pub wasm: Option<WasmConfig>,
+    /// Run commands (`--allow-exec`) under this policy (`None`: the node
+    /// neither runs nor advertises the `exec` task).
+    pub exec: Option<ExecPolicy>,
 }
 
 /// How a node runs wasm tasks.
@@ -76,6 +80,7 @@ impl NodeConfig {
             transport: TransportConfig { psk: None, quic: true },
             shutdown_grace: Duration::from_secs(3),
             wasm: Some(WasmConfig { cache_bytes: 1 << 30, ..WasmConfig::default() }),
+            exec: None,
         }
     }
 }
@@ -162,6 +167,9 @@ impl Node {
                     .map_err(|e| format!("creating the module cache: {e}"))
             };
             registry.register(Wasm::lazy(make, fetcher.clone()));
+        }
+        if let Some(policy) = cfg.exec.clone() {
+            registry.register(Exec::new(policy, me.to_bytes()));
         }
         let mut peers = PeerMap::new(me);
         let mut machine = cfg.protocol.clone();

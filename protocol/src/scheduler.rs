@@ -321,7 +321,8 @@ impl Scheduler {
                         losers.push((other, pr.piece));
                     }
                     if job.spec.stream {
-                        let event = JobEvent::Output { job: job.id, piece: pr.piece, peer: b.peer, output: output.clone() };
+                        let event =
+                            JobEvent::Output { job: job.id, piece: pr.piece, peer: b.peer, output: output.clone() };
                         ctx.events.push_back(event);
                     }
                     job.outputs[pr.piece as usize] = Some(output);

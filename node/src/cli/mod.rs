@@ -7,6 +7,7 @@ mod bench;
 pub(crate) mod checks;
 mod completions;
 mod demo;
+mod exec_cmd;
 mod interrupt;
 mod keygen;
 mod limits;

@@ -7,6 +7,7 @@
 use super::mesh::reach;
 use super::{slots_or_cores, terminated, usage, PeerOpts};
 use crate::client::{Client, MeshEvent};
+use crate::exec::ExecPolicy;
 use crate::net::identity::{self, Identity, IdentityError};
 use crate::node::{Node, WasmConfig};
 use anyhow::Context;
@@ -70,6 +71,75 @@ pub struct NodeArgs {
     /// Bytes of wasm modules kept on disk at most.
     #[arg(long, default_value_t = 1 << 30, conflicts_with = "no_wasm")]
     cache_bytes: u64,
+    /// How this node runs commands for the mesh (`meshwork run exec`).
+    #[command(flatten)]
+    exec: ExecOpts,
+}
+
+/// `--allow-exec` and the limits on it.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Commands (meshwork run exec)")]
+struct ExecOpts {
+    /// Run commands that members of the mesh send (`meshwork run exec`),
+    /// with this node's rights. Only on a private mesh (--secret-file) or
+    /// with --accept-from, unless everyone who can reach this node may
+    /// run anything on it.
+    #[arg(long)]
+    allow_exec: bool,
+    /// Run only these programs (looked up on this node's PATH).
+    #[arg(long, num_args = 1.., value_name = "PROGRAM", requires = "allow_exec")]
+    exec_allow: Vec<String>,
+    /// Run commands as this user (a name or a uid; the node must run as root).
+    #[arg(long, value_name = "USER", requires = "allow_exec")]
+    exec_user: Option<String>,
+    /// Run commands in this directory (e.g. a shared NFS path) instead of
+    /// a fresh temporary one each.
+    #[arg(long, value_name = "DIR", requires = "allow_exec")]
+    exec_dir: Option<PathBuf>,
+}
+
+impl ExecOpts {
+    /// The policy these options describe, checked (`None` without --allow-exec).
+    fn policy(&self) -> anyhow::Result<Option<ExecPolicy>> {
+        if !self.allow_exec {
+            return Ok(None);
+        }
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        let mut policy = ExecPolicy { path, ..ExecPolicy::default() };
+        if !self.exec_allow.is_empty() {
+            let real = |p: &String| {
+                let found = policy.find(p).map_err(|e| anyhow::anyhow!("--exec-allow {e}"))?;
+                found.canonicalize().with_context(|| format!("--exec-allow {p}"))
+            };
+            policy.allow = Some(self.exec_allow.iter().map(real).collect::<anyhow::Result<_>>()?);
+        }
+        if let Some(user) = &self.exec_user {
+            policy.user = Some(user_ids(user)?);
+        }
+        if let Some(dir) = &self.exec_dir {
+            anyhow::ensure!(dir.is_dir(), "--exec-dir {}: not a directory", dir.display());
+            policy.dir = Some(dir.clone());
+        }
+        Ok(Some(policy))
+    }
+}
+
+/// The uid and gid of `user` (a name or a number), from /etc/passwd.
+fn user_ids(user: &str) -> anyhow::Result<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    anyhow::ensure!(unsafe { libc::geteuid() } == 0, "--exec-user needs the node to run as root");
+    let passwd = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && (f[0] == user || f[2] == user));
+    match entry {
+        Some(f) => Ok((f[2].parse().context("a uid in /etc/passwd")?, f[3].parse().context("a gid in /etc/passwd")?)),
+        None => match user.parse::<u32>() {
+            Ok(uid) => Ok((uid, uid)),
+            Err(_) => anyhow::bail!("--exec-user {user}: no such user in /etc/passwd"),
+        },
+    }
 }
 
 /// One line of the node's report.
@@ -128,6 +198,13 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         cache_bytes: args.cache_bytes,
         ..WasmConfig::default()
     });
+    cfg.exec = args.exec.policy().map_err(usage)?;
+    if cfg.exec.is_some() && args.peer.mesh.secret_file.is_none() && cfg.accept_from.is_none() {
+        tracing::warn!(
+            "--allow-exec on an open mesh: ANY peer that can reach this node may run ANY command on it with \
+             this user's rights. Use --secret-file (a private mesh) or --accept-from"
+        );
+    }
     let node = Node::start(cfg).await.context("starting the node")?;
     let json = args.json;
     let mut out = std::io::stdout().lock();

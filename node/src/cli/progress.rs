@@ -173,6 +173,12 @@ impl Status {
         self.bar.suspend(|| eprintln!("{line}"));
     }
 
+    /// Runs `f` (which writes to stdout or stderr) with the status line
+    /// out of the way.
+    pub(super) fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
+
     /// Clears the status line for good.
     pub(super) fn clear(&self) {
         self.bar.finish_and_clear();

@@ -1,5 +1,6 @@
 //! `meshwork run <task>`: join the mesh, run one job, print its result.
 
+use super::exec_cmd::{self, ExecArgs};
 use super::interrupt::Interrupt;
 use super::mesh::{join, reach, wait_for};
 use super::progress::Status;
@@ -12,7 +13,7 @@ use crate::wasm::{Limits, ModuleId, Sandbox, Wasm};
 use clap::{Args, Subcommand};
 use meshwork_protocol::policy::Candidate;
 use meshwork_protocol::task::Task;
-use meshwork_protocol::{human, JobEvent, JobId, PeerKey};
+use meshwork_protocol::{human, JobEvent, JobId, JobSpec, PeerKey};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,9 +59,10 @@ pub struct RunArgs {
     /// A piece failing this many times fails the job (1 or more).
     #[arg(long, default_value_t = 3, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_attempts: u32,
-    /// Deadline of one piece, in seconds.
-    #[arg(long, default_value_t = 300.0, global = true, value_name = "SECS", value_parser = checks::positive_secs)]
-    piece_timeout: f64,
+    /// Deadline of one piece, in seconds [default: 300; for exec:
+    /// --timeout plus 60, or a day].
+    #[arg(long, global = true, value_name = "SECS", value_parser = checks::positive_secs)]
+    piece_timeout: Option<f64>,
     /// A job no peer can take fails after this many seconds.
     #[arg(long, default_value_t = 10.0, global = true, value_name = "SECS", value_parser = checks::positive_secs)]
     stall_timeout: f64,
@@ -104,6 +106,33 @@ enum TaskCommand {
     Sleep(sleep::SleepArgs),
     /// Your own WebAssembly module (WASI preview 1) on every piece.
     Wasm(WasmArgs),
+    /// A command for each input, on the nodes that allow it (GNU parallel's way).
+    Exec(ExecArgs),
+}
+
+/// A piece's deadline unless --piece-timeout says otherwise.
+const PIECE_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl RunArgs {
+    /// Whether `--json` was given.
+    pub(super) fn json(&self) -> bool {
+        self.json
+    }
+
+    /// `--piece-timeout`, or `default`.
+    fn piece_timeout(&self, default: Duration) -> Duration {
+        self.piece_timeout.map_or(default, Duration::from_secs_f64)
+    }
+
+    /// Sets the limits and switches of `spec` these options give (a
+    /// piece's deadline is `default_timeout` unless --piece-timeout).
+    pub(super) fn apply(&self, spec: &mut JobSpec, default_timeout: Duration) {
+        spec.max_attempts = self.max_attempts;
+        spec.piece_timeout = self.piece_timeout(default_timeout);
+        spec.stall_timeout = Duration::from_secs_f64(self.stall_timeout);
+        spec.explain = self.explain;
+        spec.backups = !self.no_backups;
+    }
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -115,6 +144,10 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         TaskCommand::Noop(a) => job(&noop::Noop, a.input(), noop::render, &args).await,
         TaskCommand::Sleep(a) => job(&sleep::Sleep, a.input(), sleep::render, &args).await,
         TaskCommand::Wasm(a) => wasm_job(a, &args).await,
+        TaskCommand::Exec(a) => {
+            let prepared = a.prepare(args.json).map_err(usage)?;
+            on_mesh(&args, async |client, interrupt| exec_cmd::execute(client, &prepared, &args, interrupt).await).await
+        }
     }
 }
 
@@ -188,7 +221,7 @@ async fn execute<T: Task>(
     // The user waits for the peers too: the summary says the whole time.
     let began = Instant::now();
     let seen = tokio::select! {
-        seen = wait_for_peers(client, T::NAME, args, &status) => seen.inspect_err(|_| status.clear())?,
+        seen = wait_for_peers(client, T::NAME, args, &status, None) => seen.inspect_err(|_| status.clear())?,
         () = interrupt.pressed_once() => {
             status.clear();
             return Ok(cancelled());
@@ -196,7 +229,7 @@ async fn execute<T: Task>(
     };
     let opts = JobOptions {
         max_attempts: args.max_attempts,
-        piece_timeout: Duration::from_secs_f64(args.piece_timeout),
+        piece_timeout: args.piece_timeout(PIECE_TIMEOUT),
         stall_timeout: Duration::from_secs_f64(args.stall_timeout),
         // The status line says where pieces went, so it asks for placements.
         explain: args.explain || status.visible(),
@@ -252,7 +285,7 @@ async fn execute<T: Task>(
 }
 
 /// Says so and gives the exit code of a run cancelled with Ctrl-C.
-fn cancelled() -> ExitCode {
+pub(super) fn cancelled() -> ExitCode {
     eprintln!("cancelled (Ctrl-C)");
     ExitCode::from(EXIT_CANCELLED)
 }
@@ -262,17 +295,27 @@ fn cancelled() -> ExitCode {
 /// unless `--or-run-anyway`), and then until the peers that discovery
 /// reveals stop coming (see [`settled`]): a short job started at once
 /// would only use the first peers found. Says so when no other peer runs
-/// the task. Returns how many peers the job can use (this process
-/// included if it has slots).
-async fn wait_for_peers(client: &Client, task: &str, args: &RunArgs, status: &Status) -> anyhow::Result<usize> {
+/// the task; when this process cannot run it either (`not_here` says why
+/// the job cannot run then), that is an error. Returns how many peers the
+/// job can use (this process included if it has slots and runs the task).
+pub(super) async fn wait_for_peers(
+    client: &Client,
+    task: &str,
+    args: &RunArgs,
+    status: &Status,
+    not_here: Option<&str>,
+) -> anyhow::Result<usize> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.wait);
-    let me = usize::from(args.slots != Some(0));
+    let me = usize::from(args.slots != Some(0) && not_here.is_none());
     if !args.peer.net.join.is_empty() {
         reach(client, &args.peer.net.join, deadline).await?;
     }
     let alone = args.peer.net.join.is_empty() && args.peer.net.no_mdns;
     if alone && args.min_peers == 0 {
+        if let Some(why) = not_here {
+            anyhow::bail!("{why}: with --no-mdns and no --join this process is alone");
+        }
         return Ok(me);
     }
     let want = args.min_peers.max(1);
@@ -286,6 +329,9 @@ async fn wait_for_peers(client: &Client, task: &str, args: &RunArgs, status: &St
     let found = runs(&found, task);
     if found >= want {
         return Ok(found + me);
+    }
+    if let (0, Some(why)) = (found, not_here) {
+        anyhow::bail!("{why}; none found after {} s", args.wait);
     }
     let seen = format!("{found} of {want} peers run {task} after {} s", args.wait);
     if args.min_peers > 0 && !args.or_run_anyway {
