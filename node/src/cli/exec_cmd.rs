@@ -45,8 +45,8 @@ MESHWORK_PIECE (its number), MESHWORK_JOB and the --env variables set. Its
 stdout goes to stdout and its stderr to stderr, whole, in input order.
 
 Exit code: 0 all succeeded; 1-100 that many failed; 101 more failed; \
-255 the mesh could not run them (no node allows exec, every node refused); \
-2 bad arguments; 3 no mesh; 130 Ctrl-C (running commands are killed).")]
+255 the mesh could not run them (every node refused them); 2 bad arguments; \
+3 no mesh, or no node in it allows exec; 130 Ctrl-C (running commands are killed).")]
 pub(super) struct ExecArgs {
     /// Inputs from the lines of FILE.
     #[arg(long, value_name = "FILE", conflicts_with = "stdin")]
