@@ -6,8 +6,9 @@
 //! Pieces that need a module nobody has fetched yet wait for the one fetch
 //! in progress instead of starting their own: the first takes the module's
 //! slot lock, the others block on it and then find the module there. A
-//! fetch that fails leaves the slot empty, so the next piece tries again;
-//! only a module that is there and invalid is an error for good.
+//! module that could not be had (a failed fetch, bytes that do not
+//! compile) leaves no slot behind, so the next piece tries again: a failed
+//! fetch may succeed, an invalid module fails the same way each time.
 
 use super::sandbox::{Guest, GuestError, Sandbox};
 use sha2::{Digest, Sha256};
@@ -76,7 +77,7 @@ pub struct CacheStats {
 }
 
 /// Compiled modules kept in memory at most (least recently used out).
-const COMPILED_KEPT: usize = 16;
+pub(super) const COMPILED_KEPT: usize = 16;
 
 /// The module cache of one node.
 pub struct ModuleCache {
@@ -126,11 +127,34 @@ impl ModuleCache {
         let slot = self.slots.lock().expect("cache lock").entry(id).or_default().clone();
         // A panic while a slot was held (a fetch that panicked) leaves it
         // empty, which is a state like any other: carry on.
-        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(guest) = slot.as_ref() {
+        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(guest) = held.as_ref() {
             self.used(id);
             return Ok(guest.clone());
         }
+        match self.load(id, fetch) {
+            Ok(guest) => {
+                *held = Some(guest.clone());
+                drop(held);
+                self.used(id);
+                Ok(guest)
+            }
+            Err(e) => {
+                // A module that could not be had keeps no slot: a submitter
+                // sending garbage under ever new ids would otherwise grow
+                // the map for the node's life. Pieces already waiting on
+                // this slot try again on it; later ones get a new one.
+                let mut slots = self.slots.lock().expect("cache lock");
+                if slots.get(&id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                    slots.remove(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Module `id`'s bytes (kept on disk, else fetched and kept), compiled.
+    fn load(&self, id: ModuleId, fetch: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<Guest, CacheError> {
         let bytes = match self.read_kept(id) {
             Some(bytes) => bytes,
             None => {
@@ -146,10 +170,13 @@ impl ModuleCache {
         };
         let guest = self.sandbox.compile(&bytes)?;
         self.stats.compiles.fetch_add(1, Ordering::Relaxed);
-        *slot = Some(guest.clone());
-        drop(slot);
-        self.used(id);
         Ok(guest)
+    }
+
+    /// Modules with a slot, compiled or being loaded.
+    #[cfg(test)]
+    pub(super) fn slots(&self) -> usize {
+        self.slots.lock().expect("cache lock").len()
     }
 
     /// Marks `id` most recently used and drops the compiled modules past

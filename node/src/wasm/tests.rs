@@ -384,3 +384,5 @@ mod task {
         assert_eq!(built.load(Ordering::SeqCst), 1, "and it is built once");
     }
 }
+
+mod fuzz;
