@@ -9,7 +9,11 @@
 //! module that could not be had (a failed fetch, bytes that do not
 //! compile) leaves no slot behind, so the next piece tries again: a failed
 //! fetch may succeed, an invalid module fails the same way each time.
+//!
+//! Loads of different modules go on at once, but the bytes they hold are
+//! bounded node-wide (see [`ByteBudget`]): past the bound, a load waits.
 
+use super::budget::ByteBudget;
 use super::sandbox::{Guest, GuestError, Sandbox};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -79,6 +83,10 @@ pub struct CacheStats {
 /// Compiled modules kept in memory at most (least recently used out).
 pub(super) const COMPILED_KEPT: usize = 16;
 
+/// Modules of the largest size a node loads at once at most (more if they
+/// are smaller): a bound on the memory their bytes take (see [`ByteBudget`]).
+pub(super) const LOADING_MODULES: u64 = 2;
+
 /// The module cache of one node.
 pub struct ModuleCache {
     sandbox: Sandbox,
@@ -89,6 +97,9 @@ pub struct ModuleCache {
     max_disk: u64,
     /// One slot per module ever asked for, holding it once compiled.
     slots: Mutex<HashMap<ModuleId, Arc<Mutex<Option<Guest>>>>>,
+    /// The bytes of the modules being loaded at once, at most
+    /// [`LOADING_MODULES`] of the largest size.
+    loading: ByteBudget,
     /// Compiled modules, most recently used last.
     recent: Mutex<Vec<ModuleId>>,
     /// The last use time given to a file on disk (see [`ModuleCache::touch`]).
@@ -105,6 +116,7 @@ impl ModuleCache {
             std::fs::create_dir_all(d)?;
         }
         Ok(ModuleCache {
+            loading: ByteBudget::new(LOADING_MODULES * sandbox.limits().module as u64),
             sandbox,
             dir,
             max_disk,
@@ -124,28 +136,48 @@ impl ModuleCache {
     /// `fetch` (called at most once per module while it stays cached).
     /// Blocks: call it on a blocking thread.
     pub fn guest(&self, id: ModuleId, fetch: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<Guest, CacheError> {
-        let slot = self.slots.lock().expect("cache lock").entry(id).or_default().clone();
-        // A panic while a slot was held (a fetch that panicked) leaves it
-        // empty, which is a state like any other: carry on.
-        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(guest) = held.as_ref() {
-            self.used(id);
-            return Ok(guest.clone());
+        let mut fetch = Some(fetch);
+        loop {
+            let slot = self.slots.lock().expect("cache lock").entry(id).or_default().clone();
+            // A panic while a slot was held (a fetch that panicked) leaves
+            // it empty, which is a state like any other: carry on.
+            let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(guest) = held.as_ref() {
+                self.used(id);
+                return Ok(guest.clone());
+            }
+            // A load that failed while this piece waited dropped the slot,
+            // and a later piece may be loading the module on a new one:
+            // wait on that one, so that one load of a module runs at a time.
+            if !self.slots.lock().expect("cache lock").get(&id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                continue;
+            }
+            let fetch = fetch.take().expect("a piece loads its module once: every load returns");
+            return self.load_into(id, &slot, &mut held, fetch);
         }
+    }
+
+    /// Loads module `id` into `held`, the slot it holds locked; on failure
+    /// the slot is dropped.
+    fn load_into(
+        &self,
+        id: ModuleId,
+        slot: &Arc<Mutex<Option<Guest>>>,
+        held: &mut Option<Guest>,
+        fetch: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Guest, CacheError> {
         match self.load(id, fetch) {
             Ok(guest) => {
                 *held = Some(guest.clone());
-                drop(held);
                 self.used(id);
                 Ok(guest)
             }
             Err(e) => {
                 // A module that could not be had keeps no slot: a submitter
                 // sending garbage under ever new ids would otherwise grow
-                // the map for the node's life. Pieces already waiting on
-                // this slot try again on it; later ones get a new one.
+                // the map for the node's life.
                 let mut slots = self.slots.lock().expect("cache lock");
-                if slots.get(&id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                if slots.get(&id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
                     slots.remove(&id);
                 }
                 Err(e)
@@ -154,7 +186,11 @@ impl ModuleCache {
     }
 
     /// Module `id`'s bytes (kept on disk, else fetched and kept), compiled.
+    /// Its bytes count against [`ModuleCache::loading`] until compiled:
+    /// as much as the largest module while they are being had, then their
+    /// size.
     fn load(&self, id: ModuleId, fetch: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<Guest, CacheError> {
+        let mut share = self.loading.take(self.sandbox.limits().module as u64);
         let bytes = match self.read_kept(id) {
             Some(bytes) => bytes,
             None => {
@@ -168,6 +204,7 @@ impl ModuleCache {
                 bytes
             }
         };
+        share.shrink_to(bytes.len() as u64);
         let guest = self.sandbox.compile(&bytes)?;
         self.stats.compiles.fetch_add(1, Ordering::Relaxed);
         Ok(guest)
@@ -177,6 +214,12 @@ impl ModuleCache {
     #[cfg(test)]
     pub(super) fn slots(&self) -> usize {
         self.slots.lock().expect("cache lock").len()
+    }
+
+    /// Loads waiting for their share of the bytes being loaded.
+    #[cfg(test)]
+    pub(super) fn loads_waiting(&self) -> usize {
+        self.loading.waiting()
     }
 
     /// Marks `id` most recently used and drops the compiled modules past

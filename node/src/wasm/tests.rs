@@ -206,7 +206,7 @@ fn garbage_oversized_and_entry_less_modules_are_refused() {
 }
 
 mod cache {
-    use super::super::cache::{CacheError, ModuleCache, ModuleId};
+    use super::super::cache::{CacheError, ModuleCache, ModuleId, LOADING_MODULES};
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -268,6 +268,55 @@ mod cache {
         assert_eq!(counts(&cache), (1, 1));
     }
 
+    /// `n` distinct modules (different data segments).
+    fn distinct(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                wat::parse_str(format!(r#"(module (memory 1) (data (i32.const 0) "{i}") (func (export "_start")))"#))
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn modules_fetched_at_once_stay_within_the_nodes_budget_and_the_others_wait() {
+        const PIECES: usize = 6;
+        let cache = Arc::new(ModuleCache::new(sandbox(), None, 1 << 20).unwrap());
+        let modules = distinct(PIECES);
+        // Fetches in progress, finished, and the most at once.
+        let (fetching, fetched, most) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads: Vec<_> = (modules.into_iter())
+            .map(|bytes| {
+                let (cache, fetching, fetched, most) = (cache.clone(), fetching.clone(), fetched.clone(), most.clone());
+                std::thread::spawn(move || {
+                    cache.guest(ModuleId::of(&bytes), || {
+                        most.fetch_max(fetching.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                        // The fetch lasts until every piece is fetching,
+                        // done, or held back by the budget: without a
+                        // bound, until all fetch at once.
+                        let deadline = Instant::now() + Duration::from_secs(10);
+                        let settled =
+                            || fetching.load(Ordering::SeqCst) + fetched.load(Ordering::SeqCst) + cache.loads_waiting();
+                        while settled() < PIECES && Instant::now() < deadline {
+                            std::thread::yield_now();
+                        }
+                        fetched.fetch_add(1, Ordering::SeqCst);
+                        fetching.fetch_sub(1, Ordering::SeqCst);
+                        Ok(bytes.clone())
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().expect("a load held back waits, it does not fail");
+        }
+        // Each fetch may bring a module of the largest size: the budget
+        // has room for LOADING_MODULES of them.
+        assert_eq!(most.load(Ordering::SeqCst), LOADING_MODULES as usize);
+        assert_eq!(counts(&cache), (PIECES as u64, PIECES as u64));
+    }
+
     #[test]
     fn wrong_or_missing_bytes_are_an_error_and_the_next_piece_fetches_again() {
         let cache = ModuleCache::new(sandbox(), None, 1 << 20).unwrap();
@@ -300,13 +349,8 @@ mod cache {
     #[test]
     fn the_disk_keeps_the_most_recently_used_modules_within_its_bound() {
         let dir = temp_dir("evict");
-        // Three distinct modules (different data segments), room for two.
-        let modules: Vec<Vec<u8>> = (0..3)
-            .map(|i| {
-                wat::parse_str(format!(r#"(module (memory 1) (data (i32.const 0) "{i}") (func (export "_start")))"#))
-                    .unwrap()
-            })
-            .collect();
+        // Three distinct modules, room for two.
+        let modules = distinct(3);
         let room = (modules[0].len() * 2) as u64;
         let cache = ModuleCache::new(sandbox(), Some(dir.clone()), room).unwrap();
         for m in &modules {
