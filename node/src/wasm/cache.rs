@@ -216,6 +216,12 @@ impl ModuleCache {
         self.slots.lock().expect("cache lock").len()
     }
 
+    /// Pieces holding module `id`'s slot: loading into it or waiting on it.
+    #[cfg(test)]
+    pub(super) fn holders(&self, id: ModuleId) -> usize {
+        self.slots.lock().expect("cache lock").get(&id).map_or(0, |s| Arc::strong_count(s) - 1)
+    }
+
     /// Loads waiting for their share of the bytes being loaded.
     #[cfg(test)]
     pub(super) fn loads_waiting(&self) -> usize {
