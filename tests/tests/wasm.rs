@@ -1,5 +1,5 @@
 //! `meshwork run wasm` on real node processes on loopback: a user's module,
-//! built from C, runs its pieces on the workers, which fetch it from the
+//! built from C or Rust, runs its pieces on the workers, which fetch it from the
 //! submitter; hostile modules fail their job with a clear error and leave
 //! the workers idle and working.
 
@@ -7,7 +7,8 @@ use meshwork_tests::events::JobEvent;
 use meshwork_tests::guests::{build_c, primes_below, scratch, write_wat};
 use meshwork_tests::node_proc::{local_mesh, wait_all_live, NodeProc};
 use meshwork_tests::run_proc::RunProc;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 /// Deadline of a wait that should take a few seconds at most.
@@ -182,6 +183,45 @@ fn the_c_prime_counter_runs_over_three_nodes_and_its_reducer_finds_the_count() {
     let busy = out.per_peer().iter().filter(|(_, n)| *n > 0).count();
     assert_eq!(busy, 3, "pieces ran on {busy} of 3 workers: {}", out.json);
     assert_eq!(out.json["summary"]["modules_sent"]["count"], 3, "{}", out.json);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Debian's rustc, which (unlike rustup's here) has the wasm32-wasi
+/// standard library once `libstd-rust-dev-wasm32` is installed.
+const RUSTC: &str = "/usr/bin/rustc";
+/// What installs it on Debian (`.ci/run` installs it).
+const INSTALL_RUST: &str = "apt-get install -y rustc libstd-rust-dev-wasm32";
+
+/// `examples/wasm/<name>.rs` built into `<dir>/<name>-rs.wasm` as its
+/// header says; its path. A missing compiler or target fails the test with
+/// the command that installs them.
+fn build_rust(name: &str, dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm").join(format!("{name}.rs"));
+    let out = dir.join(format!("{name}-rs.wasm"));
+    let status = Command::new(RUSTC)
+        .args(["--target", "wasm32-wasi", "-C", "opt-level=3", "-C", "strip=symbols", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("{RUSTC} ({e}): this test needs Debian's Rust for wasm32-wasi: {INSTALL_RUST}"));
+    assert!(status.success(), "{RUSTC} could not build {}: is its wasm32 std there? {INSTALL_RUST}", src.display());
+    out
+}
+
+#[test]
+fn the_rust_prime_counter_runs_over_three_nodes_and_its_pieces_add_up_to_the_count() {
+    let dir = scratch("wasm-rust");
+    let primes = build_rust("primes", &dir);
+    let nodes = wasm_mesh(3, &dir);
+    let args = ["--min-peers", "3", "wasm", primes.to_str().unwrap(), "--range", "0..20000000", "--pieces", "24"];
+    let out = RunProc::start_local(&nodes[0].addr, &args).finish(JOB).unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr_text());
+    out.assert_exact(24);
+    // One count per piece, which together are every prime of the range.
+    let lines = out.json["result"]["output"].as_str().unwrap_or_default().lines().count();
+    assert_eq!((lines, counted(&out)), (24, 1_270_607), "{}", out.json);
+    let busy = out.per_peer().iter().filter(|(_, n)| *n > 0).count();
+    assert_eq!(busy, 3, "pieces ran on {busy} of 3 workers: {}", out.json);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

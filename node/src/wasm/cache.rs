@@ -6,9 +6,14 @@
 //! Pieces that need a module nobody has fetched yet wait for the one fetch
 //! in progress instead of starting their own: the first takes the module's
 //! slot lock, the others block on it and then find the module there. A
-//! fetch that fails leaves the slot empty, so the next piece tries again;
-//! only a module that is there and invalid is an error for good.
+//! module that could not be had (a failed fetch, bytes that do not
+//! compile) leaves no slot behind, so the next piece tries again: a failed
+//! fetch may succeed, an invalid module fails the same way each time.
+//!
+//! Loads of different modules go on at once, but the bytes they hold are
+//! bounded node-wide (see [`ByteBudget`]): past the bound, a load waits.
 
+use super::budget::ByteBudget;
 use super::sandbox::{Guest, GuestError, Sandbox};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -76,7 +81,11 @@ pub struct CacheStats {
 }
 
 /// Compiled modules kept in memory at most (least recently used out).
-const COMPILED_KEPT: usize = 16;
+pub(super) const COMPILED_KEPT: usize = 16;
+
+/// Modules of the largest size a node loads at once at most (more if they
+/// are smaller): a bound on the memory their bytes take (see [`ByteBudget`]).
+pub(super) const LOADING_MODULES: u64 = 2;
 
 /// The module cache of one node.
 pub struct ModuleCache {
@@ -88,6 +97,9 @@ pub struct ModuleCache {
     max_disk: u64,
     /// One slot per module ever asked for, holding it once compiled.
     slots: Mutex<HashMap<ModuleId, Arc<Mutex<Option<Guest>>>>>,
+    /// The bytes of the modules being loaded at once, at most
+    /// [`LOADING_MODULES`] of the largest size.
+    loading: ByteBudget,
     /// Compiled modules, most recently used last.
     recent: Mutex<Vec<ModuleId>>,
     /// The last use time given to a file on disk (see [`ModuleCache::touch`]).
@@ -104,6 +116,7 @@ impl ModuleCache {
             std::fs::create_dir_all(d)?;
         }
         Ok(ModuleCache {
+            loading: ByteBudget::new(LOADING_MODULES * sandbox.limits().module as u64),
             sandbox,
             dir,
             max_disk,
@@ -123,14 +136,61 @@ impl ModuleCache {
     /// `fetch` (called at most once per module while it stays cached).
     /// Blocks: call it on a blocking thread.
     pub fn guest(&self, id: ModuleId, fetch: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<Guest, CacheError> {
-        let slot = self.slots.lock().expect("cache lock").entry(id).or_default().clone();
-        // A panic while a slot was held (a fetch that panicked) leaves it
-        // empty, which is a state like any other: carry on.
-        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(guest) = slot.as_ref() {
-            self.used(id);
-            return Ok(guest.clone());
+        let mut fetch = Some(fetch);
+        loop {
+            let slot = self.slots.lock().expect("cache lock").entry(id).or_default().clone();
+            // A panic while a slot was held (a fetch that panicked) leaves
+            // it empty, which is a state like any other: carry on.
+            let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(guest) = held.as_ref() {
+                self.used(id);
+                return Ok(guest.clone());
+            }
+            // A load that failed while this piece waited dropped the slot,
+            // and a later piece may be loading the module on a new one:
+            // wait on that one, so that one load of a module runs at a time.
+            if !self.slots.lock().expect("cache lock").get(&id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                continue;
+            }
+            let fetch = fetch.take().expect("a piece loads its module once: every load returns");
+            return self.load_into(id, &slot, &mut held, fetch);
         }
+    }
+
+    /// Loads module `id` into `held`, the slot it holds locked; on failure
+    /// the slot is dropped.
+    fn load_into(
+        &self,
+        id: ModuleId,
+        slot: &Arc<Mutex<Option<Guest>>>,
+        held: &mut Option<Guest>,
+        fetch: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Guest, CacheError> {
+        match self.load(id, fetch) {
+            Ok(guest) => {
+                *held = Some(guest.clone());
+                self.used(id);
+                Ok(guest)
+            }
+            Err(e) => {
+                // A module that could not be had keeps no slot: a submitter
+                // sending garbage under ever new ids would otherwise grow
+                // the map for the node's life.
+                let mut slots = self.slots.lock().expect("cache lock");
+                if slots.get(&id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+                    slots.remove(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Module `id`'s bytes (kept on disk, else fetched and kept), compiled.
+    /// Its bytes count against [`ModuleCache::loading`] until compiled:
+    /// as much as the largest module while they are being had, then their
+    /// size.
+    fn load(&self, id: ModuleId, fetch: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<Guest, CacheError> {
+        let mut share = self.loading.take(self.sandbox.limits().module as u64);
         let bytes = match self.read_kept(id) {
             Some(bytes) => bytes,
             None => {
@@ -144,12 +204,28 @@ impl ModuleCache {
                 bytes
             }
         };
+        share.shrink_to(bytes.len() as u64);
         let guest = self.sandbox.compile(&bytes)?;
         self.stats.compiles.fetch_add(1, Ordering::Relaxed);
-        *slot = Some(guest.clone());
-        drop(slot);
-        self.used(id);
         Ok(guest)
+    }
+
+    /// Modules with a slot, compiled or being loaded.
+    #[cfg(test)]
+    pub(super) fn slots(&self) -> usize {
+        self.slots.lock().expect("cache lock").len()
+    }
+
+    /// Pieces holding module `id`'s slot: loading into it or waiting on it.
+    #[cfg(test)]
+    pub(super) fn holders(&self, id: ModuleId) -> usize {
+        self.slots.lock().expect("cache lock").get(&id).map_or(0, |s| Arc::strong_count(s) - 1)
+    }
+
+    /// Loads waiting for their share of the bytes being loaded.
+    #[cfg(test)]
+    pub(super) fn loads_waiting(&self) -> usize {
+        self.loading.waiting()
     }
 
     /// Marks `id` most recently used and drops the compiled modules past

@@ -8,10 +8,12 @@
 //! - [`shelf`]: the modules a submitter offers, and the protocol workers fetch them with.
 //! - [`service`]: the driver's side of the module protocol.
 //! - [`task`]: the `wasm` task the scheduler runs like any other.
+//! - `budget`: a bound on the bytes of modules being loaded at once.
 //! - `pipe`: a guest's stdout and stderr, capped.
 //! - `ticker`: the epoch clock that lets a running guest be interrupted.
 
 pub mod args;
+mod budget;
 pub mod cache;
 mod pipe;
 pub mod sandbox;

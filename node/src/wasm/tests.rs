@@ -206,10 +206,10 @@ fn garbage_oversized_and_entry_less_modules_are_refused() {
 }
 
 mod cache {
-    use super::super::cache::{CacheError, ModuleCache, ModuleId};
+    use super::super::cache::{CacheError, ModuleCache, ModuleId, LOADING_MODULES};
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{mpsc, Arc};
 
     fn counts(cache: &ModuleCache) -> (u64, u64) {
         (cache.stats.fetches.load(Ordering::Relaxed), cache.stats.compiles.load(Ordering::Relaxed))
@@ -268,6 +268,135 @@ mod cache {
         assert_eq!(counts(&cache), (1, 1));
     }
 
+    /// `n` distinct modules (different data segments).
+    fn distinct(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                wat::parse_str(format!(r#"(module (memory 1) (data (i32.const 0) "{i}") (func (export "_start")))"#))
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    /// Fetches in progress on a cache, ended, and the most at once.
+    #[derive(Default)]
+    struct Fetching {
+        now: AtomicUsize,
+        ended: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    impl Fetching {
+        fn start(&self) {
+            self.most.fetch_max(self.now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+        }
+
+        fn end(&self) {
+            self.ended.fetch_add(1, Ordering::SeqCst);
+            self.now.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn modules_fetched_at_once_stay_within_the_nodes_budget_and_the_others_wait() {
+        const PIECES: usize = 6;
+        let cache = Arc::new(ModuleCache::new(sandbox(), None, 1 << 20).unwrap());
+        let modules = distinct(PIECES);
+        let f = Arc::new(Fetching::default());
+        let threads: Vec<_> = (modules.into_iter())
+            .map(|bytes| {
+                let (cache, f) = (cache.clone(), f.clone());
+                std::thread::spawn(move || {
+                    cache.guest(ModuleId::of(&bytes), || {
+                        f.start();
+                        // The fetch lasts until every piece is fetching,
+                        // done, or held back by the budget: without a
+                        // bound, until all fetch at once.
+                        let settled = || {
+                            f.now.load(Ordering::SeqCst) + f.ended.load(Ordering::SeqCst) + cache.loads_waiting()
+                                >= PIECES
+                        };
+                        let deadline = Instant::now() + Duration::from_secs(10);
+                        while !settled() && Instant::now() < deadline {
+                            std::thread::yield_now();
+                        }
+                        f.end();
+                        Ok(bytes.clone())
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().expect("a load held back waits, it does not fail");
+        }
+        // Each fetch may bring a module of the largest size: the budget
+        // has room for LOADING_MODULES of them.
+        assert_eq!(f.most.load(Ordering::SeqCst), LOADING_MODULES as usize);
+        assert_eq!(counts(&cache), (PIECES as u64, PIECES as u64));
+    }
+
+    /// A piece asking `cache` for `id` on a thread of its own; its fetch
+    /// says when it starts (`started`), then waits for `go` and gives
+    /// `result`.
+    struct Asker {
+        started: mpsc::Receiver<()>,
+        go: mpsc::Sender<()>,
+        done: std::thread::JoinHandle<Result<(), CacheError>>,
+    }
+
+    fn ask(cache: &Arc<ModuleCache>, id: ModuleId, result: Result<Vec<u8>, String>, f: &Arc<Fetching>) -> Asker {
+        let (started_tx, started) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        let (cache, f) = (cache.clone(), f.clone());
+        let done = std::thread::spawn(move || {
+            let fetch = || {
+                f.start();
+                started_tx.send(()).unwrap();
+                let _ = go_rx.recv_timeout(Duration::from_secs(10));
+                f.end();
+                result
+            };
+            cache.guest(id, fetch).map(drop)
+        });
+        Asker { started, go, done }
+    }
+
+    /// Waits (at most 10 s) until `ready`.
+    fn wait_until(what: &str, ready: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready() {
+            assert!(Instant::now() < deadline, "{what} never happened");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn after_a_failed_fetch_the_pieces_waiting_and_arriving_still_fetch_one_at_a_time() {
+        let cache = Arc::new(ModuleCache::new(sandbox(), None, 1 << 20).unwrap());
+        let bytes = wasm();
+        let id = ModuleId::of(&bytes);
+        let f = Arc::new(Fetching::default());
+        let started = |a: &Asker| a.started.recv_timeout(Duration::from_secs(10)).expect("a fetch starts");
+        // A fetches and will fail; B waits for A's fetch meanwhile.
+        let a = ask(&cache, id, Err("the submitter left".into()), &f);
+        started(&a);
+        let b = ask(&cache, id, Ok(bytes.clone()), &f);
+        wait_until("B waiting on A", || cache.holders(id) == 2);
+        // A fails and drops its slot: B fetches.
+        a.go.send(()).unwrap();
+        started(&b);
+        // C arrives during B's fetch: it must wait on B's, not start its own.
+        let c = ask(&cache, id, Ok(bytes.clone()), &f);
+        wait_until("C waiting on B or fetching", || cache.holders(id) == 2 || f.most.load(Ordering::SeqCst) > 1);
+        b.go.send(()).unwrap();
+        let _ = c.go.send(());
+        assert!(matches!(a.done.join().unwrap(), Err(CacheError::Fetch { .. })));
+        b.done.join().unwrap().unwrap();
+        c.done.join().unwrap().unwrap();
+        assert_eq!(f.most.load(Ordering::SeqCst), 1, "two fetches of one module at once");
+        assert_eq!(counts(&cache), (1, 1), "C found B's module");
+    }
+
     #[test]
     fn wrong_or_missing_bytes_are_an_error_and_the_next_piece_fetches_again() {
         let cache = ModuleCache::new(sandbox(), None, 1 << 20).unwrap();
@@ -300,13 +429,8 @@ mod cache {
     #[test]
     fn the_disk_keeps_the_most_recently_used_modules_within_its_bound() {
         let dir = temp_dir("evict");
-        // Three distinct modules (different data segments), room for two.
-        let modules: Vec<Vec<u8>> = (0..3)
-            .map(|i| {
-                wat::parse_str(format!(r#"(module (memory 1) (data (i32.const 0) "{i}") (func (export "_start")))"#))
-                    .unwrap()
-            })
-            .collect();
+        // Three distinct modules, room for two.
+        let modules = distinct(3);
         let room = (modules[0].len() * 2) as u64;
         let cache = ModuleCache::new(sandbox(), Some(dir.clone()), room).unwrap();
         for m in &modules {
@@ -384,3 +508,5 @@ mod task {
         assert_eq!(built.load(Ordering::SeqCst), 1, "and it is built once");
     }
 }
+
+mod fuzz;
