@@ -52,9 +52,9 @@ pub(super) struct Mesh {
 }
 
 impl Mesh {
-    /// Starts the submitter with `slots` slots and `workers` worker processes,
-    /// and waits until it sees them all.
-    pub(super) async fn start(slots: u32, workers: usize, supervised: bool) -> anyhow::Result<Mesh> {
+    /// Starts the submitter with `slots` slots and `workers` worker processes
+    /// (given `extra` options), and waits until it sees them all.
+    pub(super) async fn start(slots: u32, workers: usize, supervised: bool, extra: &[&str]) -> anyhow::Result<Mesh> {
         let mut cfg = NodeConfig::new(Keypair::generate_ed25519(), builtin_registry());
         cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid")];
         cfg.behaviour.mdns = false;
@@ -65,7 +65,7 @@ impl Mesh {
         let mut mesh = Mesh { node, workers: Vec::new(), join };
         for i in 0..workers {
             let identity = std::env::temp_dir().join(format!("meshwork-bench-{}-{i}.key", std::process::id()));
-            let child = spawn_worker(&identity, &mesh.join, supervised).await?;
+            let child = spawn_worker(&identity, &mesh.join, supervised, extra).await?;
             mesh.workers.push(Worker { child, identity, supervised });
         }
         mesh.wait_for_workers(workers).await?;
@@ -110,8 +110,8 @@ impl Mesh {
 }
 
 /// `meshwork node --slots 1` on loopback, joined to `join` (under
-/// [`RESTART_LOOP`] if `supervised`); returns once it listens.
-async fn spawn_worker(identity: &Path, join: &str, supervised: bool) -> anyhow::Result<Child> {
+/// [`RESTART_LOOP`] if `supervised`), with `extra` options; returns once it listens.
+async fn spawn_worker(identity: &Path, join: &str, supervised: bool, extra: &[&str]) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("finding the meshwork binary")?;
     let mut cmd = if supervised {
         let mut sh = Command::new("sh");
@@ -125,6 +125,7 @@ async fn spawn_worker(identity: &Path, join: &str, supervised: bool) -> anyhow::
         .arg(identity)
         .arg("--cache-dir")
         .arg(modules_dir(identity))
+        .args(extra)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -26,7 +26,11 @@
 //!   `--module`) on the same mesh, range and pieces: its wall time cold
 //!   (workers fetch and compile the module) and cached, the native task's,
 //!   and the median cost of a piece's fresh guest instance.
+//! - `exec`: `--n` runs of `true` as one `exec` job on two workers started
+//!   with `--allow-exec` (this process runs nothing), against GNU
+//!   `parallel -j2` and `xargs -P2` on this machine.
 
+mod exec;
 mod mesh;
 mod noop;
 mod wasm;
@@ -60,6 +64,8 @@ pub(super) enum Workload {
     Fault,
     /// B3 as the C prime counter compiled to wasm (`--module`), against B3.
     Wasm,
+    /// `--n` runs of `true` on the mesh, against GNU parallel and xargs.
+    Exec,
 }
 
 /// Arguments of `meshwork bench`.
@@ -109,9 +115,10 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Workload::Single => single(&args),
         w => {
             let started = Instant::now();
-            let (slots, workers) = if w == Workload::NoopRemote { (0, 2) } else { (1, 1) };
+            let (slots, workers) = if matches!(w, Workload::NoopRemote | Workload::Exec) { (0, 2) } else { (1, 1) };
             let supervised = w == Workload::Fault && args.restart == Restart::Supervisor;
-            let mesh = Mesh::start(slots, workers, supervised).await?;
+            let extra: &[&str] = if w == Workload::Exec { &["--allow-exec"] } else { &[] };
+            let mesh = Mesh::start(slots, workers, supervised, extra).await?;
             let startup = started.elapsed().as_secs_f64();
             let mut out = match w {
                 Workload::Noop => noop::mixed(&mesh, &args).await,
@@ -121,6 +128,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     let module = args.module.as_deref().context("the wasm workload needs --module")?;
                     wasm::wasm_workload(&mesh, &args, module).await
                 }
+                Workload::Exec => exec::exec_workload(&mesh, &args).await,
                 _ => fault_workload(&mesh, &args).await,
             }?;
             out["startup_s"] = round(startup);
