@@ -9,7 +9,7 @@
 //! - [`placeholders`]: parallel's replacement strings (`{}`, `{#}`, `{.}`, ...).
 //! - [`process`]: running one command with a timeout, a cancel and capped output.
 //! - [`task`]: the `exec` task and the worker's policy (`--exec-allow`, `--exec-user`, `--exec-dir`).
-//! - [`halt`]: `--halt`.
+//! - [`halt`]: when `--halt` stops a run.
 //! - [`joblog`]: `--joblog`, in parallel's format.
 
 pub mod halt;
