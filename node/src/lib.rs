@@ -13,6 +13,7 @@
 //! - [`tasks`]: the built-in tasks (`primes`, `mandelbrot`, ...).
 //! - [`wasm`]: WebAssembly tasks: the sandbox a user's module runs in.
 //! - [`exec`]: commands on the mesh (`--allow-exec`, `meshwork run exec`).
+//! - [`service`]: jobs a long-running node owns and keeps on disk.
 //! - [`cli`]: the `meshwork` subcommands.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -24,6 +25,7 @@ pub mod exec;
 mod executor;
 pub mod net;
 pub mod node;
+pub mod service;
 pub mod tasks;
 pub mod wasm;
 

@@ -239,3 +239,79 @@ fn a_hundred_thousand_inputs_of_true_complete() {
     let seq_42 = rows.iter().find(|r| r[0] == "43").unwrap();
     assert_eq!(seq_42[8], "true input-42");
 }
+
+#[test]
+fn no_keep_order_prints_each_output_whole_as_its_command_finishes() {
+    let nodes = exec_mesh(3, &[]);
+    let script = "sleep 0.$(( {} * 3 )); echo {}";
+    let args = ["exec", "--no-keep-order", ":::", "3", "2", "1", "--", "sh", "-c", script];
+    let out = run_exec(&nodes[0].addr, &args, T);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1\n2\n3\n", "in the order they finished");
+    let kept = run_exec(&nodes[0].addr, &["exec", ":::", "3", "2", "1", "--", "sh", "-c", script], T);
+    assert_eq!(text(&kept.stdout), "3\n2\n1\n", "in input order by default");
+}
+
+#[test]
+fn halt_now_on_the_first_failure_stops_the_run_and_kills_what_still_runs() {
+    let nodes = exec_mesh(2, &["--slots", "2"]);
+    let long = unique();
+    let script = format!("if [ {{}} = fail ]; then exit 7; fi; sleep {long}");
+    let args = ["exec", "--halt", "now,fail=1", ":::", "a", "b", "fail", "c", "--", "sh", "-c", &script];
+    let t0 = Instant::now();
+    let out = run_exec(&nodes[0].addr, &args, T);
+    assert_eq!(out.status.code(), Some(7), "the failing command's exit code: {}", text(&out.stderr));
+    assert!(t0.elapsed() < Duration::from_secs(20), "it did not wait for the long commands");
+    assert!(text(&out.stderr).contains("halted (--halt fail=1)"), "{}", text(&out.stderr));
+    wait_until("the long commands killed", || processes_with(&long).is_empty());
+}
+
+#[test]
+fn commands_get_a_cleared_environment_with_only_what_is_passed() {
+    let nodes = exec_mesh(1, &[]);
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(meshwork_bin())
+        .args(run_args(
+            &nodes[0].addr,
+            &[
+                "exec",
+                "--env",
+                "MESHWORK_TEST_VAR",
+                ":::",
+                "x",
+                "--",
+                "sh",
+                "-c",
+                "echo \"$MESHWORK_TEST_VAR|$MESHWORK_PIECE|${HOME-unset}|$(pwd)\"",
+            ],
+        ))
+        .env("RUST_LOG", "warn")
+        .env("MESHWORK_TEST_VAR", "passed")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    let fields: Vec<&str> = line.trim_end().split('|').collect();
+    assert_eq!(&fields[..3], ["passed", "1", "unset"], "{line}");
+    assert!(fields[3].contains("meshwork-exec-"), "a fresh directory: {line}");
+}
+
+#[test]
+fn exec_user_runs_commands_as_that_user() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root (as CI runs it)");
+    let nodes = exec_mesh(1, &["--exec-user", "nobody"]);
+    let out = run_exec(&nodes[0].addr, &["exec", ":::", "-u", "--", "id"], T);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let nobody = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("nobody:"))
+        .unwrap()
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    assert_eq!(text(&out.stdout).trim(), nobody);
+}

@@ -20,6 +20,8 @@ mod run_cmd;
 mod simulate;
 mod tasks_cmd;
 
+pub use run_cmd::job_kind;
+
 use crate::net::behaviour::BehaviourConfig;
 use crate::net::transport::TransportConfig;
 use crate::node::NodeConfig;

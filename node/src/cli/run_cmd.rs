@@ -7,6 +7,7 @@ use super::progress::Status;
 use super::{checks, short, slots_or_cores, usage, PeerOpts, EXIT_CANCELLED, EXIT_FAILED};
 use crate::client::{Client, JobOptions, JobReport, PeerInfo};
 use crate::net::peer_map::PeerNames;
+use crate::service::kind::{Kind, Render, Typed};
 use crate::tasks::{hash_search, mandelbrot, noop, primes, sleep, wordcount, Rendered};
 use crate::wasm::args::WasmArgs;
 use crate::wasm::{Limits, ModuleId, Sandbox, Wasm};
@@ -151,7 +152,39 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-type Render<T> = fn(&<T as Task>::Input, &<T as Task>::Result) -> anyhow::Result<Rendered>;
+/// A task and its arguments alone, as the service takes them.
+#[derive(Debug, clap::Parser)]
+#[command(no_binary_name = true)]
+struct TaskOnly {
+    #[command(subcommand)]
+    task: TaskCommand,
+}
+
+/// A job of `task` with `args` (as `meshwork run <task>` takes them) as
+/// the service runs it: the built-in tasks (wasm and exec jobs need their
+/// submitter's files and terminal, so they run with `meshwork run`).
+pub fn job_kind(task: &str, args: &[String]) -> anyhow::Result<Box<dyn Kind>> {
+    use clap::Parser;
+    let words = std::iter::once(task.to_string()).chain(args.iter().cloned());
+    let parsed = TaskOnly::try_parse_from(words).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    fn typed<T: Task>(task: T, input: anyhow::Result<T::Input>, render: Render<T>) -> anyhow::Result<Box<dyn Kind>>
+    where
+        T::Input: Send + Sync,
+    {
+        Ok(Box::new(Typed { task, input: input?, render }))
+    }
+    match parsed.task {
+        TaskCommand::Primes(a) => typed(primes::Primes, a.input(), primes::render),
+        TaskCommand::Mandelbrot(a) => typed(mandelbrot::Mandelbrot, a.input(), mandelbrot::render),
+        TaskCommand::HashSearch(a) => typed(hash_search::HashSearch, a.input(), hash_search::render),
+        TaskCommand::Wordcount(a) => typed(wordcount::Wordcount, a.input(), wordcount::render),
+        TaskCommand::Noop(a) => typed(noop::Noop, a.input(), noop::render),
+        TaskCommand::Sleep(a) => typed(sleep::Sleep, a.input(), sleep::render),
+        TaskCommand::Wasm(_) | TaskCommand::Exec(_) => {
+            anyhow::bail!("{task} jobs need their submitter's files and terminal: run them with `meshwork run {task}`")
+        }
+    }
+}
 
 /// Checks the task's arguments (clap has checked the rest while parsing),
 /// and only then joins the mesh and runs the job: a mistake in the

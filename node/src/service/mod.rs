@@ -1,0 +1,279 @@
+//! The node as a service: jobs given to a long-running node (through its
+//! HTTP API, `meshwork submit`) belong to the node, not to a terminal. Each
+//! is on disk (`store`) before it is acknowledged, with every piece output
+//! as it comes back; after a crash and a restart with the same data
+//! directory the node resumes its unfinished jobs, running only the pieces
+//! whose outputs it does not have.
+//!
+//! - [`store`]: the redb file of jobs, inputs and outputs.
+//! - [`kind`]: a job's task from its name and `meshwork run` arguments.
+
+pub mod kind;
+pub mod store;
+
+use crate::client::Client;
+use kind::{Kind, Parse};
+use meshwork_protocol::{JobError, JobEvent, JobId, JobSpec};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+pub use store::{JobRecord, JobState, Store, StoreError};
+use tokio::sync::broadcast;
+
+/// Why the service refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The task or its arguments are wrong (the CLI's words).
+    #[error("{0}")]
+    Invalid(String),
+    /// No job with this id.
+    #[error("no job {0}")]
+    NotFound(u64),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A job as the API shows it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct JobView {
+    /// Its id on this node.
+    pub id: u64,
+    /// The task and its arguments.
+    pub task: String,
+    /// See `task`.
+    pub args: Vec<String>,
+    /// Where it is.
+    pub state: JobState,
+    /// Pieces done and in all.
+    pub done: u32,
+    /// See `done`.
+    pub pieces: u32,
+    /// Pieces retried (in this node's run of it: a resumed job counts anew).
+    pub retries: u32,
+    /// Pieces done per peer (likewise).
+    pub per_peer: BTreeMap<String, u32>,
+    /// Submitted and finished, ms since the Unix epoch.
+    pub submitted_ms: u64,
+    /// See `submitted_ms`.
+    pub finished_ms: Option<u64>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Something happened to job `id` (its view now).
+#[derive(Clone, Debug)]
+pub struct Update(pub JobView);
+
+/// What the service knows of a running job beyond its record.
+#[derive(Debug, Default)]
+struct Live {
+    job: Option<JobId>,
+    done: u32,
+    retries: u32,
+    per_peer: BTreeMap<String, u32>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client,
+    store: Store,
+    parse: Parse,
+    live: Mutex<HashMap<u64, Live>>,
+    updates: broadcast::Sender<Update>,
+}
+
+/// The node's jobs.
+#[derive(Debug, Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Service {
+    /// Opens the store in `dir` and resumes its unfinished jobs on the
+    /// node behind `client`; `parse` builds a job's task from its arguments.
+    pub fn start(client: Client, dir: &Path, parse: Parse) -> Result<Service, StoreError> {
+        let store = Store::open(dir)?;
+        let (updates, _) = broadcast::channel(1024);
+        let service = Service { inner: Arc::new(Inner { client, store, parse, live: Mutex::default(), updates }) };
+        for record in service.inner.store.jobs()? {
+            if record.state.finished() {
+                continue;
+            }
+            match (service.inner.parse)(&record.task, &record.args) {
+                Ok(kind) => {
+                    tracing::info!(job = record.id, task = %record.task, "resuming a job");
+                    service.spawn(record, kind);
+                }
+                Err(e) => service.inner.end(record, Err(format!("cannot resume: {e:#}"))),
+            }
+        }
+        Ok(service)
+    }
+
+    /// Takes a job of `task` with `args` (as `meshwork run <task>` takes
+    /// them): on disk when this returns, running from then on.
+    pub fn submit(&self, task: &str, args: &[String]) -> Result<JobView, ServiceError> {
+        let kind = (self.inner.parse)(task, args).map_err(|e| ServiceError::Invalid(format!("{e:#}")))?;
+        let inputs = kind.inputs().map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let record = self.inner.store.add(kind.task(), args, &inputs, now_ms())?;
+        let view = self.inner.view(&record);
+        self.spawn(record, kind);
+        Ok(view)
+    }
+
+    fn spawn(&self, record: JobRecord, kind: Box<dyn Kind>) {
+        self.inner.lock().insert(record.id, Live::default());
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let outcome = inner.run(&record, &*kind).await;
+            inner.end(record, outcome);
+        });
+    }
+
+    /// Job `id`.
+    pub fn job(&self, id: u64) -> Result<JobView, ServiceError> {
+        let record = self.inner.store.get(id)?.ok_or(ServiceError::NotFound(id))?;
+        Ok(self.inner.view(&record))
+    }
+
+    /// Every job, newest first.
+    pub fn jobs(&self) -> Result<Vec<JobView>, ServiceError> {
+        Ok(self.inner.store.jobs()?.iter().map(|r| self.inner.view(r)).collect())
+    }
+
+    /// Job `id`'s result (a line and a JSON value), once it is done.
+    pub fn result(&self, id: u64) -> Result<Option<(String, serde_json::Value)>, ServiceError> {
+        let record = self.inner.store.get(id)?.ok_or(ServiceError::NotFound(id))?;
+        Ok(record.result.map(|(text, json)| (text, serde_json::from_str(&json).unwrap_or(serde_json::Value::Null))))
+    }
+
+    /// Cancels job `id` if it runs; whether it did.
+    pub async fn cancel(&self, id: u64) -> Result<bool, ServiceError> {
+        let job = self.inner.lock().get(&id).and_then(|l| l.job);
+        match job {
+            Some(job) => {
+                self.inner.client.cancel(job).await;
+                Ok(true)
+            }
+            None => self.job(id).map(|_| false),
+        }
+    }
+
+    /// Every change to any job, from now on.
+    pub fn updates(&self) -> broadcast::Receiver<Update> {
+        self.inner.updates.subscribe()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Live>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn view(&self, r: &JobRecord) -> JobView {
+        let live = self.lock();
+        let live = live.get(&r.id);
+        JobView {
+            id: r.id,
+            task: r.task.clone(),
+            args: r.args.clone(),
+            state: r.state,
+            done: if r.state == JobState::Done { r.pieces } else { live.map_or(0, |l| l.done) },
+            pieces: r.pieces,
+            retries: live.map_or(r.retries, |l| l.retries),
+            per_peer: live.map_or_else(|| r.per_peer.clone(), |l| l.per_peer.clone()),
+            submitted_ms: r.submitted_ms,
+            finished_ms: r.finished_ms,
+            error: r.error.clone(),
+        }
+    }
+
+    fn publish(&self, record: &JobRecord) {
+        let _ = self.updates.send(Update(self.view(record)));
+    }
+
+    /// Runs the pieces of `record` that have no stored output, storing
+    /// each output as it comes, then merges them all.
+    async fn run(&self, record: &JobRecord, kind: &dyn Kind) -> Result<crate::tasks::Rendered, String> {
+        let inputs = self.store.inputs(record.id).map_err(|e| e.to_string())?;
+        let mut done = vec![false; inputs.len()];
+        for (piece, _) in self.store.outputs(record.id).map_err(|e| e.to_string())? {
+            done[piece as usize] = true;
+        }
+        let remaining: Vec<u32> = (0..inputs.len() as u32).filter(|&i| !done[i as usize]).collect();
+        let have = inputs.len() as u32 - remaining.len() as u32;
+        if !remaining.is_empty() {
+            let mut spec = JobSpec::new(kind.task(), remaining.iter().map(|&i| inputs[i as usize].clone()).collect());
+            spec.stream = true;
+            spec.early_exit = kind.early_exit();
+            let (job, mut events) = self.client.submit(spec).await.map_err(|e| e.to_string())?;
+            self.lock().entry(record.id).or_default().job = Some(job);
+            loop {
+                let Some(first) = events.recv().await else { return Err("the node stopped".into()) };
+                // Outputs that arrived together are written in one commit.
+                let mut batch = Vec::new();
+                let mut end = None;
+                for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_recv().ok())) {
+                    match event {
+                        JobEvent::Output { piece, peer, output, .. } => {
+                            batch.push((remaining[piece as usize], output));
+                            let name = self.client.names().name(peer);
+                            *self.lock().entry(record.id).or_default().per_peer.entry(name).or_default() += 1;
+                        }
+                        JobEvent::Progress { done, .. } => self.lock().entry(record.id).or_default().done = have + done,
+                        JobEvent::Retried { .. } => self.lock().entry(record.id).or_default().retries += 1,
+                        JobEvent::Finished { result, .. } => end = Some(result),
+                        _ => {}
+                    }
+                }
+                if let Err(e) = self.store.save_outputs(record.id, &batch) {
+                    self.client.cancel(job).await;
+                    return Err(format!("storing outputs: {e}"));
+                }
+                self.publish(record);
+                match end {
+                    Some(Ok(_)) => break,
+                    Some(Err(JobError::Cancelled)) => return Err(CANCELLED.into()),
+                    Some(Err(e)) => return Err(e.describe(&|k| self.client.names().name(k))),
+                    None => {}
+                }
+            }
+        }
+        let outputs = self.store.outputs(record.id).map_err(|e| e.to_string())?;
+        kind.finish(outputs.into_iter().map(|(_, o)| o).collect()).map_err(|e| format!("{e:#}"))
+    }
+
+    /// Records how job `record` ended.
+    fn end(&self, mut record: JobRecord, outcome: Result<crate::tasks::Rendered, String>) {
+        record.finished_ms = Some(now_ms());
+        if let Some(live) = self.lock().remove(&record.id) {
+            record.retries = live.retries;
+            record.per_peer = live.per_peer;
+        }
+        match outcome {
+            Ok(r) => {
+                record.state = JobState::Done;
+                record.result = Some((r.text, r.json.to_string()));
+            }
+            Err(e) if e == CANCELLED => record.state = JobState::Cancelled,
+            Err(e) => {
+                record.state = JobState::Failed;
+                record.error = Some(e);
+            }
+        }
+        if let Err(e) = self.store.update(&record) {
+            tracing::error!(job = record.id, error = %e, "could not store how a job ended");
+        }
+        self.publish(&record);
+    }
+}
+
+/// How a cancelled job's run ends.
+const CANCELLED: &str = "cancelled";
