@@ -13,6 +13,8 @@
 //! - [`tasks`]: the built-in tasks (`primes`, `mandelbrot`, ...).
 //! - [`wasm`]: WebAssembly tasks: the sandbox a user's module runs in.
 //! - [`exec`]: commands on the mesh (`--allow-exec`, `meshwork run exec`).
+//! - [`http`]: the node's local HTTP API (`meshwork node`), see API.md.
+//! - [`metrics`]: what `GET /metrics` reports.
 //! - [`cli`]: the `meshwork` subcommands.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -22,6 +24,8 @@ pub mod client;
 mod driver;
 pub mod exec;
 mod executor;
+pub mod http;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod tasks;

@@ -31,6 +31,8 @@ use libp2p::Multiaddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub(crate) use peers_cmd::mesh_nodes;
+
 /// Exit code: the job failed (or a command's work did).
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code: the mesh could not be reached or a node could not start.
