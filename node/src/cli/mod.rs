@@ -57,6 +57,19 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines (stderr) are written: text for people, or one JSON
+    /// object per line for log shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// The form of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event, coloured only on a terminal.
+    Text,
+    /// One JSON object per event (`timestamp`, `level`, `fields`, `target`).
+    Json,
 }
 
 /// The subcommands.
