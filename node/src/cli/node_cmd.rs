@@ -89,7 +89,7 @@ pub struct NodeArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Local API (API.md)")]
 struct HttpOpts {
-    /// Serve the HTTP API (jobs, peers, /metrics) on this address
+    /// Serve the HTTP API (API.md: peers, /metrics) on this address
     /// [default: 127.0.0.1:7070, or a free port on loopback when that one
     /// is taken]. Anything but loopback needs --http-token-file.
     #[arg(long, value_name = "ADDR")]
