@@ -76,6 +76,8 @@ pub struct NodeStats {
     pub modules_served: u64,
     /// The bytes of those modules.
     pub module_bytes_served: u64,
+    /// Pieces run, retries, backups and round trips, for the metrics.
+    pub work: crate::metrics::WorkStats,
 }
 
 /// One row of `meshwork peers`.

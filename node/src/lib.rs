@@ -14,6 +14,8 @@
 //! - [`wasm`]: WebAssembly tasks: the sandbox a user's module runs in.
 //! - [`exec`]: commands on the mesh (`--allow-exec`, `meshwork run exec`).
 //! - [`service`]: jobs a long-running node owns and keeps on disk.
+//! - [`http`]: the node's local HTTP API (`meshwork node`), see API.md.
+//! - [`metrics`]: what `GET /metrics` reports.
 //! - [`cli`]: the `meshwork` subcommands.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -23,6 +25,8 @@ pub mod client;
 mod driver;
 pub mod exec;
 mod executor;
+pub mod http;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod service;

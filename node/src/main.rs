@@ -2,7 +2,7 @@
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use meshwork::cli::{task_list, Cli, Command, UsageError, EXIT_MESH};
+use meshwork::cli::{task_list, Cli, Command, LogFormat, UsageError, EXIT_MESH};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -29,7 +29,11 @@ fn main() -> ExitCode {
     // Colours only for a person at a terminal who has not asked for none
     // (https://no-color.org): a log file or a pipe gets plain text.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(colour).init(),
+        LogFormat::Json => logs.with_ansi(false).json().init(),
+    }
     // A panicking task is contained by the executor; report it as a log line.
     std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
     // One thread drives the node (the swarm, the machine and the CLI's own

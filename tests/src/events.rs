@@ -16,6 +16,11 @@ pub enum NodeEvent {
         /// The address.
         addr: String,
     },
+    /// Its HTTP API is at `url`.
+    Http {
+        /// `http://<ip>:<port>`.
+        url: String,
+    },
     /// A worker is live (again).
     PeerUp {
         /// Its peer id.
@@ -61,7 +66,7 @@ impl NodeEvent {
             | NodeEvent::PeerDown { peer, .. }
             | NodeEvent::PeerQuiet { peer }
             | NodeEvent::PeerHeard { peer } => Some(peer),
-            NodeEvent::Listening { .. } | NodeEvent::Missed { .. } | NodeEvent::Other => None,
+            NodeEvent::Listening { .. } | NodeEvent::Http { .. } | NodeEvent::Missed { .. } | NodeEvent::Other => None,
         }
     }
 }
@@ -146,6 +151,8 @@ mod tests {
         assert_eq!(NodeEvent::parse(down), Some(NodeEvent::PeerDown { peer: "P".into(), reason: "left".into() }));
         assert_eq!(NodeEvent::parse(r#"{"event":"something_new","x":1}"#), Some(NodeEvent::Other));
         assert_eq!(NodeEvent::parse("peer-up P"), None);
+        let http = r#"{"event":"http","url":"http://127.0.0.1:7070"}"#;
+        assert_eq!(NodeEvent::parse(http), Some(NodeEvent::Http { url: "http://127.0.0.1:7070".into() }));
         let placed =
             r#"{"event":"placed","job":"j","peer":"P","pieces":[3],"backup":false,"load":0,"slots":1,"considered":[]}"#;
         assert_eq!(

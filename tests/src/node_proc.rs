@@ -99,6 +99,20 @@ impl NodeProc {
         node
     }
 
+    /// The URL of its HTTP API, once it printed it (right after its listen
+    /// addresses). Panics if it does not within [`START`].
+    pub fn http_url(&mut self) -> String {
+        let url = |n: &NodeProc| {
+            n.events.iter().find_map(|e| match &e.event {
+                NodeEvent::Http { url } => Some(url.clone()),
+                _ => None,
+            })
+        };
+        let label = self.label.clone();
+        wait_nodes(std::slice::from_mut(self), "its HTTP URL", START, |n| url(&n[0]))
+            .unwrap_or_else(|e| panic!("{label}: {e}"))
+    }
+
     /// Its peer id shortened for people.
     pub fn short(&self) -> String {
         short(&self.peer)

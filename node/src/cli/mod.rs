@@ -33,6 +33,8 @@ use libp2p::Multiaddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub(crate) use peers_cmd::mesh_nodes;
+
 /// Exit code: the job failed (or a command's work did).
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code: the mesh could not be reached or a node could not start.
@@ -57,6 +59,19 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines (stderr) are written: text for people, or one JSON
+    /// object per line for log shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// The form of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event, coloured only on a terminal.
+    Text,
+    /// One JSON object per event (`timestamp`, `level`, `fields`, `target`).
+    Json,
 }
 
 /// The subcommands.

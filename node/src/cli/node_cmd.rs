@@ -8,6 +8,8 @@ use super::mesh::reach;
 use super::{slots_or_cores, terminated, usage, PeerOpts};
 use crate::client::{Client, MeshEvent};
 use crate::exec::ExecPolicy;
+use crate::http::{self, auth::check_exposure, ApiState, Token};
+use crate::metrics::Metrics;
 use crate::net::identity::{self, Identity, IdentityError};
 use crate::node::{Node, WasmConfig};
 use anyhow::Context;
@@ -16,9 +18,12 @@ use libp2p::Multiaddr;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
 /// How often the peer table is read for peers going quiet or being heard
@@ -33,6 +38,7 @@ const JOIN_WARNING: Duration = Duration::from_secs(3);
 #[derive(Debug, Args)]
 #[command(after_long_help = "Output (stdout, one line per event; --json gives the JSON form):
   listening <multiaddr>           {\"event\":\"listening\",\"addr\":\"<multiaddr>\"}
+  http <url>                      {\"event\":\"http\",\"url\":\"<url>\"}
   peer-up <peer id>               {\"event\":\"peer_up\",\"peer\":\"<peer id>\"}
   peer-down <peer id> <reason>    {\"event\":\"peer_down\",\"peer\":\"<peer id>\",\"reason\":\"<reason>\"}
   peer-quiet <peer id>            {\"event\":\"peer_quiet\",\"peer\":\"<peer id>\"}
@@ -74,6 +80,42 @@ pub struct NodeArgs {
     /// How this node runs commands for the mesh (`meshwork run exec`).
     #[command(flatten)]
     exec: ExecOpts,
+    /// Its local HTTP API.
+    #[command(flatten)]
+    http: HttpOpts,
+}
+
+/// `--http` and its token (API.md).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Local API (API.md)")]
+struct HttpOpts {
+    /// Serve the HTTP API (API.md: peers, /metrics) on this address
+    /// [default: 127.0.0.1:7070, or a free port on loopback when that one
+    /// is taken]. Anything but loopback needs --http-token-file.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// Serve no HTTP API.
+    #[arg(long, conflicts_with_all = ["http", "http_token_file"])]
+    no_http: bool,
+    /// A file holding a bearer token: every request must carry
+    /// `Authorization: Bearer <token>` (401 otherwise).
+    #[arg(long, value_name = "FILE")]
+    http_token_file: Option<PathBuf>,
+}
+
+impl HttpOpts {
+    /// The listener (`None` with --no-http) and the token, checked; binds
+    /// now, before the node joins a mesh it could not be watched in.
+    async fn bind(&self) -> anyhow::Result<Option<(TcpListener, Option<Token>)>> {
+        if self.no_http {
+            return Ok(None);
+        }
+        let token = self.http_token_file.as_deref().map(Token::read).transpose().map_err(|e| usage(e.into()))?;
+        if let Some(addr) = self.http {
+            check_exposure(addr, token.as_ref()).map_err(|e| usage(e.into()))?;
+        }
+        Ok(Some((http::bind(self.http).await?, token)))
+    }
 }
 
 /// `--allow-exec` and the limits on it.
@@ -148,6 +190,8 @@ fn user_ids(user: &str) -> anyhow::Result<(u32, u32)> {
 enum Report {
     /// It listens on this address.
     Listening { addr: String },
+    /// Its HTTP API is at this URL.
+    Http { url: String },
     /// A worker is live (again).
     PeerUp { peer: String },
     /// A worker is down, and why.
@@ -168,6 +212,7 @@ impl Report {
         }
         match self {
             Report::Listening { addr } => writeln!(out, "listening {addr}"),
+            Report::Http { url } => writeln!(out, "http {url}"),
             Report::PeerUp { peer } => writeln!(out, "peer-up {peer}"),
             Report::PeerDown { peer, reason } => writeln!(out, "peer-down {peer} {reason}"),
             Report::PeerQuiet { peer } => writeln!(out, "peer-quiet {peer}"),
@@ -178,6 +223,8 @@ impl Report {
 }
 
 pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    // First: a refused or taken address must not cost an identity's lock.
+    let listener = args.http.bind().await?;
     let identity = match &args.identity {
         Some(path) => identity::load_or_create(path)?,
         None => match identity::load_or_create(&identity::default_path()) {
@@ -211,6 +258,15 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     for addr in node.listen_addrs() {
         Report::Listening { addr: addr.to_string() }.write(&mut out, json)?;
     }
+    let server = match listener {
+        Some((listener, token)) => {
+            let url = format!("http://{}", listener.local_addr().context("the HTTP listener's address")?);
+            Report::Http { url }.write(&mut out, json)?;
+            let state = ApiState { client: node.client(), metrics: Arc::new(Metrics::new()) };
+            Some((listener, http::app(state, token)))
+        }
+        None => None,
+    };
     out.flush()?;
     drop(out);
     tracing::info!(peer = %node.peer_id(), "node running; Ctrl-C to stop");
@@ -218,12 +274,21 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         r = terminated() => r?,
         _ = report(node.client(), json) => {}
         () = warn_unreached(node.client(), &args.peer.net.join) => {}
+        r = serve_http(server) => r.context("serving HTTP")?,
     }
     node.shutdown().await;
     // Only now may another node take this identity.
     drop(identity);
     tracing::info!("node stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves the API until the node stops (forever without one).
+async fn serve_http(server: Option<(TcpListener, axum::Router)>) -> std::io::Result<()> {
+    match server {
+        Some((listener, app)) => http::serve(listener, app).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Says once, as a warning, why none of the `--join` addresses was reached
@@ -323,6 +388,9 @@ mod tests {
             "{\"event\":\"listening\",\"addr\":\"/ip4/1.2.3.4\"}\n"
         );
         assert_eq!(text(&Report::PeerQuiet { peer: "P".into() }, false), "peer-quiet P\n");
+        let http = Report::Http { url: "http://127.0.0.1:7070".into() };
+        assert_eq!(text(&http, false), "http http://127.0.0.1:7070\n");
+        assert_eq!(text(&http, true), "{\"event\":\"http\",\"url\":\"http://127.0.0.1:7070\"}\n");
     }
 
     #[test]

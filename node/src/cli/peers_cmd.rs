@@ -36,7 +36,7 @@ pub(super) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
     }
     let (mut count, mut since) = (0, Instant::now());
     let peers = loop {
-        let peers: Vec<PeerInfo> = client.peers().await?.into_iter().filter(listed).collect();
+        let peers = mesh_nodes(client.peers().await?);
         if peers.len() != count {
             (count, since) = (peers.len(), Instant::now());
         }
@@ -54,10 +54,11 @@ pub(super) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
     Ok(if peers.is_empty() { ExitCode::from(super::EXIT_MESH) } else { ExitCode::SUCCESS })
 }
 
-/// Whether `p` is a row of the table: a peer that advertised, other than
-/// a short-lived client (`run`, `peers`: no tasks) that has left.
-fn listed(p: &PeerInfo) -> bool {
-    p.slots.is_some() && (p.connected || !p.tasks.is_empty())
+/// The rows of `meshwork peers` (and of `GET /api/peers`): the peers
+/// that advertised, other than short-lived clients (`run`, `peers`: no
+/// tasks) that have left.
+pub(crate) fn mesh_nodes(peers: Vec<PeerInfo>) -> Vec<PeerInfo> {
+    peers.into_iter().filter(|p| p.slots.is_some() && (p.connected || !p.tasks.is_empty())).collect()
 }
 
 fn print_table(peers: &[PeerInfo]) {

@@ -11,6 +11,7 @@ mod shutdown;
 
 use crate::client::{Command, MeshEvent, NodeStats, PeerInfo};
 use crate::executor::{ExecEvent, Executor};
+use crate::metrics::request_kind;
 use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent};
 use crate::net::peer_map::{PeerMap, PeerNames};
 use crate::net::reach::{Reach, REDIAL_TICK};
@@ -58,12 +59,14 @@ pub(crate) struct Driver {
     finished: mpsc::UnboundedReceiver<ExecEvent>,
     rpc: Rpc,
     rpc_events: mpsc::UnboundedReceiver<RpcEvent>,
-    /// The machine's requests in flight, by the RPC's number for them.
-    outbound: HashMap<OutboundId, RequestId>,
+    /// The machine's requests in flight, by the RPC's number for them,
+    /// with their kind and when they were sent (for the round-trip metric).
+    outbound: HashMap<OutboundId, (RequestId, &'static str, Instant)>,
     /// Requests the machine is to answer, by the number it knows them by.
     inbound: HashMap<InboundId, Inbound>,
     next_inbound: u64,
-    jobs: HashMap<JobId, mpsc::UnboundedSender<JobEvent>>,
+    /// Our jobs' event channels, with their task (a metric label).
+    jobs: HashMap<JobId, (String, mpsc::UnboundedSender<JobEvent>)>,
     /// Clients waiting for a peer's Status, by the machine's request.
     statuses: HashMap<RequestId, oneshot::Sender<Result<Load, String>>>,
     reach: Reach,
@@ -180,8 +183,12 @@ impl Driver {
                 Some(event) = self.finished.recv() => {
                     let now = self.now();
                     match event {
-                        ExecEvent::Progress { id, outcomes } => self.machine.handle_progress(id, outcomes, now),
+                        ExecEvent::Progress { id, outcomes } => {
+                            self.executor.tally(id, &outcomes, &mut self.stats.work);
+                            self.machine.handle_progress(id, outcomes, now)
+                        }
                         ExecEvent::Finished { id, outcomes, elapsed } => {
+                            self.executor.tally(id, &outcomes, &mut self.stats.work);
                             self.executor.ended(id, elapsed);
                             self.machine.handle_execution(id, outcomes, elapsed, now);
                         }
@@ -210,8 +217,9 @@ impl Driver {
             match action {
                 Action::Send { to, id, request } => match self.peers.id(to) {
                     Some(peer) => {
+                        let kind = request_kind(&request);
                         let oid = self.rpc.request(peer, request);
-                        self.outbound.insert(oid, id);
+                        self.outbound.insert(oid, (id, kind, Instant::now()));
                         self.stats.requests_sent += 1;
                     }
                     None => self.machine.handle_failure(id, "unknown peer", self.now()),
@@ -262,7 +270,15 @@ impl Driver {
         while let Some(event) = self.machine.poll_event() {
             let job = event.job();
             let finished = matches!(event, JobEvent::Finished { .. });
-            if let Some(tx) = self.jobs.get(&job) {
+            if let Some((task, tx)) = self.jobs.get(&job) {
+                let work = &mut self.stats.work;
+                match &event {
+                    JobEvent::Retried { .. } => *work.retried.entry(task.clone()).or_default() += 1,
+                    JobEvent::Finished { result: Ok(out), .. } if out.stats.backups > 0 => {
+                        *work.backed_up.entry(task.clone()).or_default() += u64::from(out.stats.backups)
+                    }
+                    _ => {}
+                }
                 let _ = tx.send(event);
             }
             if finished {
@@ -284,9 +300,10 @@ impl Driver {
                     let _ = reply.send(Err(None));
                     return;
                 }
+                let task = spec.task.clone();
                 let result = self.machine.submit(spec, now).map_err(Some);
                 if let Ok(id) = result {
-                    self.jobs.insert(id, events);
+                    self.jobs.insert(id, (task, events));
                 }
                 let _ = reply.send(result);
             }
@@ -481,7 +498,10 @@ impl Driver {
                     return;
                 }
                 match self.outbound.remove(&id) {
-                    Some(id) => self.machine.handle_response(id, response, now),
+                    Some((id, kind, sent)) => {
+                        self.stats.work.answered(kind, sent.elapsed());
+                        self.machine.handle_response(id, response, now)
+                    }
                     None => self.reach.answered(&mut self.swarm, id, response),
                 }
             }
@@ -496,7 +516,7 @@ impl Driver {
     /// Our request `id` will never be answered: its stream ended.
     fn lost(&mut self, id: OutboundId, error: &str, now: Time) {
         match self.outbound.remove(&id) {
-            Some(id) => self.machine.handle_failure(id, error, now),
+            Some((id, ..)) => self.machine.handle_failure(id, error, now),
             None => self.reach.failed(id),
         }
     }

@@ -15,6 +15,7 @@
 
 mod pool;
 
+use crate::metrics::WorkStats;
 use meshwork_protocol::task::{CancelFlag, Registry, Runner, TaskError};
 use meshwork_protocol::wire::{Outcome, PieceInput};
 use meshwork_protocol::{ExecId, Execution};
@@ -114,6 +115,14 @@ impl Executor {
             r.flag.cancel();
         }
         self.running.len()
+    }
+
+    /// Counts `outcomes` of execution `id` (before it [`ended`](Self::ended))
+    /// as pieces of its task this node ran.
+    pub(crate) fn tally(&self, id: ExecId, outcomes: &[Outcome], work: &mut WorkStats) {
+        if let Some(r) = self.running.get(&id) {
+            work.ran(&r.task, outcomes);
+        }
     }
 
     /// Forgets an execution that ended, keeping its time.
