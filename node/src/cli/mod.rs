@@ -9,6 +9,7 @@ mod completions;
 mod demo;
 mod exec_cmd;
 mod interrupt;
+mod jobs_cmd;
 mod keygen;
 mod limits;
 mod mesh;
@@ -90,6 +91,19 @@ pub enum Command {
     Peers(peers_cmd::PeersArgs),
     /// Run a job on the mesh and print its result.
     Run(run_cmd::RunArgs),
+    /// Give a job to a running node (its HTTP API), which keeps it on disk
+    /// and runs it without this terminal; print its id.
+    Submit(jobs_cmd::SubmitArgs),
+    /// List the jobs a node was given, newest first.
+    Jobs(jobs_cmd::JobsArgs),
+    /// Show a job's state.
+    Status(jobs_cmd::JobArgs),
+    /// Wait for a job to end and print its result.
+    Wait(jobs_cmd::JobArgs),
+    /// Print a finished job's result.
+    Result(jobs_cmd::JobArgs),
+    /// Cancel a job.
+    Cancel(jobs_cmd::JobArgs),
     /// List the built-in tasks.
     Tasks,
     /// Write a new pre-shared key for a private mesh.
@@ -113,6 +127,13 @@ impl Cli {
             Command::Node(a) => node_cmd::run(a).await,
             Command::Peers(a) => peers_cmd::run(a).await,
             Command::Run(a) => run_cmd::run(a).await,
+            // Blocking HTTP calls: off the runtime's threads.
+            Command::Submit(a) => blocking(move || jobs_cmd::submit(a)).await,
+            Command::Jobs(a) => blocking(move || jobs_cmd::jobs(a)).await,
+            Command::Status(a) => blocking(move || jobs_cmd::status(a)).await,
+            Command::Wait(a) => blocking(move || jobs_cmd::wait(a)).await,
+            Command::Result(a) => blocking(move || jobs_cmd::result(a)).await,
+            Command::Cancel(a) => blocking(move || jobs_cmd::cancel(a)).await,
             Command::Tasks => tasks_cmd::run(),
             Command::Keygen(a) => keygen::run(a),
             Command::Demo(a) => demo::run(a).await,
@@ -199,6 +220,11 @@ impl PeerOpts {
         cfg.transport = TransportConfig { psk, quic: true };
         Ok(cfg)
     }
+}
+
+/// Runs `f` on tokio's blocking pool.
+async fn blocking(f: impl FnOnce() -> anyhow::Result<ExitCode> + Send + 'static) -> anyhow::Result<ExitCode> {
+    tokio::task::spawn_blocking(f).await.context("a command's thread panicked")?
 }
 
 /// Slots to use: `--slots` or the number of cores.

@@ -4,6 +4,7 @@
 //! and tests with `--json` (the same events, so neither has to parse the
 //! other's wording).
 
+use super::job_kind;
 use super::mesh::reach;
 use super::{slots_or_cores, terminated, usage, PeerOpts};
 use crate::client::{Client, MeshEvent};
@@ -12,6 +13,7 @@ use crate::http::{self, auth::check_exposure, ApiState, Token};
 use crate::metrics::Metrics;
 use crate::net::identity::{self, Identity, IdentityError};
 use crate::node::{Node, WasmConfig};
+use crate::service::Service;
 use anyhow::Context;
 use clap::Args;
 use libp2p::Multiaddr;
@@ -101,6 +103,29 @@ struct HttpOpts {
     /// `Authorization: Bearer <token>` (401 otherwise).
     #[arg(long, value_name = "FILE")]
     http_token_file: Option<PathBuf>,
+    /// Where the jobs given to this node (`meshwork submit`) are kept, so
+    /// they survive a restart [default: <data dir>/meshwork; when another
+    /// node holds it, this one keeps no jobs].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_http")]
+    data_dir: Option<PathBuf>,
+}
+
+impl HttpOpts {
+    /// The node's job service over its data directory, or why it has none
+    /// (an explicit --data-dir that cannot be used is an error).
+    fn jobs(&self, client: Client) -> anyhow::Result<Result<Service, String>> {
+        let default = || dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("meshwork");
+        let dir = self.data_dir.clone().unwrap_or_else(default);
+        match Service::start(client, &dir, job_kind) {
+            Ok(service) => Ok(Ok(service)),
+            Err(e) if self.data_dir.is_some() => Err(e).context("--data-dir"),
+            Err(e) => {
+                let why = format!("this node keeps no jobs ({e}); give it a --data-dir of its own");
+                tracing::warn!("{why}");
+                Ok(Err(why))
+            }
+        }
+    }
 }
 
 impl HttpOpts {
@@ -262,7 +287,8 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         Some((listener, token)) => {
             let url = format!("http://{}", listener.local_addr().context("the HTTP listener's address")?);
             Report::Http { url }.write(&mut out, json)?;
-            let state = ApiState { client: node.client(), metrics: Arc::new(Metrics::new()) };
+            let jobs = args.http.jobs(node.client())?;
+            let state = ApiState { client: node.client(), metrics: Arc::new(Metrics::new()), jobs };
             Some((listener, http::app(state, token)))
         }
         None => None,

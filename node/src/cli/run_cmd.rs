@@ -166,7 +166,12 @@ struct TaskOnly {
 pub fn job_kind(task: &str, args: &[String]) -> anyhow::Result<Box<dyn Kind>> {
     use clap::Parser;
     let words = std::iter::once(task.to_string()).chain(args.iter().cloned());
-    let parsed = TaskOnly::try_parse_from(words).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    // clap's own words, without its "error: " and its pointer to --help.
+    let parsed = TaskOnly::try_parse_from(words).map_err(|e| {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or_default();
+        anyhow::anyhow!("{}", first.strip_prefix("error: ").unwrap_or(first).to_string())
+    })?;
     fn typed<T: Task>(task: T, input: anyhow::Result<T::Input>, render: Render<T>) -> anyhow::Result<Box<dyn Kind>>
     where
         T::Input: Send + Sync,

@@ -13,10 +13,12 @@
 //! API tells who is in the mesh and, with jobs, takes work to run.
 
 pub mod auth;
+mod jobs;
 mod routes;
 
 use crate::client::Client;
 use crate::metrics::Metrics;
+use crate::service::Service;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -37,11 +39,13 @@ pub struct ApiState {
     pub client: Client,
     /// Its metrics, with the families other parts registered.
     pub metrics: Arc<Metrics>,
+    /// The jobs it owns, or why it keeps none (its store could not open).
+    pub jobs: Result<Service, String>,
 }
 
 /// Every route of the API, before authentication and state ([`app`] adds both).
 pub fn router() -> Router<ApiState> {
-    routes::routes()
+    routes::routes().merge(jobs::routes())
 }
 
 /// The API as served: [`router`], every request checked against `token`

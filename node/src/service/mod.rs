@@ -14,7 +14,7 @@ pub mod store;
 use crate::client::Client;
 use kind::{Kind, Parse};
 use meshwork_protocol::{JobError, JobEvent, JobId, JobSpec};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,7 +37,7 @@ pub enum ServiceError {
 }
 
 /// A job as the API shows it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct JobView {
     /// Its id on this node.
     pub id: u64,
@@ -217,25 +217,34 @@ impl Inner {
             self.lock().entry(record.id).or_default().job = Some(job);
             loop {
                 let Some(first) = events.recv().await else { return Err("the node stopped".into()) };
-                // Outputs that arrived together are written in one commit.
+                // Outputs that arrived together are written in one commit;
+                // what the API shows moves only once they are on disk.
                 let mut batch = Vec::new();
-                let mut end = None;
+                let (mut progress, mut retries, mut end) = (None, 0, None);
                 for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_recv().ok())) {
                     match event {
                         JobEvent::Output { piece, peer, output, .. } => {
-                            batch.push((remaining[piece as usize], output));
-                            let name = self.client.names().name(peer);
-                            *self.lock().entry(record.id).or_default().per_peer.entry(name).or_default() += 1;
+                            batch.push((remaining[piece as usize], peer, output))
                         }
-                        JobEvent::Progress { done, .. } => self.lock().entry(record.id).or_default().done = have + done,
-                        JobEvent::Retried { .. } => self.lock().entry(record.id).or_default().retries += 1,
+                        JobEvent::Progress { done, .. } => progress = Some(have + done),
+                        JobEvent::Retried { .. } => retries += 1,
                         JobEvent::Finished { result, .. } => end = Some(result),
                         _ => {}
                     }
                 }
-                if let Err(e) = self.store.save_outputs(record.id, &batch) {
+                let outputs: Vec<(u32, Vec<u8>)> = batch.iter().map(|(p, _, o)| (*p, o.clone())).collect();
+                if let Err(e) = self.store.save_outputs(record.id, &outputs) {
                     self.client.cancel(job).await;
                     return Err(format!("storing outputs: {e}"));
+                }
+                {
+                    let mut live = self.lock();
+                    let live = live.entry(record.id).or_default();
+                    for (_, peer, _) in &batch {
+                        *live.per_peer.entry(self.client.names().name(*peer)).or_default() += 1;
+                    }
+                    live.retries += retries;
+                    live.done = progress.unwrap_or(live.done);
                 }
                 self.publish(record);
                 match end {
