@@ -1,11 +1,14 @@
-//! The node's job service on real in-process nodes: a job submitted to it
-//! runs to its result and is remembered; a job found unfinished in the
+//! The node's job service: on real in-process nodes, a job submitted to it
+//! runs to its result and is remembered, and a job found unfinished in the
 //! store when the service starts resumes, running only the pieces whose
-//! outputs the store lacks.
+//! outputs the store lacks; on a real `meshwork node` process killed with
+//! SIGKILL mid-job and restarted, `meshwork submit`/`wait` get the result.
 
 use meshwork::cli::job_kind;
 use meshwork::service::{JobState, JobView, Service, Store};
 use meshwork_protocol::wire::to_cbor;
+use meshwork_tests::node_proc::NodeProc;
+use meshwork_tests::procs::meshwork_bin;
 use meshwork_tests::{local_mesh, wait_connected};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -110,4 +113,60 @@ async fn an_unfinished_job_resumes_running_only_the_pieces_without_a_stored_outp
 
 fn primes(from: u64, to: u64) -> meshwork::tasks::primes::PrimesInput {
     meshwork::tasks::primes::PrimesInput { from, to, pieces: 1 }
+}
+
+/// `meshwork <args>` to its end (killed after `T` by coreutils' `timeout`).
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new("timeout")
+        .arg(T.as_secs().to_string())
+        .arg(meshwork_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running meshwork");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// Job `id`'s view through `meshwork status --json`.
+fn status(url: &str, id: &str) -> serde_json::Value {
+    let (code, out, err) = cli(&["status", "--node", url, "--json", id]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn a_node_killed_mid_job_resumes_it_after_a_restart_and_runs_only_what_was_not_done() {
+    let dir = scratch("crash");
+    let data = dir.to_str().unwrap();
+    let opts = ["--http", "127.0.0.1:0", "--data-dir", data, "--slots", "2"];
+    let mut node = NodeProc::start_local("node", None, &opts);
+    let url = node.http_url();
+    let (code, id, err) = cli(&["submit", "--node", &url, "sleep", "--pieces", "30", "--ms", "300"]);
+    assert_eq!(code, 0, "{err}");
+    let id = id.trim().to_string();
+    // Mid-job: some pieces done (and so stored), most not.
+    let deadline = std::time::Instant::now() + T;
+    let done_before = loop {
+        let done = status(&url, &id)["done"].as_u64().unwrap();
+        if done >= 6 {
+            break done;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job did not progress");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    node.proc.signal(libc::SIGKILL);
+    node.proc.output(T).unwrap();
+
+    let mut again = NodeProc::start_local("node, restarted", None, &opts);
+    let url = again.http_url();
+    let (code, out, err) = cli(&["wait", "--node", &url, "--json", &id]);
+    assert_eq!(code, 0, "{err}");
+    let result: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["result"]["total_ms"], 9_000, "the same result as without the crash: {result}");
+    let view = status(&url, &id);
+    assert_eq!(view["state"], "done");
+    let ran_after: u64 = view["per_peer"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(ran_after <= 30 - done_before, "{ran_after} pieces ran after the restart, {done_before} were done before");
+    let _ = std::fs::remove_dir_all(&dir);
 }
