@@ -170,7 +170,7 @@ pub fn job_kind(task: &str, args: &[String]) -> anyhow::Result<Box<dyn Kind>> {
     let parsed = TaskOnly::try_parse_from(words).map_err(|e| {
         let text = e.render().to_string();
         let first = text.lines().next().unwrap_or_default();
-        anyhow::anyhow!("{}", first.strip_prefix("error: ").unwrap_or(first).to_string())
+        anyhow::anyhow!("{}", first.strip_prefix("error: ").unwrap_or(first))
     })?;
     fn typed<T: Task>(task: T, input: anyhow::Result<T::Input>, render: Render<T>) -> anyhow::Result<Box<dyn Kind>>
     where
