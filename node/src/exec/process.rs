@@ -79,17 +79,8 @@ pub fn run(spawn: &Spawn, cancel: &CancelFlag) -> std::io::Result<Finished> {
         .stderr(Stdio::piped())
         .process_group(0);
     if let Some((uid, gid)) = spawn.user {
+        // As root, std also drops the supplementary groups before setuid.
         command.uid(uid).gid(gid);
-        // SAFETY: setgroups is async-signal-safe; it drops root's
-        // supplementary groups, which `gid` alone would leave in place.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::setgroups(0, std::ptr::null()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
     }
     let started = SystemTime::now();
     let begun = Instant::now();
