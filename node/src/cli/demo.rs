@@ -81,7 +81,9 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 async fn start_node(i: usize, dir: &std::path::Path, join: Option<&str>) -> anyhow::Result<Proc> {
     let exe = std::env::current_exe().context("finding the meshwork binary")?;
     let mut cmd = Command::new(exe);
-    cmd.args(["node", "--no-mdns", "--slots", "1", "--listen", "/ip4/127.0.0.1/tcp/0", "--identity"])
+    // No HTTP API: the demo's nodes live for one job, and would only
+    // contend for the default port and job store of a node the user runs.
+    cmd.args(["node", "--no-mdns", "--no-http", "--slots", "1", "--listen", "/ip4/127.0.0.1/tcp/0", "--identity"])
         .arg(dir.join(format!("node{i}.key")))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

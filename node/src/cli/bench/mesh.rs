@@ -121,7 +121,18 @@ async fn spawn_worker(identity: &Path, join: &str, supervised: bool, extra: &[&s
         Command::new(exe)
     };
     let mut child = cmd
-        .args(["node", "--no-mdns", "--slots", "1", "--listen", "/ip4/127.0.0.1/tcp/0", "--join", join, "--identity"])
+        .args([
+            "node",
+            "--no-mdns",
+            "--no-http",
+            "--slots",
+            "1",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--join",
+            join,
+            "--identity",
+        ])
         .arg(identity)
         .arg("--cache-dir")
         .arg(modules_dir(identity))
