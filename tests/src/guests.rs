@@ -5,22 +5,47 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// What installs the compiler on Debian (`.ci/run` installs it).
+/// What installs the C compiler on Debian (`.ci/run` installs it).
 pub const INSTALL: &str = "apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32";
+
+/// Debian's Rust, not rustup's first on PATH: rustup cannot add targets
+/// here, Debian's wasm32 standard library can.
+const RUSTC: &str = "/usr/bin/rustc";
+
+/// What installs Debian's Rust for wasm32-wasi (`.ci/run` installs it).
+pub const INSTALL_RUST: &str = "apt-get install -y rustc libstd-rust-dev-wasm32";
 
 /// `examples/wasm/<name>.c` built into `<dir>/<name>.wasm`; its path. A
 /// missing compiler fails the test with the command that installs it.
 pub fn build_c(name: &str, dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm").join(format!("{name}.c"));
     let out = dir.join(format!("{name}.wasm"));
-    let status = Command::new("clang")
-        .args(["--target=wasm32-wasi", "-O2", "-o"])
-        .arg(&out)
+    build(Command::new("clang").args(["--target=wasm32-wasi", "-O2"]), &format!("{name}.c"), &out, INSTALL);
+    out
+}
+
+/// `examples/wasm/<name>.rs` built into `<dir>/<name>-rs.wasm`, as its
+/// header says; its path. A missing compiler or target fails the test with
+/// the command that installs them.
+pub fn build_rust(name: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("{name}-rs.wasm"));
+    let mut rustc = Command::new(RUSTC);
+    rustc.args(["--target", "wasm32-wasi", "-C", "opt-level=3", "-C", "strip=symbols"]);
+    build(&mut rustc, &format!("{name}.rs"), &out, INSTALL_RUST);
+    out
+}
+
+/// Runs `compiler -o out examples/wasm/<source>`; fails with `install` when
+/// the compiler is missing or cannot build it.
+fn build(compiler: &mut Command, source: &str, out: &Path, install: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm").join(source);
+    let name = format!("{:?}", compiler.get_program());
+    let status = compiler
+        .arg("-o")
+        .arg(out)
         .arg(&src)
         .status()
-        .unwrap_or_else(|e| panic!("clang ({e}): these tests need a wasm32-wasi C compiler: {INSTALL}"));
-    assert!(status.success(), "clang could not build {}: is wasi-libc there? {INSTALL}", src.display());
-    out
+        .unwrap_or_else(|e| panic!("{name} ({e}): this test needs a wasm32-wasi compiler: {install}"));
+    assert!(status.success(), "{name} could not build {}: {install}", src.display());
 }
 
 /// The module `wat` describes, written to `<dir>/<name>.wasm`; its path.

@@ -4,11 +4,10 @@
 //! the workers idle and working.
 
 use meshwork_tests::events::JobEvent;
-use meshwork_tests::guests::{build_c, primes_below, scratch, write_wat};
+use meshwork_tests::guests::{build_c, build_rust, primes_below, scratch, write_wat};
 use meshwork_tests::node_proc::{local_mesh, wait_all_live, NodeProc};
 use meshwork_tests::run_proc::RunProc;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 /// Deadline of a wait that should take a few seconds at most.
@@ -184,28 +183,6 @@ fn the_c_prime_counter_runs_over_three_nodes_and_its_reducer_finds_the_count() {
     assert_eq!(busy, 3, "pieces ran on {busy} of 3 workers: {}", out.json);
     assert_eq!(out.json["summary"]["modules_sent"]["count"], 3, "{}", out.json);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Debian's rustc, which (unlike rustup's here) has the wasm32-wasi
-/// standard library once `libstd-rust-dev-wasm32` is installed.
-const RUSTC: &str = "/usr/bin/rustc";
-/// What installs it on Debian (`.ci/run` installs it).
-const INSTALL_RUST: &str = "apt-get install -y rustc libstd-rust-dev-wasm32";
-
-/// `examples/wasm/<name>.rs` built into `<dir>/<name>-rs.wasm` as its
-/// header says; its path. A missing compiler or target fails the test with
-/// the command that installs them.
-fn build_rust(name: &str, dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm").join(format!("{name}.rs"));
-    let out = dir.join(format!("{name}-rs.wasm"));
-    let status = Command::new(RUSTC)
-        .args(["--target", "wasm32-wasi", "-C", "opt-level=3", "-C", "strip=symbols", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap_or_else(|e| panic!("{RUSTC} ({e}): this test needs Debian's Rust for wasm32-wasi: {INSTALL_RUST}"));
-    assert!(status.success(), "{RUSTC} could not build {}: is its wasm32 std there? {INSTALL_RUST}", src.display());
-    out
 }
 
 #[test]
