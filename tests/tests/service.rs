@@ -5,7 +5,7 @@
 //! SIGKILL mid-job and restarted, `meshwork submit`/`wait` get the result.
 
 use meshwork::cli::job_kind;
-use meshwork::service::{JobState, JobView, Service, Store};
+use meshwork::service::{JobState, JobView, Retention, Service, Store};
 use meshwork_protocol::wire::to_cbor;
 use meshwork_tests::node_proc::NodeProc;
 use meshwork_tests::procs::meshwork_bin;
@@ -25,7 +25,7 @@ fn scratch(name: &str) -> PathBuf {
 async fn reopen(node: &meshwork::Node, dir: &std::path::Path) -> Service {
     let deadline = tokio::time::Instant::now() + T;
     loop {
-        match Service::start(node.client(), dir, job_kind) {
+        match Service::start(node.client(), dir, job_kind, Retention::default()) {
             Ok(service) => return service,
             // A poll step of a wait with a deadline.
             Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -59,7 +59,7 @@ async fn a_submitted_job_runs_to_its_result_and_is_remembered_after_a_restart() 
     let dir = scratch("submit");
     let nodes = local_mesh(3, 1).await.unwrap();
     wait_connected(&nodes, T).await.unwrap();
-    let service = Service::start(nodes[0].client(), &dir, job_kind).unwrap();
+    let service = Service::start(nodes[0].client(), &dir, job_kind, Retention::default()).unwrap();
     let job = service.submit("primes", &args(&["--from", "0", "--to", "300000", "--pieces", "12"])).unwrap();
     assert_eq!((job.id, job.state, job.pieces), (1, JobState::Running, 12));
     let view = finished(&service, job.id).await;
@@ -97,7 +97,7 @@ async fn an_unfinished_job_resumes_running_only_the_pieces_without_a_stored_outp
     }
     let nodes = local_mesh(2, 1).await.unwrap();
     wait_connected(&nodes, T).await.unwrap();
-    let service = Service::start(nodes[0].client(), &dir, job_kind).unwrap();
+    let service = Service::start(nodes[0].client(), &dir, job_kind, Retention::default()).unwrap();
     let view = finished(&service, 1).await;
     assert_eq!(view.state, JobState::Done, "{view:?}");
     // π(100000) = 9592: pieces 1 and 3 are [25000, 50000) and [75000, 100000).

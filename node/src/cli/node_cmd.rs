@@ -13,7 +13,7 @@ use crate::http::{self, auth::check_exposure, ApiState, Token};
 use crate::metrics::Metrics;
 use crate::net::identity::{self, Identity, IdentityError};
 use crate::node::{Node, WasmConfig};
-use crate::service::Service;
+use crate::service::{Retention, Service};
 use anyhow::Context;
 use clap::Args;
 use libp2p::Multiaddr;
@@ -108,6 +108,13 @@ struct HttpOpts {
     /// node holds it, this one keeps no jobs].
     #[arg(long, value_name = "DIR", conflicts_with = "no_http")]
     data_dir: Option<PathBuf>,
+    /// Most finished jobs kept (with their results); older ones are let go.
+    #[arg(long, value_name = "N", default_value_t = Retention::default().keep_jobs, conflicts_with = "no_http")]
+    keep_jobs: usize,
+    /// Longest a finished job is kept, e.g. `12h`, `30d`.
+    #[arg(long, value_name = "DURATION", default_value_t = Retention::default().keep_for.into(),
+          conflicts_with = "no_http")]
+    keep_for: humantime::Duration,
 }
 
 impl HttpOpts {
@@ -116,7 +123,8 @@ impl HttpOpts {
     fn jobs(&self, client: Client) -> anyhow::Result<Result<Service, String>> {
         let default = || dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("meshwork");
         let dir = self.data_dir.clone().unwrap_or_else(default);
-        match Service::start(client, &dir, job_kind) {
+        let retention = Retention { keep_jobs: self.keep_jobs, keep_for: self.keep_for.into() };
+        match Service::start(client, &dir, job_kind, retention) {
             Ok(service) => Ok(Ok(service)),
             Err(e) if self.data_dir.is_some() => Err(e).context("--data-dir"),
             Err(e) => {
@@ -288,7 +296,11 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             let url = format!("http://{}", listener.local_addr().context("the HTTP listener's address")?);
             Report::Http { url }.write(&mut out, json)?;
             let jobs = args.http.jobs(node.client())?;
-            let state = ApiState { client: node.client(), metrics: Arc::new(Metrics::new()), jobs };
+            let mut metrics = Metrics::new();
+            if let Ok(service) = &jobs {
+                service.register_metrics(metrics.registry_mut());
+            }
+            let state = ApiState { client: node.client(), metrics: Arc::new(metrics), jobs };
             Some((listener, http::app(state, token)))
         }
         None => None,
