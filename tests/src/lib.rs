@@ -12,6 +12,7 @@
 //! - [`scale_plot`]: the scale benchmark's plot.
 //! - [`guests`]: wasm guests, built from examples/wasm or written in WAT.
 
+pub mod browser;
 pub mod events;
 pub mod fleet;
 pub mod guests;

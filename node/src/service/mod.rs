@@ -10,6 +10,7 @@
 
 pub mod kind;
 pub mod store;
+mod timeline;
 
 use crate::client::Client;
 use kind::{Kind, Parse};
@@ -74,6 +75,7 @@ struct Live {
     done: u32,
     retries: u32,
     per_peer: BTreeMap<String, u32>,
+    timeline: Option<meshwork_protocol::timeline::TimelineBuilder>,
 }
 
 #[derive(Debug)]
@@ -83,6 +85,7 @@ struct Inner {
     parse: Parse,
     live: Mutex<HashMap<u64, Live>>,
     updates: broadcast::Sender<Update>,
+    timelines: timeline::Finished,
 }
 
 /// The node's jobs.
@@ -101,7 +104,7 @@ impl Service {
     pub fn start(client: Client, dir: &Path, parse: Parse) -> Result<Service, StoreError> {
         let store = Store::open(dir)?;
         let (updates, _) = broadcast::channel(1024);
-        let service = Service { inner: Arc::new(Inner { client, store, parse, live: Mutex::default(), updates }) };
+        let service = Service { inner: Arc::new(Inner { client, store, parse, live: Mutex::default(), updates, timelines: Default::default() }) };
         for record in service.inner.store.jobs()? {
             if record.state.finished() {
                 continue;
@@ -212,9 +215,11 @@ impl Inner {
         if !remaining.is_empty() {
             let mut spec = JobSpec::new(kind.task(), remaining.iter().map(|&i| inputs[i as usize].clone()).collect());
             spec.stream = true;
+            spec.explain = true; // Placed events: the timeline's spans
             spec.early_exit = kind.early_exit();
             let (job, mut events) = self.client.submit(spec).await.map_err(|e| e.to_string())?;
             self.lock().entry(record.id).or_default().job = Some(job);
+            self.timeline_start(record.id, remaining.len() as u32);
             loop {
                 let Some(first) = events.recv().await else { return Err("the node stopped".into()) };
                 // Outputs that arrived together are written in one commit;
@@ -222,6 +227,7 @@ impl Inner {
                 let mut batch = Vec::new();
                 let (mut progress, mut retries, mut end) = (None, 0, None);
                 for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_recv().ok())) {
+                    self.timeline_event(record.id, &event);
                     match event {
                         JobEvent::Output { piece, peer, output, .. } => {
                             batch.push((remaining[piece as usize], peer, output))
@@ -265,6 +271,7 @@ impl Inner {
         if let Some(live) = self.lock().remove(&record.id) {
             record.retries = live.retries;
             record.per_peer = live.per_peer;
+            self.timeline_end(record.id, live.timeline);
         }
         match outcome {
             Ok(r) => {
