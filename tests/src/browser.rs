@@ -55,7 +55,8 @@ impl Browser {
             .spawn()
             .with_context(|| format!("starting {}", driver.display()))?;
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
-        let mut browser = Browser { driver: child, session: String::new(), agent, base: format!("http://127.0.0.1:{port}") };
+        let mut browser =
+            Browser { driver: child, session: String::new(), agent, base: format!("http://127.0.0.1:{port}") };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let status = browser.agent.get(&format!("{}/status", browser.base)).call().ok();
@@ -148,6 +149,11 @@ impl Browser {
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
+    }
+
+    /// Resizes the window to `width` × `height` CSS pixels.
+    pub fn window(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        self.session("POST", "/window/rect", Some(json!({ "width": width, "height": height }))).map(|_| ())
     }
 
     /// Saves a PNG of the window to `path`.

@@ -11,6 +11,7 @@
 //! - [`rogue`]: a misbehaving peer for the security tests.
 //! - [`scale_plot`]: the scale benchmark's plot.
 //! - [`guests`]: wasm guests, built from examples/wasm or written in WAT.
+//! - [`browser`]: headless Chromium through chromedriver, for the dashboard.
 
 pub mod browser;
 pub mod events;

@@ -8,7 +8,7 @@
 //! the same job view. Every step is asserted through the page's DOM, and
 //! screenshotted to `<target>/dashboard-shots/` for people to look at.
 
-use meshwork_tests::browser::{shots_dir, Browser};
+use meshwork_tests::browser::{shots_dir, Browser, WINDOW};
 use meshwork_tests::node_proc::{wait_all_live, NodeProc};
 use meshwork_tests::procs::{Proc, Spawn, Stderr};
 use serde_json::Value;
@@ -74,7 +74,12 @@ fn submit(b: &Browser, task: &str, args: &str, before: u64) -> u64 {
                  return r && Number(r.dataset.job) > {before} && Number(r.dataset.job);"
             ),
         )
-        .unwrap_or_else(|e| panic!("{e}; the form says: {}", b.eval("return document.querySelector('#submit-error').textContent").unwrap()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}; the form says: {}",
+                b.eval("return document.querySelector('#submit-error').textContent").unwrap()
+            )
+        });
     newest.as_u64().unwrap()
 }
 
@@ -100,24 +105,18 @@ fn the_dashboard_shows_the_mesh_a_job_a_killed_peer_and_a_cancel() {
         )
         .unwrap();
     for n in &nodes {
-        let status = browser.eval(&format!("return document.querySelector('#mesh tr[data-peer=\"{}\"]')?.dataset.status", n.peer));
+        let status = browser
+            .eval(&format!("return document.querySelector('#mesh tr[data-peer=\"{}\"]')?.dataset.status", n.peer));
         assert_eq!(status.unwrap(), "up", "{} in the mesh table", n.label);
     }
     shot("1-mesh.png");
 
     // 2. A job submitted from the page: its progress rises.
     let job = submit(&browser, "sleep", "--pieces 48 --ms 400", 0);
-    let done_then = browser
-        .wait("pieces done", T, &job_row(job, "return v && v.done > 0 && v.done;"))
-        .unwrap()
-        .as_u64()
-        .unwrap();
+    let done_then =
+        browser.wait("pieces done", T, &job_row(job, "return v && v.done > 0 && v.done;")).unwrap().as_u64().unwrap();
     let done_later = browser
-        .wait(
-            "the progress rising",
-            T,
-            &job_row(job, &format!("return v && v.done > {done_then} && v.done;")),
-        )
+        .wait("the progress rising", T, &job_row(job, &format!("return v && v.done > {done_then} && v.done;")))
         .unwrap()
         .as_u64()
         .unwrap();
@@ -136,9 +135,7 @@ fn the_dashboard_shows_the_mesh_a_job_a_killed_peer_and_a_cancel() {
             &format!("return document.querySelector('#mesh tr[data-peer=\"{victim}\"]')?.dataset.status === 'down';"),
         )
         .unwrap();
-    let done = browser
-        .wait("the job done", T, &job_row(job, "return v && v.state === 'done' && v;"))
-        .unwrap();
+    let done = browser.wait("the job done", T, &job_row(job, "return v && v.state === 'done' && v;")).unwrap();
     assert_eq!(done["done"], 48, "{done}");
     browser.click(&format!("#jobs tr[data-job=\"{job}\"] td.state"), T).unwrap();
     let peers = browser
@@ -154,11 +151,16 @@ fn the_dashboard_shows_the_mesh_a_job_a_killed_peer_and_a_cancel() {
         .unwrap();
     let row = |peer: &str| peers.as_array().unwrap().iter().find(|r| r["peer"] == peer).cloned().unwrap_or(Value::Null);
     assert!(row(&victim)["retried"].as_u64().unwrap_or(0) >= 1, "the killed node's pieces were retried: {peers}");
-    let done_elsewhere: u64 =
-        nodes[..2].iter().map(|n| row(&n.peer)["done"].as_u64().unwrap_or(0)).sum::<u64>() + row(&victim)["done"].as_u64().unwrap_or(0);
+    let done_elsewhere: u64 = nodes[..2].iter().map(|n| row(&n.peer)["done"].as_u64().unwrap_or(0)).sum::<u64>()
+        + row(&victim)["done"].as_u64().unwrap_or(0);
     assert_eq!(done_elsewhere, 48, "every piece done once, on the timeline: {peers}");
     browser.eval("document.querySelector('#job-section').scrollIntoView()").unwrap();
     shot("3-killed-peer-timeline.png");
+    // The whole page at once (the README's picture), then back to 1280×800.
+    browser.window(1280, 1220).unwrap();
+    browser.eval("window.scrollTo(0, 0)").unwrap();
+    shot("overview.png");
+    browser.window(WINDOW.0, WINDOW.1).unwrap();
 
     // 4. A running job cancelled with its button.
     let long = submit(&browser, "sleep", "--pieces 200 --ms 1000", job);
@@ -166,9 +168,7 @@ fn the_dashboard_shows_the_mesh_a_job_a_killed_peer_and_a_cancel() {
         .wait("the long job running", T, &job_row(long, "return v && v.state === 'running' && v.done > 0;"))
         .unwrap();
     browser.click(&format!("#jobs tr[data-job=\"{long}\"] button[data-action=cancel]"), T).unwrap();
-    browser
-        .wait("the job cancelled", T, &job_row(long, "return v && v.state === 'cancelled';"))
-        .unwrap();
+    browser.wait("the job cancelled", T, &job_row(long, "return v && v.state === 'cancelled';")).unwrap();
     browser
         .wait(
             "cancelled spans on its timeline",

@@ -6,9 +6,9 @@
 //! report comes from the crate's `Recorder`, so the two read alike.
 
 use super::{checks, real_sim, usage, MeshOpts, NetOpts, PeerOpts, UsageError, EXIT_FAILED};
-use clap::Args;
 use crate::http;
 use crate::service::{JobState, JobView};
+use clap::Args;
 use meshwork_protocol::timeline::{Outcome, Timeline};
 use meshwork_simulations::{JobSummary, Report, SimArgs};
 use std::collections::BTreeMap;
@@ -41,7 +41,9 @@ pub(super) async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     check(&args.sim)?;
     if let Some(addr) = args.serve {
         if args.real || args.sim.placement_only() {
-            return Err(UsageError("--serve shows a simulated run's jobs: not with --real or --placement-only".into()).into());
+            return Err(
+                UsageError("--serve shows a simulated run's jobs: not with --real or --placement-only".into()).into()
+            );
         }
         return serve(args.sim, addr).await;
     }

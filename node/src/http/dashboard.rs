@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::stream::{self, Stream};
@@ -84,7 +85,12 @@ async fn mesh_events(State(state): State<ApiState>) -> Sse<impl Stream<Item = Re
         let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let mesh = Mesh {
             at_ms: at_ms as u64,
-            me: Me { peer_id: client.peer_id().to_string(), slots: load.slots, running: load.running, queued: load.queued },
+            me: Me {
+                peer_id: client.peer_id().to_string(),
+                slots: load.slots,
+                running: load.running,
+                queued: load.queued,
+            },
             peers: mesh_nodes(peers),
         };
         let event = Event::default().event("mesh").json_data(&mesh).expect("the mesh serializes");
@@ -93,9 +99,11 @@ async fn mesh_events(State(state): State<ApiState>) -> Sse<impl Stream<Item = Re
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-async fn timeline(State(state): State<ApiState>, Path(id): Path<u64>) -> Result<Json<Timeline>, ApiError> {
-    let timeline: Arc<Timeline> = service(&state)?.timeline(id)?;
-    Ok(Json(Timeline::clone(&timeline)))
+async fn timeline(State(state): State<ApiState>, Path(id): Path<u64>) -> Result<impl IntoResponse, ApiError> {
+    let timeline = service(&state)?.timeline(id)?;
+    // Serialized from the shared copy: a large job's is not copied again.
+    let json = serde_json::to_vec(&*timeline).expect("a timeline serializes");
+    Ok(([(CONTENT_TYPE, "application/json")], json))
 }
 
 /// A simulated run as the dashboard shows it: its jobs and their timelines
@@ -116,7 +124,12 @@ pub struct SimulatedRun {
 pub fn simulation_app(run: SimulatedRun) -> Router {
     let run = Arc::new(run);
     assets(|run: &Arc<SimulatedRun>| About { mode: "simulation", title: run.title.clone() })
-        .route("/api/jobs", get(|State(run): State<Arc<SimulatedRun>>| async move { Json(run.jobs.iter().rev().cloned().collect::<Vec<_>>()) }))
+        .route(
+            "/api/jobs",
+            get(|State(run): State<Arc<SimulatedRun>>| async move {
+                Json(run.jobs.iter().rev().cloned().collect::<Vec<_>>())
+            }),
+        )
         .route(
             "/api/jobs/{id}/timeline",
             get(|State(run): State<Arc<SimulatedRun>>, Path(id): Path<usize>| async move {

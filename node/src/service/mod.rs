@@ -104,7 +104,8 @@ impl Service {
     pub fn start(client: Client, dir: &Path, parse: Parse) -> Result<Service, StoreError> {
         let store = Store::open(dir)?;
         let (updates, _) = broadcast::channel(1024);
-        let service = Service { inner: Arc::new(Inner { client, store, parse, live: Mutex::default(), updates, timelines: Default::default() }) };
+        let inner = Inner { client, store, parse, live: Mutex::default(), updates, timelines: Default::default() };
+        let service = Service { inner: Arc::new(inner) };
         for record in service.inner.store.jobs()? {
             if record.state.finished() {
                 continue;

@@ -1,7 +1,8 @@
 //! Each job's timeline (see [`meshwork_protocol::timeline`]): the service
 //! feeds a running job's events to its builder, and keeps the timelines of
-//! the last [`KEPT`] finished jobs in memory for the dashboard (they are
-//! not stored: a restarted node shows its older jobs without one).
+//! the last finished jobs in memory for the dashboard, up to [`KEPT_SPANS`]
+//! spans in all (they are not stored: a restarted node shows its older jobs
+//! without one).
 
 use super::{Inner, Service, ServiceError};
 use meshwork_protocol::timeline::{Timeline, TimelineBuilder};
@@ -10,8 +11,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
-/// Finished jobs whose timelines are kept.
-const KEPT: usize = 64;
+/// Spans of finished jobs' timelines kept (32 bytes each: 32 MB); the
+/// newest job's is kept whatever its size.
+const KEPT_SPANS: usize = 1_000_000;
 
 /// The timelines of the last finished jobs, oldest first.
 #[derive(Debug, Default)]
@@ -40,17 +42,18 @@ impl Inner {
     pub(super) fn timeline_end(&self, id: u64, builder: Option<TimelineBuilder>) {
         let Some(builder) = builder else { return };
         let mut kept = self.timelines.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.len() == KEPT {
-            kept.pop_front();
-        }
         kept.push_back((id, Arc::new(builder.timeline(now()))));
+        let mut spans: usize = kept.iter().map(|(_, t)| t.spans.len()).sum();
+        while spans > KEPT_SPANS && kept.len() > 1 {
+            spans -= kept.pop_front().map_or(0, |(_, t)| t.spans.len());
+        }
     }
 }
 
 impl Service {
     /// Job `id`'s timeline: as it runs, or as it ended. A job whose run
     /// this node did not follow (finished before it last started, or
-    /// longer ago than the last [`KEPT`] jobs) has one without spans.
+    /// whose timeline made room for newer ones) has one without spans.
     pub fn timeline(&self, id: u64) -> Result<Arc<Timeline>, ServiceError> {
         if let Some(builder) = self.inner.lock().get(&id).and_then(|l| l.timeline.as_ref()) {
             return Ok(Arc::new(builder.timeline(now())));

@@ -94,12 +94,14 @@ function drawMesh(mesh) {
 }
 
 /// Load (pieces held over slots) over the last samples: a filled line,
-/// gaps while the peer was down, a dashed line at full slots.
+/// gaps while the peer was down, a dashed line at full slots. The first
+/// minute fills the width; after that it slides to the last 5 minutes.
 function sparkline(canvas, h) {
   const ctx = canvas.getContext("2d");
   const w = canvas.width, ht = canvas.height;
   const max = Math.max(1, ...h.filter((v) => v !== null));
-  const x = (i) => w - (h.length - 1 - i) * (w / (HISTORY - 1));
+  const span = Math.min(HISTORY, Math.max(60, h.length));
+  const x = (i) => w - (h.length - 1 - i) * (w / (span - 1));
   const y = (v) => ht - 2 - (v / max) * (ht - 4);
   ctx.clearRect(0, 0, w, ht);
   ctx.strokeStyle = "#8c959f";
@@ -160,7 +162,10 @@ async function refreshJobs() {
     const end = j.finished_ms || Date.now();
     // A finished job that did not complete shows what it got done.
     const done = Math.max(j.done, Object.values(j.per_peer).reduce((a, b) => a + b, 0));
-    const perPeer = Object.entries(j.per_peer).map(([p, n]) => el("span", { class: "id", title: p, text: `${short(p)}: ${n} ` }));
+    // The busiest few peers; all of them on hover.
+    const ranked = Object.entries(j.per_peer).sort((a, b) => b[1] - a[1]);
+    const perPeer = ranked.slice(0, 4).map(([p, n]) => el("span", { class: "id", title: p, text: `${short(p)}: ${n} ` }));
+    if (ranked.length > 4) perPeer.push(el("span", { class: "muted", title: ranked.map(([p, n]) => `${p}: ${n}`).join("\n"), text: `+${ranked.length - 4} more` }));
     const actions = el("td");
     if (j.state === "running" && mode === "node") {
       actions.append(el("button", { type: "button", "data-action": "cancel", text: "Cancel", onclick: (e) => { e.stopPropagation(); cancel(j.id); } }));
@@ -348,39 +353,58 @@ function drawGantt(t) {
     }
     if (outcome === "retried" || outcome === "failed") ticks.push([peer, Math.min(W - 1, cb), k]);
   }
-  const fills = OUTCOMES.map((o) => pattern(ctx, o));
+  // Each outcome is one path of rectangles, filled once: a column's
+  // segment joins the previous column's when it has the same place.
+  const paths = OUTCOMES.map(() => new Path2D());
   const columns = [];
+  const pad = rowH >= 12 ? 2 : rowH >= 5 ? 1 : 0;
+  const run = OUTCOMES.map(() => ({ x: 0, y: 0, h: 0 }));
+  const flush = (k, x) => {
+    const r = run[k];
+    if (r.h > 0) paths[k].rect(LABEL_W + r.x, r.y, x - r.x, r.h);
+    r.h = 0;
+  };
+  ctx.font = "12px ui-monospace, monospace";
+  ctx.textBaseline = "middle";
   t.peers.forEach((p, r) => {
     const d = diff[r], q = part[r];
     const acc = new Float64Array(K);
-    const cols = new Array(W);
+    const cols = new Float64Array(W * K);
     let max = 1;
     for (let x = 0; x < W; x++) {
       let total = 0;
-      const c = new Float64Array(K);
-      for (let k = 0; k < K; k++) { acc[k] += d[x * K + k]; c[k] = acc[k] + q[x * K + k]; total += c[k]; }
-      cols[x] = c;
+      for (let k = 0; k < K; k++) {
+        acc[k] += d[x * K + k];
+        const n = acc[k] + q[x * K + k];
+        cols[x * K + k] = n;
+        total += n;
+      }
       if (total > max) max = total;
     }
-    columns.push({ cols, max });
-    const top = r * rowH + 2, h = rowH - 4;
-    ctx.fillStyle = r % 2 ? "#f6f8fa" : "#ffffff";
+    columns.push(cols);
+    const top = r * rowH + pad, h = rowH - 2 * pad;
+    ctx.fillStyle = r % 2 ? "#eef1f4" : "#ffffff";
     ctx.fillRect(0, r * rowH, cssW, rowH);
     ctx.fillStyle = "#1b1f24";
-    ctx.font = "12px ui-monospace, monospace";
-    ctx.textBaseline = "middle";
     if (rowH >= 12) ctx.fillText(short(p), 4, top + h / 2);
     for (let x = 0; x < W; x++) {
       let y = top + h;
       for (let k = 0; k < K; k++) {
-        const n = cols[x][k];
-        if (n <= 1e-9) continue;
-        const hh = (n / max) * h;
-        ctx.fillStyle = fills[k];
-        ctx.fillRect(LABEL_W + x, y - hh, 1, hh);
+        const n = cols[x * K + k];
+        const hh = n > 1e-9 ? (n / max) * h : 0;
+        const seg = run[k];
+        if (hh === 0 || Math.abs(seg.y - (y - hh)) > 0.05 || Math.abs(seg.h - hh) > 0.05) {
+          flush(k, x);
+          if (hh > 0) Object.assign(seg, { x, y: y - hh, h: hh });
+        }
         y -= hh;
       }
     }
+    for (let k = 0; k < K; k++) flush(k, W);
+  });
+  OUTCOMES.forEach((o, k) => {
+    ctx.fillStyle = pattern(ctx, o);
+    ctx.fill(paths[k]);
   });
   ctx.lineWidth = 2;
   for (const [peer, x, k] of ticks) {
@@ -419,7 +443,7 @@ function drawGantt(t) {
     const b = canvas.getBoundingClientRect();
     const x = Math.floor(e.clientX - b.left - LABEL_W), r = Math.floor((e.clientY - b.top) / rowH);
     if (x < 0 || x >= W || r < 0 || r >= t.peers.length) return;
-    const parts = OUTCOMES.map((o, k) => [o.label, columns[r].cols[x][k]]).filter(([, n]) => n > 0.005).map(([l, n]) => `${+n.toFixed(2)} ${l}`);
+    const parts = OUTCOMES.map((o, k) => [o.label, columns[r][x * K + k]]).filter(([, n]) => n > 0.005).map(([l, n]) => `${+n.toFixed(2)} ${l}`);
     $("#gantt-hover").textContent = `${t.peers[r]} at ${secs(((x + 0.5) / W) * span / 1000)}: ${parts.join(", ") || "idle"}`;
   };
 }
