@@ -109,10 +109,15 @@ fn the_dashboard_shows_the_mesh_a_job_a_killed_peer_and_a_cancel() {
             .eval(&format!("return document.querySelector('#mesh tr[data-peer=\"{}\"]')?.dataset.status", n.peer));
         assert_eq!(status.unwrap(), "up", "{} in the mesh table", n.label);
     }
+    // Live: the stream brings the mesh at least once a second (3 within 4.5 s).
+    let updates = "return Number(document.querySelector('#peer-count').dataset.updates);";
+    let before = browser.eval(updates).unwrap().as_u64().unwrap();
+    let live = format!("{} >= {}", updates.trim_end_matches(';'), before + 3);
+    browser.wait("3 more mesh updates", Duration::from_millis(4500), &live).unwrap();
     shot("1-mesh.png");
 
     // 2. A job submitted from the page: its progress rises.
-    let job = submit(&browser, "sleep", "--pieces 48 --ms 400", 0);
+    let job = submit(&browser, "sleep", "--pieces 96 --ms 500", 0);
     let done_then =
         browser.wait("pieces done", T, &job_row(job, "return v && v.done > 0 && v.done;")).unwrap().as_u64().unwrap();
     let done_later = browser
@@ -136,7 +141,7 @@ fn the_dashboard_shows_the_mesh_a_job_a_killed_peer_and_a_cancel() {
         )
         .unwrap();
     let done = browser.wait("the job done", T, &job_row(job, "return v && v.state === 'done' && v;")).unwrap();
-    assert_eq!(done["done"], 48, "{done}");
+    assert_eq!(done["done"], 96, "{done}");
     browser.click(&format!("#jobs tr[data-job=\"{job}\"] td.state"), T).unwrap();
     let peers = browser
         .wait(
@@ -153,7 +158,25 @@ fn the_dashboard_shows_the_mesh_a_job_a_killed_peer_and_a_cancel() {
     assert!(row(&victim)["retried"].as_u64().unwrap_or(0) >= 1, "the killed node's pieces were retried: {peers}");
     let done_elsewhere: u64 = nodes[..2].iter().map(|n| row(&n.peer)["done"].as_u64().unwrap_or(0)).sum::<u64>()
         + row(&victim)["done"].as_u64().unwrap_or(0);
-    assert_eq!(done_elsewhere, 48, "every piece done once, on the timeline: {peers}");
+    assert_eq!(done_elsewhere, 96, "every piece done once, on the timeline: {peers}");
+    // What the page drew, from the API: each piece won once, and each of
+    // the killed node's retried pieces re-placed and done on another peer.
+    let timeline: Value = ureq::get(&format!("{url}/api/jobs/{job}/timeline")).call().unwrap().into_json().unwrap();
+    let victim_index = timeline["peers"].as_array().unwrap().iter().position(|p| *p == victim).unwrap();
+    let spans = timeline["spans"].as_array().unwrap();
+    let winner = |piece: u64| {
+        let won: Vec<&Value> =
+            spans.iter().filter(|s| s[0] == piece && (s[4] == "done" || s[4] == "backup_won")).collect();
+        assert_eq!(won.len(), 1, "piece {piece} won once: {won:?}");
+        won[0].clone()
+    };
+    (0..96).for_each(|p| drop(winner(p)));
+    for retried in spans.iter().filter(|s| s[4] == "retried") {
+        assert_eq!(retried[1], victim_index, "only the killed node's pieces were retried: {retried}");
+        let won = winner(retried[0].as_u64().unwrap());
+        assert_ne!(won[1], victim_index, "re-placed elsewhere: {won}");
+        assert!(won[2].as_u64() >= retried[3].as_u64(), "re-placed after the retry: {retried} then {won}");
+    }
     browser.eval("document.querySelector('#job-section').scrollIntoView()").unwrap();
     shot("3-killed-peer-timeline.png");
     // The whole page at once (the README's picture), then back to 1280×800.

@@ -90,6 +90,8 @@ function drawMesh(mesh) {
   const count = $("#peer-count");
   count.dataset.up = up;
   count.dataset.total = rows.length;
+  count.dataset.at = mesh.at_ms;
+  count.dataset.updates = Number(count.dataset.updates || 0) + 1;
   count.textContent = `${up} up of ${rows.length}`;
 }
 
