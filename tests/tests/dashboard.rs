@@ -218,6 +218,16 @@ fn a_simulated_run_opens_in_the_same_job_view() {
     let mut sim = Proc::spawn(&how, &[&args[..], &["--serve", "127.0.0.1:0"]].concat());
     let line = sim.wait_for("the dashboard URL", T, |l| l.text.starts_with("dashboard http://")).unwrap();
     let url = line.text.split_whitespace().nth(1).unwrap().to_string();
+    // Serving changes nothing in the run: the same report line (events and
+    // trace hash) as without --serve.
+    let is_events = |l: &meshwork_tests::procs::Line| l.text.starts_with("events ");
+    let served = match sim.log.iter().find(|l| is_events(l)) {
+        Some(l) => l.text.clone(),
+        None => sim.wait_for("the report's events line", T, is_events).unwrap().text,
+    };
+    let (code, plain) = Proc::start(&args).output(T).unwrap();
+    assert_eq!(code, 0, "{plain}");
+    assert!(plain.lines().any(|l| l == served), "{served:?} not in the run without --serve:\n{plain}");
 
     browser.goto(&url).unwrap();
     let peers = browser
