@@ -159,6 +159,8 @@ async function refreshJobs() {
   }
   $("#no-jobs").hidden = jobs.length > 0;
   const body = $("#jobs tbody");
+  // The table is redrawn each second: keep the keyboard focus where it was.
+  const focused = document.activeElement?.closest?.("#jobs [data-focus]")?.dataset.focus;
   body.replaceChildren();
   for (const j of jobs) {
     const end = j.finished_ms || Date.now();
@@ -170,13 +172,13 @@ async function refreshJobs() {
     if (ranked.length > 4) perPeer.push(el("span", { class: "muted", title: ranked.map(([p, n]) => `${p}: ${n}`).join("\n"), text: `+${ranked.length - 4} more` }));
     const actions = el("td");
     if (j.state === "running" && mode === "node") {
-      actions.append(el("button", { type: "button", "data-action": "cancel", text: "Cancel", onclick: (e) => { e.stopPropagation(); cancel(j.id); } }));
+      actions.append(el("button", { type: "button", "data-action": "cancel", "data-focus": `cancel-${j.id}`, text: "Cancel", onclick: (e) => { e.stopPropagation(); cancel(j.id); } }));
     }
     if (j.state === "done" && mode === "node") {
       actions.append(el("a", { href: `/api/jobs/${j.id}/result`, text: "result", onclick: (e) => e.stopPropagation() }));
     }
     const row = el("tr", { "data-job": j.id, "data-state": j.state, "data-done": done, "data-pieces": j.pieces, class: j.id === selected ? "selected" : "" },
-      el("td", { class: "num", text: j.id }),
+      el("td", { class: "num" }, el("button", { type: "button", class: "link", "data-focus": `show-${j.id}`, title: "show its timeline", text: j.id })),
       el("td", {}, el("code", { text: [j.task, ...j.args].join(" ") })),
       el("td", { class: "state", text: j.error ? `${j.state}: ${j.error}` : j.state }),
       el("td", {}, el("progress", { max: j.pieces || 1, value: done }), el("span", { class: "bar-label", text: `${done}/${j.pieces}` })),
@@ -187,6 +189,7 @@ async function refreshJobs() {
     row.onclick = () => select(j.id);
     body.append(row);
   }
+  if (focused) body.querySelector(`[data-focus="${focused}"]`)?.focus();
   if (selected === null && jobs.length > 0) select(jobs[0].id);
 }
 
