@@ -66,5 +66,5 @@ pub use jobs::{piece_cost, piece_input};
 pub use plan::{ChurnKind, NodeDraw, Plan, Step, REPLACE_AFTER};
 pub use recorder::{NodeSample, Recorder};
 pub use report::{Faults, JobSummary, LoadSummary, Messages, PlacementReport, Report, RunReport, Sample};
-pub use run::{emit, run, run_cli, SimOutcome};
+pub use run::{emit, run, run_cli, run_with_timelines, SimOutcome};
 pub use scenario::{parse as parse_scenario, Fault, ScenarioError, Scripted};

@@ -69,7 +69,7 @@ impl From<ServiceError> for ApiError {
 }
 
 /// The node's service, or why it has none.
-fn service(state: &ApiState) -> Result<&Service, ApiError> {
+pub(super) fn service(state: &ApiState) -> Result<&Service, ApiError> {
     state.jobs.as_ref().map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why.clone()))
 }
 

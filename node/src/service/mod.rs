@@ -20,6 +20,7 @@
 pub mod kind;
 pub mod metrics;
 pub mod store;
+mod timeline;
 
 use crate::client::Client;
 use kind::{Kind, Parse};
@@ -95,6 +96,7 @@ struct Live {
     done: u32,
     retries: u32,
     per_peer: BTreeMap<String, u32>,
+    timeline: Option<meshwork_protocol::timeline::TimelineBuilder>,
 }
 
 #[derive(Debug)]
@@ -106,6 +108,7 @@ struct Inner {
     live: Mutex<HashMap<u64, Live>>,
     updates: broadcast::Sender<Update>,
     metrics: metrics::JobMetrics,
+    timelines: timeline::Finished,
 }
 
 /// The node's jobs.
@@ -134,6 +137,7 @@ impl Service {
             live: Mutex::default(),
             updates,
             metrics: metrics::JobMetrics::default(),
+            timelines: timeline::Finished::default(),
         };
         let service = Service { inner: Arc::new(inner) };
         for record in service.inner.store.jobs()? {
@@ -267,9 +271,11 @@ impl Inner {
         if !remaining.is_empty() {
             let mut spec = JobSpec::new(kind.task(), remaining.iter().map(|&i| inputs[i as usize].clone()).collect());
             spec.stream = true;
+            spec.explain = true; // Placed events: the timeline's spans
             spec.early_exit = kind.early_exit();
             let (job, mut events) = self.client.submit(spec).await.map_err(|e| e.to_string())?;
             self.lock().entry(record.id).or_default().job = Some(job);
+            self.timeline_start(record.id, remaining.len() as u32);
             loop {
                 let Some(first) = events.recv().await else { return Err("the node stopped".into()) };
                 // Outputs that arrived together are written in one commit;
@@ -277,6 +283,7 @@ impl Inner {
                 let mut batch = Vec::new();
                 let (mut progress, mut retries, mut end) = (None, 0, None);
                 for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_recv().ok())) {
+                    self.timeline_event(record.id, &event);
                     match event {
                         JobEvent::Output { piece, peer, output, .. } => {
                             batch.push((remaining[piece as usize], peer, output))
@@ -323,6 +330,7 @@ impl Inner {
         if let Some(live) = self.lock().remove(&record.id) {
             record.retries = live.retries;
             record.per_peer = live.per_peer;
+            self.timeline_end(record.id, live.timeline);
         }
         let mut file = None;
         match outcome {
