@@ -41,7 +41,8 @@ pub fn request(method: &str, base: &str, path: &str, token: Option<&str>, body: 
     } else {
         format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len())
     };
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}{content}Connection: close\r\n\r\n{body}").unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}{content}Connection: close\r\n\r\n{body}")
+        .unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap_or_else(|e| panic!("reading the answer to {method} {path}: {e}"));
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no end of headers: {raw:?}"));

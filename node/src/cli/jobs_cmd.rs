@@ -2,12 +2,12 @@
 //! to a long-running node through its HTTP API (API.md), so they outlive
 //! the terminal they were submitted from.
 
+use super::progress::Status;
 use super::{usage, EXIT_FAILED, EXIT_MESH};
 use crate::service::{JobState, JobView};
 use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
-use super::progress::Status;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

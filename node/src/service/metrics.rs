@@ -67,7 +67,8 @@ impl prometheus_client::collector::Collector for Stored {
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the job store"),
         }
-        let mut jobs = encoder.encode_descriptor("meshwork_jobs", "Jobs in the store, by state", None, MetricType::Gauge)?;
+        let mut jobs =
+            encoder.encode_descriptor("meshwork_jobs", "Jobs in the store, by state", None, MetricType::Gauge)?;
         for (state, n) in states.iter().zip(counts) {
             ConstGauge::new(n).encode(jobs.encode_family(&[("state", label(*state))])?)?;
         }

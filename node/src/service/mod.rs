@@ -106,6 +106,9 @@ struct Inner {
     parse: Parse,
     retention: Retention,
     live: Mutex<HashMap<u64, Live>>,
+    /// Jobs that ended but whose end the store could not write (a full
+    /// disk): shown as they ended; after a restart they run again.
+    unsaved: Mutex<HashMap<u64, JobRecord>>,
     updates: broadcast::Sender<Update>,
     metrics: metrics::JobMetrics,
     timelines: timeline::Finished,
@@ -135,6 +138,7 @@ impl Service {
             parse,
             retention,
             live: Mutex::default(),
+            unsaved: Mutex::default(),
             updates,
             metrics: metrics::JobMetrics::default(),
             timelines: timeline::Finished::default(),
@@ -177,18 +181,20 @@ impl Service {
 
     /// Job `id`.
     pub fn job(&self, id: u64) -> Result<JobView, ServiceError> {
-        let record = self.inner.store.get(id)?.ok_or(ServiceError::NotFound(id))?;
+        let record = self.inner.record(id)?;
         Ok(self.inner.view(&record))
     }
 
     /// Every job, newest first.
     pub fn jobs(&self) -> Result<Vec<JobView>, ServiceError> {
-        Ok(self.inner.store.jobs()?.iter().map(|r| self.inner.view(r)).collect())
+        let unsaved = self.inner.unsaved.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let jobs = self.inner.store.jobs()?;
+        Ok(jobs.iter().map(|r| self.inner.view(unsaved.get(&r.id).unwrap_or(r))).collect())
     }
 
     /// Job `id`'s result, once it is done.
     pub fn result(&self, id: u64) -> Result<Option<JobResult>, ServiceError> {
-        let record = self.inner.store.get(id)?.ok_or(ServiceError::NotFound(id))?;
+        let record = self.inner.record(id)?;
         Ok(record.result.map(|(text, json)| JobResult {
             text,
             json: serde_json::from_str(&json).unwrap_or(serde_json::Value::Null),
@@ -198,7 +204,7 @@ impl Service {
 
     /// Job `id`'s result file, when its result is one.
     pub fn file(&self, id: u64) -> Result<Option<(FileMeta, Vec<u8>)>, ServiceError> {
-        let record = self.inner.store.get(id)?.ok_or(ServiceError::NotFound(id))?;
+        let record = self.inner.record(id)?;
         let Some(meta) = record.file else { return Ok(None) };
         Ok(self.inner.store.file(id)?.map(|bytes| (meta, bytes)))
     }
@@ -232,6 +238,15 @@ impl Service {
 }
 
 impl Inner {
+    /// Job `id` as it is: the store's record, or how it ended if the store
+    /// could not take that.
+    fn record(&self, id: u64) -> Result<JobRecord, ServiceError> {
+        if let Some(ended) = self.unsaved.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
+            return Ok(ended.clone());
+        }
+        self.store.get(id)?.ok_or(ServiceError::NotFound(id))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Live>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -350,8 +365,14 @@ impl Inner {
             }
         }
         self.metrics.ended(&record);
-        if let Err(e) = self.store.finish(&record, file.as_deref()) {
+        // A second try may find the space the first one freed.
+        let written =
+            self.store.finish(&record, file.as_deref()).or_else(|_| self.store.finish(&record, file.as_deref()));
+        if let Err(e) = written {
             tracing::error!(job = record.id, error = %e, "could not store how a job ended");
+            let why = format!("(not written to the store: {e}; it runs again when the node restarts)");
+            record.error = Some(record.error.take().map_or(why.clone(), |err| format!("{err} {why}")));
+            self.unsaved.lock().unwrap_or_else(PoisonError::into_inner).insert(record.id, record.clone());
         }
         match self.store.prune(self.retention, now) {
             Ok(gone) if !gone.is_empty() => tracing::debug!(jobs = ?gone, "finished jobs let go (retention)"),

@@ -3,10 +3,11 @@
 //! a job outlives the process that runs it (redb commits are ACID: a crash
 //! mid-write leaves the last commit, never a torn one).
 
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 /// The store's format. A store of another format is refused, not guessed at.
@@ -48,6 +49,9 @@ pub enum StoreError {
     /// A record did not decode.
     #[error("job store: a damaged record: {0}")]
     Damaged(String),
+    /// After an I/O error the store could not be opened again.
+    #[error("the job store is closed after an I/O error (restart the node): {0}")]
+    Closed(String),
 }
 
 /// Shorthand for the many redb error types: all become [`StoreError::Io`].
@@ -148,9 +152,15 @@ impl Retention {
 }
 
 /// The store.
+///
+/// After an I/O error (a full disk) redb refuses every later operation
+/// until the database is opened again: [`Store::read`] and
+/// [`Store::write`] do that at once, so the error fails the one operation
+/// (the job being written) and the store carries on from its last commit.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    /// `None` when opening it again after an I/O error failed.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
 }
 
@@ -161,7 +171,7 @@ impl Store {
         let open_err = |source: redb::Error| StoreError::Open { path: path.clone(), source: Box::new(source) };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.into()))?;
         let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
-        let store = Store { db, path: path.clone() };
+        let store = Store { db: RwLock::new(Some(db)), path: path.clone() };
         let found = store.format()?;
         match found {
             None | Some(FORMAT) => store.init(found.is_none())?,
@@ -170,37 +180,77 @@ impl Store {
         Ok(store)
     }
 
-    fn format(&self) -> Result<Option<u64>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let meta = match tx.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(io(e)),
+    /// Runs `f` in a read transaction.
+    fn read<T>(&self, f: impl FnOnce(ReadTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let result = {
+            let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+            let db = db.as_ref().ok_or_else(|| StoreError::Closed("see the error before".into()))?;
+            db.begin_read().map_err(io).and_then(f)
         };
-        Ok(meta.get("format").map_err(io)?.map(|v| v.value()))
+        self.reopen_after(result)
+    }
+
+    /// Runs `f` in a write transaction and commits what it did, or
+    /// nothing if it fails.
+    fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let result = {
+            let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+            let db = db.as_ref().ok_or_else(|| StoreError::Closed("see the error before".into()))?;
+            db.begin_write().map_err(io).and_then(|tx| {
+                let value = f(&tx)?;
+                tx.commit().map_err(io)?;
+                Ok(value)
+            })
+        };
+        self.reopen_after(result)
+    }
+
+    /// Opens the database again after an I/O error, which redb would
+    /// otherwise repeat for every later operation; passes `result` on.
+    fn reopen_after<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Io(e)) = &result {
+            tracing::warn!(error = %e, "job store: an I/O error; opening it again");
+            let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            // The old handle goes first: it holds the file's lock.
+            *db = None;
+            match Database::create(&self.path) {
+                Ok(fresh) => *db = Some(fresh),
+                Err(e) => tracing::error!(error = %e, "the job store cannot be opened again: it keeps no more jobs"),
+            }
+        }
+        result
+    }
+
+    fn format(&self) -> Result<Option<u64>, StoreError> {
+        self.read(|tx| {
+            let meta = match tx.open_table(META) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(io(e)),
+            };
+            Ok(meta.get("format").map_err(io)?.map(|v| v.value()))
+        })
     }
 
     /// Every table, so readers find them (a table added since the store
     /// was made is added to it), and for a `new` store its format.
     fn init(&self, new: bool) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(io)?;
-        let mut meta = tx.open_table(META).map_err(io)?;
-        if new {
-            meta.insert("format", FORMAT).map_err(io)?;
-        }
-        drop(meta);
-        tx.open_table(JOBS).map_err(io)?;
-        tx.open_table(INPUTS).map_err(io)?;
-        tx.open_table(OUTPUTS).map_err(io)?;
-        tx.open_table(FILES).map_err(io)?;
-        tx.commit().map_err(io)
+        self.write(|tx| {
+            if new {
+                tx.open_table(META).map_err(io)?.insert("format", FORMAT).map_err(io)?;
+            }
+            tx.open_table(JOBS).map_err(io)?;
+            tx.open_table(INPUTS).map_err(io)?;
+            tx.open_table(OUTPUTS).map_err(io)?;
+            tx.open_table(FILES).map_err(io)?;
+            Ok(())
+        })
     }
 
     /// Adds a job of `task` with `args` and its pieces' `inputs`, running;
     /// it is on disk when this returns.
     pub fn add(&self, task: &str, args: &[String], inputs: &[Vec<u8>], now_ms: u64) -> Result<JobRecord, StoreError> {
-        let tx = self.db.begin_write().map_err(io)?;
-        let record = {
+        self.write(|tx| {
             let mut jobs = tx.open_table(JOBS).map_err(io)?;
             let id = jobs.last().map_err(io)?.map_or(1, |(k, _)| k.value() + 1);
             let record = JobRecord {
@@ -222,19 +272,17 @@ impl Store {
             for (i, input) in inputs.iter().enumerate() {
                 table.insert((id, i as u32), input.as_slice()).map_err(io)?;
             }
-            record
-        };
-        tx.commit().map_err(io)?;
-        Ok(record)
+            Ok(record)
+        })
     }
-
 
     /// Job `id`'s result file, if it has one.
     pub fn file(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let files = tx.open_table(FILES).map_err(io)?;
-        let found = files.get(id).map_err(io)?;
-        Ok(found.map(|v| v.value().to_vec()))
+        self.read(|tx| {
+            let files = tx.open_table(FILES).map_err(io)?;
+            let found = files.get(id).map_err(io)?;
+            Ok(found.map(|v| v.value().to_vec()))
+        })
     }
 
     /// Writes how job `record` ended, with its result file's bytes, and
@@ -242,26 +290,26 @@ impl Store {
     /// a full disk failed the job, dropping them frees the space), in one
     /// commit.
     pub fn finish(&self, record: &JobRecord, file: Option<&[u8]>) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(io)?;
         let id = record.id;
-        tx.open_table(OUTPUTS).map_err(io)?.retain_in((id, 0)..=(id, u32::MAX), |_, _| false).map_err(io)?;
-        tx.open_table(JOBS).map_err(io)?.insert(id, encode(record).as_slice()).map_err(io)?;
-        if let Some(bytes) = file {
-            tx.open_table(FILES).map_err(io)?.insert(id, bytes).map_err(io)?;
-        }
-        tx.commit().map_err(io)
+        self.write(|tx| {
+            tx.open_table(OUTPUTS).map_err(io)?.retain_in((id, 0)..=(id, u32::MAX), |_, _| false).map_err(io)?;
+            tx.open_table(JOBS).map_err(io)?.insert(id, encode(record).as_slice()).map_err(io)?;
+            if let Some(bytes) = file {
+                tx.open_table(FILES).map_err(io)?.insert(id, bytes).map_err(io)?;
+            }
+            Ok(())
+        })
     }
 
     /// Stores outputs of job `id`'s pieces, all in one commit.
     pub fn save_outputs(&self, id: u64, outputs: &[(u32, Vec<u8>)]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(io)?;
-        {
+        self.write(|tx| {
             let mut table = tx.open_table(OUTPUTS).map_err(io)?;
             for (piece, output) in outputs {
                 table.insert((id, *piece), output.as_slice()).map_err(io)?;
             }
-        }
-        tx.commit().map_err(io)
+            Ok(())
+        })
     }
 
     /// Job `id`'s piece inputs, in order.
@@ -275,31 +323,34 @@ impl Store {
     }
 
     fn pieces(&self, table: TableDefinition<(u64, u32), &[u8]>, id: u64) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let table = tx.open_table(table).map_err(io)?;
-        let range = table.range((id, 0)..=(id, u32::MAX)).map_err(io)?;
-        range
-            .map(|entry| {
-                let (k, v) = entry.map_err(io)?;
-                Ok((k.value().1, v.value().to_vec()))
-            })
-            .collect()
+        self.read(|tx| {
+            let table = tx.open_table(table).map_err(io)?;
+            let range = table.range((id, 0)..=(id, u32::MAX)).map_err(io)?;
+            range
+                .map(|entry| {
+                    let (k, v) = entry.map_err(io)?;
+                    Ok((k.value().1, v.value().to_vec()))
+                })
+                .collect()
+        })
     }
 
     /// Job `id`, if the store has it.
     pub fn get(&self, id: u64) -> Result<Option<JobRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let jobs = tx.open_table(JOBS).map_err(io)?;
-        let found = jobs.get(id).map_err(io)?;
-        found.map(|v| decode(v.value())).transpose()
+        self.read(|tx| {
+            let jobs = tx.open_table(JOBS).map_err(io)?;
+            let found = jobs.get(id).map_err(io)?;
+            found.map(|v| decode(v.value())).transpose()
+        })
     }
 
     /// Every job, newest first.
     pub fn jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let jobs = tx.open_table(JOBS).map_err(io)?;
-        let all = jobs.iter().map_err(io)?.rev();
-        all.map(|entry| decode(entry.map_err(io)?.1.value())).collect()
+        self.read(|tx| {
+            let jobs = tx.open_table(JOBS).map_err(io)?;
+            let all = jobs.iter().map_err(io)?.rev();
+            all.map(|entry| decode(entry.map_err(io)?.1.value())).collect()
+        })
     }
 
     /// Removes the finished jobs `keep` does not keep at `now_ms`, with
@@ -318,8 +369,7 @@ impl Store {
         if drop.is_empty() {
             return Ok(drop);
         }
-        let tx = self.db.begin_write().map_err(io)?;
-        {
+        self.write(|tx| {
             let (mut jobs, mut files) = (tx.open_table(JOBS).map_err(io)?, tx.open_table(FILES).map_err(io)?);
             let mut inputs = tx.open_table(INPUTS).map_err(io)?;
             let mut outputs = tx.open_table(OUTPUTS).map_err(io)?;
@@ -330,8 +380,8 @@ impl Store {
                     table.retain_in((id, 0)..=(id, u32::MAX), |_, _| false).map_err(io)?;
                 }
             }
-        }
-        tx.commit().map_err(io)?;
+            Ok(())
+        })?;
         Ok(drop)
     }
 
@@ -386,7 +436,7 @@ mod tests {
         store.finish(&done, Some(b"png")).unwrap();
         assert_eq!(store.get(1).unwrap().unwrap(), done);
         assert_eq!(store.file(1).unwrap().as_deref(), Some(&b"png"[..]));
-        assert_eq!(store.outputs(1).unwrap(), vec![], "a finished job's outputs go");
+        assert_eq!(store.outputs(1).unwrap(), Vec::<(u32, Vec<u8>)>::new(), "a finished job's outputs go");
         assert_eq!(store.prune(Retention::NONE, 10).unwrap(), vec![1], "only the finished job goes");
         assert_eq!((store.get(1).unwrap(), store.inputs(1).unwrap().len(), store.file(1).unwrap()), (None, 0, None));
         assert_eq!(store.outputs(1).unwrap(), vec![]);
@@ -413,7 +463,7 @@ mod tests {
         assert_eq!(store.prune(keep, 7 * day).unwrap(), vec![3, 2, 1]);
         let left: Vec<u64> = store.jobs().unwrap().iter().map(|j| j.id).collect();
         assert_eq!(left, vec![7, 6, 5, 4], "the running job stays whatever its age");
-        assert_eq!(store.prune(keep, 7 * day).unwrap(), vec![], "pruning again removes nothing");
+        assert_eq!(store.prune(keep, 7 * day).unwrap(), Vec::<u64>::new(), "pruning again removes nothing");
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -422,9 +472,11 @@ mod tests {
         let d = dir("format");
         {
             let store = Store::open(&d).unwrap();
-            let tx = store.db.begin_write().unwrap();
-            tx.open_table(META).unwrap().insert("format", FORMAT + 1).unwrap();
-            tx.commit().unwrap();
+            let newer = |tx: &WriteTransaction| -> Result<(), StoreError> {
+                tx.open_table(META).map_err(io)?.insert("format", FORMAT + 1).map_err(io)?;
+                Ok(())
+            };
+            store.write(newer).unwrap();
         }
         let err = Store::open(&d).unwrap_err().to_string();
         assert!(err.contains(&format!("has format {}", FORMAT + 1)) && err.contains("--data-dir"), "{err}");

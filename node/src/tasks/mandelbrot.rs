@@ -293,7 +293,7 @@ mod tests {
     use crate::tasks::run_locally;
 
     fn input(width: u32, height: u32, pieces: u32) -> MandelbrotInput {
-        MandelbrotInput { width, height, max_iter: 100, pieces, out: PathBuf::from("unused.png") }
+        MandelbrotInput { width, height, max_iter: 100, pieces, out: None }
     }
 
     /// Decodes a PNG into (width, height, gray pixels).
@@ -381,7 +381,7 @@ mod tests {
     #[test]
     fn arguments_are_checked() {
         let args = |width, height, pieces| {
-            let args = MandelbrotArgs { width, height, out: "x.png".into(), pieces, max_iter: 256 };
+            let args = MandelbrotArgs { width, height, out: Some("x.png".into()), pieces, max_iter: 256 };
             args.input().map(|_| ()).map_err(|e| e.to_string())
         };
         assert_eq!(args(0, 10, 1), Err("--width must be between 1 and 8192".to_string()));
@@ -396,13 +396,16 @@ mod tests {
         let dir = std::env::temp_dir();
         let out = dir.join(format!("meshwork-mandelbrot-test-{}.png", std::process::id()));
         let image = MandelbrotImage { width: 2, height: 1, png: b"not really a png".to_vec() };
-        let rendered = render(&MandelbrotInput { out: out.clone(), ..input(2, 1, 1) }, &image).unwrap();
+        let rendered = render(&MandelbrotInput { out: Some(out.clone()), ..input(2, 1, 1) }, &image).unwrap();
         let written = std::fs::read(&out).unwrap();
         std::fs::remove_file(&out).unwrap();
         assert_eq!(written, image.png);
         assert_eq!(rendered.text, format!("wrote {} (2x1, 16 bytes)", out.display()));
         let missing = dir.join("meshwork-no-such-dir").join("x.png");
-        let err = render(&MandelbrotInput { out: missing.clone(), ..input(2, 1, 1) }, &image).unwrap_err();
+        let err = render(&MandelbrotInput { out: Some(missing.clone()), ..input(2, 1, 1) }, &image).unwrap_err();
         assert!(err.to_string().starts_with(&format!("cannot write {}: ", missing.display())), "{err}");
+        let kept = render(&input(2, 1, 1), &image).unwrap();
+        assert_eq!(kept.text, "a 2x1 PNG (16 bytes)", "without --out nothing is written");
+        assert_eq!(kept.file.map(|f| f.bytes), Some(image.png), "the PNG is the result's file");
     }
 }
