@@ -73,7 +73,7 @@ impl NatLab {
 
     /// Private network `net`'s router drops everything it would forward.
     pub fn unplug(&self, net: usize) {
-        let rules = "table inet mwcut {\n chain fwd { type filter hook forward priority -10; policy drop; }\n}\n";
+        let rules = "table inet mwcut {\n chain cut { type filter hook forward priority -10; policy drop; }\n}\n";
         self.lab.exec_in(&self.lab.hosts[self.nets[net].router].ns, &["nft", "-f", "-"], Some(rules));
     }
 
@@ -118,9 +118,9 @@ impl Lab {
         };
         let rules = format!(
             "table ip mwnat {{\n\
-             chain post {{ type nat hook postrouting priority srcnat; policy accept; oifname \"eth0\" {masquerade}; }}\n\
-             chain fwd {{ type filter hook forward priority filter; policy accept; iifname \"eth0\" ct state new drop; }}\n\
-             chain in {{ type filter hook input priority filter; policy accept; iifname \"eth0\" ct state new drop; }}\n\
+             chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; oifname \"eth0\" {masquerade}; }}\n\
+             chain forward {{ type filter hook forward priority filter; policy accept; iifname \"eth0\" ct state new drop; }}\n\
+             chain input {{ type filter hook input priority filter; policy accept; iifname \"eth0\" ct state new drop; }}\n\
              }}\n"
         );
         self.exec_in(&ns, &["nft", "-f", "-"], Some(&rules));
