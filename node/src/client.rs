@@ -2,12 +2,12 @@
 //! [`Command`] to the driver with a oneshot for the reply; the driver is the
 //! only owner of the swarm and the machine.
 
+use crate::net::nat::{Path, PieceCounts};
 use crate::net::peer_map::PeerNames;
 use crate::wasm::service::ModuleCommand;
 use crate::wasm::ModuleId;
 use libp2p::{Multiaddr, PeerId};
 use meshwork_protocol::task::{decode_outputs, encode_pieces, Task, TaskError};
-use crate::net::nat::{Path, PieceCounts};
 use meshwork_protocol::wire::{Load, Reachability};
 use meshwork_protocol::{JobError, JobEvent, JobId, JobOutput, JobSpec, PeerView, SubmitError};
 use serde::Serialize;

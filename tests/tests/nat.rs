@@ -36,7 +36,12 @@ fn events(node: &mut NodeProc, kind: &str) -> Vec<(Instant, Value)> {
 }
 
 /// Waits for an event named `kind` that `matches` (already printed or new).
-fn wait_event(node: &mut NodeProc, kind: &str, timeout: Duration, matches: impl Fn(&Value) -> bool) -> (Instant, Value) {
+fn wait_event(
+    node: &mut NodeProc,
+    kind: &str,
+    timeout: Duration,
+    matches: impl Fn(&Value) -> bool,
+) -> (Instant, Value) {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(e) = events(node, kind).into_iter().find(|(_, v)| matches(v)) {
@@ -169,7 +174,9 @@ fn nat_a_symmetric_nat_defeats_hole_punching_and_pieces_stay_relayed() {
     let relay = relay(&lab, &[]);
     let (cone, symmetric) = (lab.inside(0, 0), lab.inside(1, 0));
     // Both ways: a worker behind each NAT, a job from behind the other one.
-    for (worker_host, submitter_host, name) in [(symmetric, cone, "cone → symmetric"), (cone, symmetric, "symmetric → cone")] {
+    for (worker_host, submitter_host, name) in
+        [(symmetric, cone, "cone → symmetric"), (cone, symmetric, "symmetric → cone")]
+    {
         let mut worker = natted_worker(&lab, worker_host, &relay, &[]);
         let mut job = submit(&lab, submitter_host, &relay, 1, 20, &["sleep", "--ms", "50", "--pieces", "20"]);
         finished_sleep(&mut job, 20, 50);
@@ -203,7 +210,8 @@ fn nat_the_relay_killed_mid_job_direct_work_goes_on_and_relayed_pieces_are_retri
         submit(&lab, lab.inside(0, 0), &relay, 2, 20, &["--no-backups", "sleep", "--ms", "300", "--pieces", "40"]);
     job.wait_placed_on(&relayed.peer, start, T).unwrap();
     job.wait_placed_on(&direct.peer, start, T).unwrap();
-    let submitter = wait_event(&mut direct, "piece_path", T, |v| v["path"] == "direct").1["peer"].as_str().unwrap().to_string();
+    let submitter =
+        wait_event(&mut direct, "piece_path", T, |v| v["path"] == "direct").1["peer"].as_str().unwrap().to_string();
     relay.proc.signal(libc::SIGKILL);
     let killed = Instant::now();
     let out = finished_sleep(&mut job, 40, 300);
@@ -214,7 +222,9 @@ fn nat_the_relay_killed_mid_job_direct_work_goes_on_and_relayed_pieces_are_retri
         "scenario 3 (relay killed): {} pieces of the relayed worker retried ({}), the direct worker took {} \
          pieces after the kill; pieces per worker: direct {} / relayed {}; job {:.2}s",
         retried.len(),
-        retried.first().map_or("-".into(), |r| format!("first {} after the kill", secs(r.0.saturating_duration_since(killed)))),
+        retried
+            .first()
+            .map_or("-".into(), |r| format!("first {} after the kill", secs(r.0.saturating_duration_since(killed)))),
         after,
         out.pieces_of(&direct.peer),
         out.pieces_of(&relayed.peer),
@@ -273,10 +283,8 @@ fn nat_a_relay_without_the_mesh_key_cannot_relay_into_a_private_mesh() {
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("swarm.key");
     let key = key.to_str().unwrap();
-    let status = std::process::Command::new(meshwork_tests::procs::meshwork_bin())
-        .args(["keygen", key])
-        .status()
-        .unwrap();
+    let status =
+        std::process::Command::new(meshwork_tests::procs::meshwork_bin()).args(["keygen", key]).status().unwrap();
     assert!(status.success());
     let private = ["--secret-file", key];
 
@@ -309,6 +317,31 @@ fn nat_a_relay_without_the_mesh_key_cannot_relay_into_a_private_mesh() {
     let out = finished_sleep(&mut job, 4, 10);
     assert_eq!(out.pieces_of(&worker.peer), 4, "{}", out.json);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn nat_pieces_larger_than_the_relays_byte_limit_fail_with_a_clear_error() {
+    let Some(lab) = NatLab::new(1, &[(NatKind::Cone, 1), (NatKind::Symmetric, 1)]) else { return };
+    let relay = relay(&lab, &["--relay-circuit-bytes", "65536"]);
+    let worker = natted_worker(&lab, lab.inside(1, 0), &relay, &[]);
+    let dir = std::env::temp_dir().join(format!("mwnat-text-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("words.txt");
+    std::fs::write(&text, "the quick brown fox jumps over the lazy dog\n".repeat(8000)).unwrap();
+    let started = Instant::now();
+    let args = ["wordcount", text.to_str().unwrap(), "--pieces", "2"];
+    let mut job = submit(&lab, lab.inside(0, 0), &relay, 1, 20, &args);
+    let out = job.finish(JOB).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let said = format!("{}\n{}", out.json, out.stderr_text());
+    eprintln!(
+        "a 176 KiB piece through a relay of 64 KiB circuits: exit {} after {}",
+        out.code,
+        secs(started.elapsed())
+    );
+    assert_ne!(out.code, 0, "the job cannot succeed: {said}");
+    assert!(said.contains("exceed the relay's limit of 65536 bytes per circuit"), "the error says why: {said}");
+    assert_eq!(out.pieces_of(&worker.peer), 0);
 }
 
 /// Hole punching, 20 tries per pair of NAT kinds: each try is a new

@@ -96,6 +96,7 @@ impl Driver {
         let control = swarm.behaviour().rpc.new_control();
         let budget = Budget::new(cfg.inbound_budget);
         let (rpc, rpc_events) = Rpc::start(control, cfg.machine.max_message, budget)?;
+        let nat = Nat::new(cfg.machine.slots > 0);
         let machine = Machine::new(cfg.machine, Time::ZERO);
         let (executor, finished) = Executor::new(cfg.registry);
         let mut driver = Driver {
@@ -114,7 +115,7 @@ impl Driver {
             jobs: HashMap::new(),
             statuses: HashMap::new(),
             reach: Reach::default(),
-            nat: Nat::default(),
+            nat,
             modules: ModuleService::new(me),
             listen: Vec::new(),
             stats: NodeStats::default(),

@@ -3,6 +3,7 @@
 //! generated enum has no docs of its own, hence the `allow` below.)
 #![allow(missing_docs)]
 
+use crate::net::nat::RelayLimits;
 use crate::wasm::service::ModuleBehaviour;
 use libp2p::gossipsub::{
     self, IdentTopic, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds, TopicScoreParams,
@@ -11,7 +12,6 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use crate::net::nat::RelayLimits;
 use libp2p::{autonat, connection_limits, dcutr, identify, mdns, memory_connection_limits, relay, StreamProtocol};
 use meshwork_protocol::gossip::{GOSSIP_LAZY, HEARTBEAT, HISTORY_GOSSIP, MESH_N, MESH_N_HIGH, MESH_N_LOW};
 use meshwork_protocol::wire::{ADVERT_TOPIC, KAD_PROTOCOL, MAX_ADVERT_BYTES};
@@ -152,7 +152,7 @@ impl Behaviour {
             rpc: libp2p_stream::Behaviour::new(),
             modules: crate::wasm::shelf::behaviour(cfg.max_module),
             autonat: autonat::Behaviour::new(me, autonat_config()),
-            relay: cfg.relay.map(|limits| relay::Behaviour::new(me, limits.config())).into(),
+            relay: cfg.relay.map(|limits| relay_server(me, limits)).into(),
             relay_client,
             dcutr: dcutr::Behaviour::new(me),
         })
@@ -177,6 +177,17 @@ fn autonat_config() -> autonat::Config {
         only_global_ips: false,
         ..autonat::Config::default()
     }
+}
+
+/// The relay of a `--relay` node. It serves whatever AutoNAT says: left
+/// to itself, libp2p's relay stops offering circuits whenever AutoNAT
+/// loses confidence in its address, and in the NAT lab one failed dial
+/// back (of several that succeeded) was enough for every later peer to
+/// find no relay. Whoever asks for `--relay` says the node is reachable.
+fn relay_server(me: libp2p::PeerId, limits: RelayLimits) -> relay::Behaviour {
+    let mut relay = relay::Behaviour::new(me, limits.config());
+    relay.set_status(Some(relay::Status::Enable));
+    relay
 }
 
 /// The advert topic.

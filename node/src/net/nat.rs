@@ -4,11 +4,16 @@
 //! - Reachability: AutoNAT asks peers to dial us back; its verdict is
 //!   ours ([`Reachability`]), published in our adverts, and what peers
 //!   advertised is kept for `meshwork peers`.
-//! - Relays: a node not known to be public listens through up to
+//! - Relays: a worker not known to be public listens through up to
 //!   [`MAX_RELAYS`] peers that serve circuit relay v2 (found by identify,
 //!   whether we joined through them or met them through Kademlia or the
-//!   member list), so that peers can reach it through them. Once AutoNAT
-//!   says it is public it gives those listeners up.
+//!   member list), so that submitters can reach it through them. Once
+//!   AutoNAT says it is public it gives those listeners up. A node that
+//!   runs nothing (`meshwork run`'s submit-only node) never needs to be
+//!   dialled and takes no relay slot: in the lab, every short-lived
+//!   submitter that did left a relayed address behind, and the dials of
+//!   later nodes to those dead addresses used up the relay's per-IP circuit
+//!   budget until a live worker could no longer be reached.
 //! - Paths: every connection is direct or relayed. When a direct one to a
 //!   peer opens (DCUtR punched a hole, or either side dialled it), the
 //!   relayed ones are closed, so the RPC stream (opened on a random
@@ -116,11 +121,15 @@ struct Conn {
     path: Path,
     /// For a relayed connection, the relay it goes through.
     relay: Option<PeerId>,
+    /// For a direct connection we dialled, the address (without `/p2p`).
+    dialled: Option<Multiaddr>,
 }
 
 /// The NAT, relay and path state of a node (owned by the driver).
 #[derive(Debug, Default)]
 pub(crate) struct Nat {
+    /// Whether this node listens through relays (it runs pieces).
+    relayed: bool,
     reachability: Reachability,
     /// Peers we listen through (their relay), with the listener.
     relays: HashMap<PeerId, ListenerId>,
@@ -139,6 +148,12 @@ pub(crate) struct Nat {
 }
 
 impl Nat {
+    /// The state of a node that runs pieces (`worker`: it listens through
+    /// relays when it may need to) or not.
+    pub(crate) fn new(worker: bool) -> Nat {
+        Nat { relayed: worker, ..Nat::default() }
+    }
+
     /// Our reachability as AutoNAT last judged it.
     pub(crate) fn reachability(&self) -> Reachability {
         self.reachability
@@ -182,7 +197,9 @@ impl Nat {
             self.dialled.insert(peer, address.clone());
         }
         let conns = self.conns.entry(peer).or_default();
-        conns.insert(id, Conn { path, relay: (path == Path::Relayed).then(|| relay_of(addr)).flatten() });
+        let relay = (path == Path::Relayed).then(|| relay_of(addr)).flatten();
+        let dialled = matches!(endpoint, ConnectedPoint::Dialer { .. }).then(|| without_peer(addr));
+        conns.insert(id, Conn { path, relay, dialled });
         if path == Path::Direct {
             let relayed: Vec<ConnectionId> =
                 conns.iter().filter(|(_, c)| c.path == Path::Relayed).map(|(id, _)| *id).collect();
@@ -237,6 +254,7 @@ impl Nat {
     pub(crate) fn identified(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId, info: &identify::Info) {
         let serves = info.protocols.iter().any(|p| *p == relay::HOP_PROTOCOL_NAME);
         if !serves
+            || !self.relayed
             || self.reachability == Reachability::Public
             || self.relays.len() >= MAX_RELAYS
             || self.relays.contains_key(&peer)
@@ -247,8 +265,7 @@ impl Nat {
             tracing::debug!(%peer, "a relay without a usable address");
             return;
         };
-        let mut addr: Multiaddr = base.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect();
-        addr = addr.with(Protocol::P2p(peer)).with(Protocol::P2pCircuit);
+        let addr = without_peer(&base).with(Protocol::P2p(peer)).with(Protocol::P2pCircuit);
         match swarm.listen_on(addr.clone()) {
             Ok(listener) => {
                 tracing::info!(relay = %peer, %addr, "listening through a relay");
@@ -266,8 +283,21 @@ impl Nat {
 
     /// AutoNAT's verdict. Returns our new reachability if it changed; a
     /// public node stops listening through relays.
+    ///
+    /// As a server, once we dialled a peer back for its probe, that
+    /// connection is closed: libp2p leaves it open, and with meshwork's
+    /// long idle timeout each probe added one more connection until the
+    /// per-peer limit refused the next dial back, which the peer took as
+    /// "not reachable" (a public relay of the lab said it was behind a NAT).
     pub(crate) fn on_autonat(&mut self, swarm: &mut Swarm<Behaviour>, event: autonat::Event) -> Option<Reachability> {
-        let autonat::Event::StatusChanged { new, .. } = event else { return None };
+        let new = match event {
+            autonat::Event::StatusChanged { new, .. } => new,
+            autonat::Event::InboundProbe(autonat::InboundProbeEvent::Response { peer, address, .. }) => {
+                self.close_dial_back(swarm, peer, &without_peer(&address));
+                return None;
+            }
+            _ => return None,
+        };
         let r = match new {
             autonat::NatStatus::Public(_) => Reachability::Public,
             autonat::NatStatus::Private => Reachability::BehindNat,
@@ -284,6 +314,20 @@ impl Nat {
             }
         }
         Some(r)
+    }
+
+    /// Closes our connection to `peer` dialled at `addr` (an AutoNAT dial
+    /// back), unless it is the only one.
+    fn close_dial_back(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId, addr: &Multiaddr) {
+        let Some(conns) = self.conns.get(&peer) else { return };
+        if conns.len() < 2 {
+            return;
+        }
+        let dial_back = conns.iter().filter(|(_, c)| c.dialled.as_ref() == Some(addr)).map(|(id, _)| *id).max();
+        if let Some(id) = dial_back {
+            tracing::debug!(%peer, %addr, "dialled back for AutoNAT: closing that connection");
+            swarm.close_connection(id);
+        }
     }
 
     /// What the relay client said: the limits of circuits.
@@ -323,6 +367,11 @@ fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
         }
     }
     None
+}
+
+/// `addr` without its `/p2p/<peer>` parts.
+fn without_peer(addr: &Multiaddr) -> Multiaddr {
+    addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()
 }
 
 /// An address to reach a relay at, from what it listens on: not loopback,
@@ -369,11 +418,11 @@ mod tests {
     fn pieces_are_counted_by_path_and_a_change_of_path_is_reported() {
         let mut nat = Nat::default();
         let peer = PeerId::random();
-        let relayed = Conn { path: Path::Relayed, relay: None };
+        let relayed = Conn { path: Path::Relayed, relay: None, dialled: None };
         nat.conns.entry(peer).or_default().insert(ConnectionId::new_unchecked(1), relayed);
         assert_eq!(nat.pieces(peer, 2), Some(Path::Relayed), "the first pieces say their path");
         assert_eq!(nat.pieces(peer, 1), None);
-        let direct = Conn { path: Path::Direct, relay: None };
+        let direct = Conn { path: Path::Direct, relay: None, dialled: None };
         nat.conns.entry(peer).or_default().insert(ConnectionId::new_unchecked(2), direct);
         assert_eq!(nat.pieces(peer, 4), Some(Path::Direct));
         assert_eq!(nat.closed(peer, ConnectionId::new_unchecked(1)), None, "one connection is left");
@@ -386,10 +435,10 @@ mod tests {
         let (peer, relay) = (PeerId::random(), PeerId::random());
         nat.relay_limits.insert(relay, 4096);
         let conns = nat.conns.entry(peer).or_default();
-        conns.insert(ConnectionId::new_unchecked(1), Conn { path: Path::Relayed, relay: Some(relay) });
+        conns.insert(ConnectionId::new_unchecked(1), Conn { path: Path::Relayed, relay: Some(relay), dialled: None });
         assert_eq!(nat.relay_only_limit(&peer), Some(4096));
         let conns = nat.conns.entry(peer).or_default();
-        conns.insert(ConnectionId::new_unchecked(2), Conn { path: Path::Direct, relay: None });
+        conns.insert(ConnectionId::new_unchecked(2), Conn { path: Path::Direct, relay: None, dialled: None });
         assert_eq!(nat.relay_only_limit(&peer), None);
     }
 }

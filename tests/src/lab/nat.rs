@@ -125,8 +125,9 @@ impl Lab {
         );
         self.exec_in(&ns, &["nft", "-f", "-"], Some(&rules));
         let gateway = format!("{prefix}.1");
-        let hosts =
-            (0..hosts).map(|k| self.add_host(&bridge, &format!("{prefix}.{}", k + 2), &[("default", &gateway)])).collect();
+        let hosts = (0..hosts)
+            .map(|k| self.add_host(&bridge, &format!("{prefix}.{}", k + 2), &[("default", &gateway)]))
+            .collect();
         PrivateNet { kind, router, hosts }
     }
 }
