@@ -121,8 +121,6 @@ struct Conn {
     path: Path,
     /// For a relayed connection, the relay it goes through.
     relay: Option<PeerId>,
-    /// For a direct connection we dialled, the address (without `/p2p`).
-    dialled: Option<Multiaddr>,
 }
 
 /// The NAT, relay and path state of a node (owned by the driver).
@@ -198,8 +196,7 @@ impl Nat {
         }
         let conns = self.conns.entry(peer).or_default();
         let relay = (path == Path::Relayed).then(|| relay_of(addr)).flatten();
-        let dialled = matches!(endpoint, ConnectedPoint::Dialer { .. }).then(|| without_peer(addr));
-        conns.insert(id, Conn { path, relay, dialled });
+        conns.insert(id, Conn { path, relay });
         if path == Path::Direct {
             let relayed: Vec<ConnectionId> =
                 conns.iter().filter(|(_, c)| c.path == Path::Relayed).map(|(id, _)| *id).collect();
@@ -283,21 +280,8 @@ impl Nat {
 
     /// AutoNAT's verdict. Returns our new reachability if it changed; a
     /// public node stops listening through relays.
-    ///
-    /// As a server, once we dialled a peer back for its probe, that
-    /// connection is closed: libp2p leaves it open, and with meshwork's
-    /// long idle timeout each probe added one more connection until the
-    /// per-peer limit refused the next dial back, which the peer took as
-    /// "not reachable" (a public relay of the lab said it was behind a NAT).
     pub(crate) fn on_autonat(&mut self, swarm: &mut Swarm<Behaviour>, event: autonat::Event) -> Option<Reachability> {
-        let new = match event {
-            autonat::Event::StatusChanged { new, .. } => new,
-            autonat::Event::InboundProbe(autonat::InboundProbeEvent::Response { peer, address, .. }) => {
-                self.close_dial_back(swarm, peer, &without_peer(&address));
-                return None;
-            }
-            _ => return None,
-        };
+        let autonat::Event::StatusChanged { new, .. } = event else { return None };
         let r = match new {
             autonat::NatStatus::Public(_) => Reachability::Public,
             autonat::NatStatus::Private => Reachability::BehindNat,
@@ -314,20 +298,6 @@ impl Nat {
             }
         }
         Some(r)
-    }
-
-    /// Closes our connection to `peer` dialled at `addr` (an AutoNAT dial
-    /// back), unless it is the only one.
-    fn close_dial_back(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId, addr: &Multiaddr) {
-        let Some(conns) = self.conns.get(&peer) else { return };
-        if conns.len() < 2 {
-            return;
-        }
-        let dial_back = conns.iter().filter(|(_, c)| c.dialled.as_ref() == Some(addr)).map(|(id, _)| *id).max();
-        if let Some(id) = dial_back {
-            tracing::debug!(%peer, %addr, "dialled back for AutoNAT: closing that connection");
-            swarm.close_connection(id);
-        }
     }
 
     /// What the relay client said: the limits of circuits.
@@ -418,11 +388,11 @@ mod tests {
     fn pieces_are_counted_by_path_and_a_change_of_path_is_reported() {
         let mut nat = Nat::default();
         let peer = PeerId::random();
-        let relayed = Conn { path: Path::Relayed, relay: None, dialled: None };
+        let relayed = Conn { path: Path::Relayed, relay: None };
         nat.conns.entry(peer).or_default().insert(ConnectionId::new_unchecked(1), relayed);
         assert_eq!(nat.pieces(peer, 2), Some(Path::Relayed), "the first pieces say their path");
         assert_eq!(nat.pieces(peer, 1), None);
-        let direct = Conn { path: Path::Direct, relay: None, dialled: None };
+        let direct = Conn { path: Path::Direct, relay: None };
         nat.conns.entry(peer).or_default().insert(ConnectionId::new_unchecked(2), direct);
         assert_eq!(nat.pieces(peer, 4), Some(Path::Direct));
         assert_eq!(nat.closed(peer, ConnectionId::new_unchecked(1)), None, "one connection is left");
@@ -435,10 +405,10 @@ mod tests {
         let (peer, relay) = (PeerId::random(), PeerId::random());
         nat.relay_limits.insert(relay, 4096);
         let conns = nat.conns.entry(peer).or_default();
-        conns.insert(ConnectionId::new_unchecked(1), Conn { path: Path::Relayed, relay: Some(relay), dialled: None });
+        conns.insert(ConnectionId::new_unchecked(1), Conn { path: Path::Relayed, relay: Some(relay) });
         assert_eq!(nat.relay_only_limit(&peer), Some(4096));
         let conns = nat.conns.entry(peer).or_default();
-        conns.insert(ConnectionId::new_unchecked(2), Conn { path: Path::Direct, relay: None, dialled: None });
+        conns.insert(ConnectionId::new_unchecked(2), Conn { path: Path::Direct, relay: None });
         assert_eq!(nat.relay_only_limit(&peer), None);
     }
 }
