@@ -249,7 +249,7 @@ impl Nat {
     /// What identify said about `peer`: a relay is listened through if we
     /// may need one.
     pub(crate) fn identified(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId, info: &identify::Info) {
-        let serves = info.protocols.iter().any(|p| *p == relay::HOP_PROTOCOL_NAME);
+        let serves = info.protocols.contains(&relay::HOP_PROTOCOL_NAME);
         if !serves
             || !self.relayed
             || self.reachability == Reachability::Public
