@@ -389,7 +389,8 @@ impl Machine {
             tasks: self.worker.tasks().to_vec(),
             interval_ms: interval.as_millis().min(u32::MAX as u128) as u32,
             mesh: self.peers.live_count() + 1,
-            // The network layer knows it and fills it in (node/src/net/nat.rs).
+            // Only the network layer knows it: the node fills it in before
+            // gossiping the advert (node/src/driver); Status answers leave it out.
             reachability: Reachability::Unknown,
         }
     }
