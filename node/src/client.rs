@@ -70,6 +70,10 @@ pub struct NodeStats {
     pub unsolicited_responses: u64,
     /// Bytes inbound RPC frames hold right now.
     pub buffered_bytes: u64,
+    /// Bytes of RPC frames read and written (requests and answers, both ways).
+    pub rpc_bytes_in: u64,
+    /// See `rpc_bytes_in`.
+    pub rpc_bytes_out: u64,
     /// Peers the health checks judged down.
     pub marked_down: u64,
     /// RPC requests sent.

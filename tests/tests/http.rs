@@ -36,6 +36,12 @@ fn metrics_count_the_pieces_each_worker_ran() {
             node.label
         );
         assert_eq!(pieces(&after, "failed"), 0.0, "{}", node.label);
+        for direction in ["in", "out"] {
+            let bytes = |s| value(s, "meshwork_rpc_bytes_total", &[("direction", direction)]);
+            // Each piece's request and answer carry at least a frame header.
+            let moved = bytes(&after) - bytes(&before[i]);
+            assert!(moved >= 4.0 * ran, "{}: {moved} RPC bytes {direction} for {ran} pieces", node.label);
+        }
         assert_eq!(value(&after, "meshwork_slots", &[]), 1.0, "{}", node.label);
         assert_eq!(value(&after, "meshwork_live_peers", &[]), 1.0, "{}: the other node", node.label);
         let rtt = after.samples.iter().find(|s| s.metric == "meshwork_rpc_round_trip_seconds");

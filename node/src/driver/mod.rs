@@ -337,6 +337,8 @@ impl Driver {
             Command::Stats(reply) => {
                 let stats = NodeStats {
                     buffered_bytes: self.rpc.buffered() as u64,
+                    rpc_bytes_in: self.rpc.traffic().0,
+                    rpc_bytes_out: self.rpc.traffic().1,
                     redialling: self.reach.redialling() as u64,
                     connections: self.swarm.network_info().connection_counters().num_established() as u64,
                     modules_served: self.modules.served().modules,

@@ -20,11 +20,14 @@ fn label(state: JobState) -> &'static str {
     }
 }
 
+/// The `state` label.
+type StateLabel = [(&'static str, &'static str); 1];
+
 /// What the service counts as jobs end.
 #[derive(Debug)]
 pub(super) struct JobMetrics {
     /// Seconds from submission to the end, by how the job ended.
-    durations: Family<[(&'static str, &'static str); 1], Histogram, fn() -> Histogram>,
+    durations: Family<StateLabel, Histogram, fn() -> Histogram>,
 }
 
 impl Default for JobMetrics {
