@@ -309,11 +309,13 @@ impl Inner {
                         _ => {}
                     }
                 }
-                let outputs: Vec<(u32, Vec<u8>)> = batch.iter().map(|(p, _, o)| (*p, o.clone())).collect();
-                fail::fail_point!("service::before-store", |_| std::process::abort());
-                if let Err(e) = self.store.save_outputs(record.id, &outputs) {
-                    self.client.cancel(job).await;
-                    return Err(format!("storing outputs: {e}"));
+                if !batch.is_empty() {
+                    let outputs: Vec<(u32, Vec<u8>)> = batch.iter().map(|(p, _, o)| (*p, o.clone())).collect();
+                    fail::fail_point!("service::before-store", |_| std::process::abort());
+                    if let Err(e) = self.store.save_outputs(record.id, &outputs) {
+                        self.client.cancel(job).await;
+                        return Err(format!("storing outputs: {e}"));
+                    }
                 }
                 {
                     let mut live = self.lock();

@@ -2,8 +2,13 @@
 //! every output that came back, in one redb file in the data directory, so
 //! a job outlives the process that runs it (redb commits are ACID: a crash
 //! mid-write leaves the last commit, never a torn one).
+//!
+//! A new job is synced to the disk before it is acknowledged. Outputs,
+//! ends and pruning are written at once (a killed process loses none of
+//! them) but synced lazily (`Durability::Eventual`): after a power cut the
+//! store is still whole, and the worst case is pieces that run again.
 
-use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, Durability, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -190,13 +195,23 @@ impl Store {
         self.reopen_after(result)
     }
 
-    /// Runs `f` in a write transaction and commits what it did, or
-    /// nothing if it fails.
+    /// Runs `f` in a write transaction and commits what it did, synced to
+    /// the disk, or nothing if it fails.
     fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.write_as(Durability::Immediate, f)
+    }
+
+    /// [`Store::write`], synced as `durability` says.
+    fn write_as<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let result = {
             let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
             let db = db.as_ref().ok_or_else(|| StoreError::Closed("see the error before".into()))?;
-            db.begin_write().map_err(io).and_then(|tx| {
+            db.begin_write().map_err(io).and_then(|mut tx| {
+                tx.set_durability(durability);
                 let value = f(&tx)?;
                 tx.commit().map_err(io)?;
                 Ok(value)
@@ -291,7 +306,7 @@ impl Store {
     /// commit.
     pub fn finish(&self, record: &JobRecord, file: Option<&[u8]>) -> Result<(), StoreError> {
         let id = record.id;
-        self.write(|tx| {
+        self.write_as(Durability::Eventual, |tx| {
             tx.open_table(OUTPUTS).map_err(io)?.retain_in((id, 0)..=(id, u32::MAX), |_, _| false).map_err(io)?;
             tx.open_table(JOBS).map_err(io)?.insert(id, encode(record).as_slice()).map_err(io)?;
             if let Some(bytes) = file {
@@ -303,7 +318,7 @@ impl Store {
 
     /// Stores outputs of job `id`'s pieces, all in one commit.
     pub fn save_outputs(&self, id: u64, outputs: &[(u32, Vec<u8>)]) -> Result<(), StoreError> {
-        self.write(|tx| {
+        self.write_as(Durability::Eventual, |tx| {
             let mut table = tx.open_table(OUTPUTS).map_err(io)?;
             for (piece, output) in outputs {
                 table.insert((id, *piece), output.as_slice()).map_err(io)?;
@@ -369,7 +384,7 @@ impl Store {
         if drop.is_empty() {
             return Ok(drop);
         }
-        self.write(|tx| {
+        self.write_as(Durability::Eventual, |tx| {
             let (mut jobs, mut files) = (tx.open_table(JOBS).map_err(io)?, tx.open_table(FILES).map_err(io)?);
             let mut inputs = tx.open_table(INPUTS).map_err(io)?;
             let mut outputs = tx.open_table(OUTPUTS).map_err(io)?;
