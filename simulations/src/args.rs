@@ -380,6 +380,10 @@ mod tests {
         let c = a.config().unwrap();
         assert_eq!((c.hosts, c.hop_delay, c.backups), (Some(3), Duration::from_millis(5), false));
         assert_eq!((c.host_of(4), SimArgs::default().config().unwrap().host_of(4)), (1, 4));
+        let c = SimArgs::try_parse_from(["--nated", "60%", "--relays", "5"]).unwrap().config().unwrap();
+        let r = c.reach.expect("--nated turns the model on");
+        assert_eq!((r.nated, r.symmetric, r.relays, r.relay_circuits), (0.6, 0.3, 5, 16));
+        assert!(SimArgs::default().config().unwrap().reach.is_none());
     }
 
     #[test]
@@ -390,5 +394,9 @@ mod tests {
         assert!(e.contains("unknown policy"), "{e}");
         let e = SimArgs::try_parse_from(["--hosts", "0"]).unwrap().config().unwrap_err().to_string();
         assert!(e.contains("--hosts"), "{e}");
+        let e = SimArgs::try_parse_from(["--relays", "3"]).unwrap().config().unwrap_err().to_string();
+        assert!(e.contains("need --nated"), "{e}");
+        let e = SimArgs::try_parse_from(["--nated", "120%"]).unwrap_err().to_string();
+        assert!(e.contains("between 0 and 1"), "{e}");
     }
 }
