@@ -174,7 +174,7 @@ impl<'a> Sim<'a> {
         self.limit = Time::ZERO + self.cfg.give_up_after(self.plan.ideal);
         if let (Some(asked), Some(r)) = (self.cfg.reach.as_ref().map(|c| c.relays), self.reach.as_ref()) {
             if r.relay_count() < asked {
-                let m = format!("--relays {asked}: only {} of the workers were drawn public", r.relay_count());
+                let m = format!("--relays {asked}: only {} worker(s) drawn public", r.relay_count());
                 return Err(SimError::Args(m));
             }
         }
