@@ -2,12 +2,13 @@
 //! [`Command`] to the driver with a oneshot for the reply; the driver is the
 //! only owner of the swarm and the machine.
 
+use crate::net::nat::{Path, PieceCounts};
 use crate::net::peer_map::PeerNames;
 use crate::wasm::service::ModuleCommand;
 use crate::wasm::ModuleId;
 use libp2p::{Multiaddr, PeerId};
 use meshwork_protocol::task::{decode_outputs, encode_pieces, Task, TaskError};
-use meshwork_protocol::wire::Load;
+use meshwork_protocol::wire::{Load, Reachability};
 use meshwork_protocol::{JobError, JobEvent, JobId, JobOutput, JobSpec, PeerView, SubmitError};
 use serde::Serialize;
 use std::sync::Arc;
@@ -44,6 +45,18 @@ pub enum MeshEvent {
     PeerUp(PeerId),
     /// It is no longer usable, and why.
     PeerDown(PeerId, String),
+    /// This node's reachability changed (AutoNAT's verdict).
+    Reachability(Reachability),
+    /// This node listens through a relay, at this address.
+    Relayed(Multiaddr),
+    /// A hole punch (DCUtR) to a peer we were connected to through a
+    /// relay ended: a direct connection, or why not.
+    HolePunch(PeerId, Result<(), String>),
+    /// Pieces from a peer now come over this path (or these are its first).
+    PiecePath(PeerId, Path),
+    /// The last connection to a peer that sent us pieces closed: how many
+    /// came over each path.
+    PiecesFrom(PeerId, PieceCounts),
 }
 
 /// Counters of things a node refused or noticed.
@@ -57,6 +70,10 @@ pub struct NodeStats {
     pub unsolicited_responses: u64,
     /// Bytes inbound RPC frames hold right now.
     pub buffered_bytes: u64,
+    /// Bytes of RPC frames read and written (requests and answers, both ways).
+    pub rpc_bytes_in: u64,
+    /// See `rpc_bytes_in`.
+    pub rpc_bytes_out: u64,
     /// Peers the health checks judged down.
     pub marked_down: u64,
     /// RPC requests sent.
@@ -108,6 +125,11 @@ pub struct PeerInfo {
     pub rtt_us: Option<u64>,
     /// The version it runs, as it says (`meshwork/0.1.0 (abc1234)`), while connected.
     pub version: Option<String>,
+    /// Whether peers can dial it, as it advertised (`public`,
+    /// `behind-nat`, `unknown`).
+    pub reachability: Reachability,
+    /// How we are connected to it (`direct`, `relayed`), while connected.
+    pub path: Option<Path>,
 }
 
 impl PeerInfo {
@@ -125,6 +147,8 @@ impl PeerInfo {
             advert_age_ms: view.advert_age.map(|d| d.as_millis() as u64),
             rtt_us: view.rtt.map(|d| d.as_micros() as u64),
             version,
+            reachability: Reachability::Unknown,
+            path: None,
         }
     }
 

@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         LogFormat::Text => logs.with_ansi(colour).init(),
         LogFormat::Json => logs.with_ansi(false).json().init(),
     }
+    // Failpoints named in FAILPOINTS (tests only: see node/src/service).
+    let _failpoints = fail::FailScenario::setup();
     // A panicking task is contained by the executor; report it as a log line.
     std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
     // One thread drives the node (the swarm, the machine and the CLI's own

@@ -235,6 +235,11 @@ impl prometheus_client::collector::Collector for Snapshot {
         let bytes =
             encoder.encode_descriptor("meshwork_modules_served", served, Some(&Unit::Bytes), MetricType::Counter)?;
         ConstCounter::new(s.module_bytes_served).encode(bytes)?;
+        let help = "Bytes of RPC frames (requests and answers), by direction";
+        let mut traffic = encoder.encode_descriptor("meshwork_rpc", help, Some(&Unit::Bytes), MetricType::Counter)?;
+        for (direction, n) in [("in", s.rpc_bytes_in), ("out", s.rpc_bytes_out)] {
+            ConstCounter::new(n).encode(traffic.encode_family(&[("direction", direction)])?)?;
+        }
         let held = "Bytes inbound RPC frames hold now";
         let bytes = encoder.encode_descriptor("meshwork_rpc_buffered", held, Some(&Unit::Bytes), MetricType::Gauge)?;
         ConstGauge::new(s.buffered_bytes as i64).encode(bytes)?;

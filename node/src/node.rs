@@ -130,8 +130,9 @@ impl Node {
     /// Builds and starts a node; returns once it listens on every address asked for.
     pub async fn start(cfg: NodeConfig) -> Result<Node, StartError> {
         let me = cfg.keypair.public().to_peer_id();
-        let transport = transport::build(&cfg.keypair, &cfg.transport).map_err(StartError::Transport)?;
-        let behaviour = Behaviour::new(&cfg.keypair, &cfg.behaviour)?;
+        let (relayed, relay_client) = libp2p::relay::client::new(me);
+        let transport = transport::build(&cfg.keypair, &cfg.transport, relayed).map_err(StartError::Transport)?;
+        let behaviour = Behaviour::new(&cfg.keypair, &cfg.behaviour, relay_client)?;
         let mut swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
             .with_tokio()
             .with_other_transport(|_| transport)

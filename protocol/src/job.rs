@@ -34,7 +34,9 @@ pub struct JobSpec {
     pub early_exit: bool,
     /// Emit [`JobEvent::Output`] for each piece as it is done, so a driver
     /// can show outputs while the job runs (`run exec` prints them in
-    /// order, or as they come, and halts on failures).
+    /// order, or as they come, and halts on failures) or store them (the
+    /// job service). The outputs are then not kept for the job's result:
+    /// its [`JobOutput::outputs`] is empty.
     pub stream: bool,
 }
 
@@ -90,7 +92,7 @@ pub enum JobEvent {
         total: u32,
     },
     /// A piece is done (only with [`JobSpec::stream`]); its output is
-    /// also in the job's result.
+    /// given here only, not again in the job's result.
     Output {
         /// The job.
         job: JobId,
@@ -185,6 +187,8 @@ pub struct JobStats {
 pub struct JobOutput {
     /// Outputs in piece order; after a conclusive output ended the job
     /// early, only the pieces that had finished, still in piece order.
+    /// Empty for a streamed job ([`JobSpec::stream`]): its outputs came in
+    /// [`JobEvent::Output`]s.
     pub outputs: Vec<Vec<u8>>,
     /// The piece whose output ended the job early.
     pub conclusive: Option<u32>,

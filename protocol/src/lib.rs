@@ -41,6 +41,7 @@ mod scheduler;
 mod status;
 pub mod task;
 mod time;
+pub mod timeline;
 pub mod wire;
 mod worker;
 

@@ -9,7 +9,7 @@ use crate::peers::{DownReason, PeerEvent, PeerTable, PeerView};
 use crate::scheduler::{Ctx, Scheduler};
 use crate::status::{StatusAnswer, StatusQueries};
 use crate::time::Time;
-use crate::wire::{Advert, AdvertError, Load, Outcome, Rejected, Request, Response, PROTOCOL_VERSION};
+use crate::wire::{Advert, AdvertError, Load, Outcome, Reachability, Rejected, Request, Response, PROTOCOL_VERSION};
 use crate::worker::{Origin, Worker, WorkerOut};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -389,6 +389,9 @@ impl Machine {
             tasks: self.worker.tasks().to_vec(),
             interval_ms: interval.as_millis().min(u32::MAX as u128) as u32,
             mesh: self.peers.live_count() + 1,
+            // Only the network layer knows it: the node fills it in before
+            // gossiping the advert (node/src/driver); Status answers leave it out.
+            reachability: Reachability::Unknown,
         }
     }
 

@@ -838,6 +838,7 @@ mod tests {
             tasks: vec!["x".into()],
             interval_ms: 1000,
             mesh,
+            ..Advert::default()
         }
     }
 

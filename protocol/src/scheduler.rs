@@ -320,12 +320,13 @@ impl Scheduler {
                         state.release(other);
                         losers.push((other, pr.piece));
                     }
+                    // A streamed output is handed over once, in its event,
+                    // and not kept: a long job's outputs never pile up here.
                     if job.spec.stream {
-                        let event =
-                            JobEvent::Output { job: job.id, piece: pr.piece, peer: b.peer, output: output.clone() };
-                        ctx.events.push_back(event);
+                        ctx.events.push_back(JobEvent::Output { job: job.id, piece: pr.piece, peer: b.peer, output });
+                    } else {
+                        job.outputs[pr.piece as usize] = Some(output);
                     }
-                    job.outputs[pr.piece as usize] = Some(output);
                     job.done += 1;
                     *job.stats.per_peer.entry(b.peer).or_default() += 1;
                     job.stats.backups_won += b.backup as u32;

@@ -69,5 +69,5 @@ pub use plan::{ChurnKind, NodeDraw, Plan, Step, REPLACE_AFTER};
 pub use reach::ReachConfig;
 pub use recorder::{NodeSample, Recorder};
 pub use report::{Faults, JobSummary, LoadSummary, Messages, PlacementReport, ReachReport, Report, RunReport, Sample};
-pub use run::{emit, run, run_cli, SimOutcome};
+pub use run::{emit, run, run_cli, run_with_timelines, SimOutcome};
 pub use scenario::{parse as parse_scenario, Fault, ScenarioError, Scripted};

@@ -18,6 +18,7 @@ use crate::ledger::Ledger;
 use crate::plan::Plan;
 use crate::report::{Faults, JobSummary, LoadSummary, Messages, RunReport, Sample};
 use crate::trace::Trace;
+use meshwork_protocol::timeline::{Timeline, TimelineBuilder};
 use meshwork_protocol::{JobEvent, Time};
 use std::path::Path;
 use std::time::Duration;
@@ -63,6 +64,8 @@ pub struct Recorder {
     busy: Vec<u64>,
     trace: Trace,
     violations: Vec<String>,
+    /// Each job's timeline, when asked for ([`Recorder::keep_timelines`]).
+    timelines: Option<Vec<TimelineBuilder>>,
 }
 
 impl Recorder {
@@ -92,6 +95,7 @@ impl Recorder {
             busy: vec![0; cfg.nodes as usize],
             trace,
             violations: Vec::new(),
+            timelines: None,
         })
     }
 
@@ -99,6 +103,23 @@ impl Recorder {
     /// thousandth of the ideal makespan if that is longer.
     pub fn sample_interval(&self) -> Duration {
         self.sample_interval
+    }
+
+    /// Builds each job's timeline (for `simulate --serve`). Its jobs must
+    /// stream their outputs: the harness asks [`keeps_timelines`](Self::keeps_timelines).
+    pub fn keep_timelines(&mut self) {
+        let new = |j: &JobTrack| TimelineBuilder::new(j.costs.len() as u32, Time::ZERO);
+        self.timelines = Some(self.jobs.iter().map(new).collect());
+    }
+
+    /// Whether the run builds timelines, whose jobs stream their outputs.
+    pub fn keeps_timelines(&self) -> bool {
+        self.timelines.is_some()
+    }
+
+    /// Each job's timeline at `now` (none unless kept), peers named `node <n>`.
+    pub fn timelines(&self, now: Time) -> Vec<Timeline> {
+        self.timelines.iter().flatten().map(|b| b.timeline(now)).collect()
     }
 
     /// Jobs not yet finished.
@@ -128,6 +149,9 @@ impl Recorder {
     pub fn submitted(&mut self, s: u32, now: Time) {
         if let Some(job) = self.jobs.get_mut(s as usize) {
             job.started = now;
+            if let Some(b) = self.timelines.as_mut().and_then(|t| t.get_mut(s as usize)) {
+                *b = TimelineBuilder::new(job.costs.len() as u32, now);
+            }
         }
         self.trace.event(now.as_micros(), "submitted", |l| l.num("job", s));
     }
@@ -138,6 +162,9 @@ impl Recorder {
         let t = now.as_micros();
         let Some(job) = self.jobs.get_mut(s as usize) else { return };
         job.on_event(ev, now, &mut self.violations);
+        if let Some(b) = self.timelines.as_mut().and_then(|t| t.get_mut(s as usize)) {
+            b.event(ev, now, &|k| format!("node {}", k.0));
+        }
         match ev {
             JobEvent::Placed { peer, pieces, choice, backup, .. } => {
                 let kind = if *backup { "backup" } else { "placed" };

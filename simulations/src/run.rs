@@ -10,6 +10,7 @@ use crate::recorder::Recorder;
 use crate::report::Report;
 use crate::sim::Sim;
 use crate::{placement, plot};
+use meshwork_protocol::timeline::Timeline;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,17 @@ impl SimOutcome {
 /// Runs the simulation (or the placement-only experiment) `args` describe.
 /// The trace is written as it runs; the plot is [`emit`]'s.
 pub fn run(args: &SimArgs) -> Result<SimOutcome, SimError> {
+    run_keeping(args, false).map(|(outcome, _)| outcome)
+}
+
+/// Like [`run`], and each job's timeline (`simulate --serve` shows them as
+/// the node's dashboard shows a real job's). Not for `--placement-only`,
+/// which runs no jobs.
+pub fn run_with_timelines(args: &SimArgs) -> Result<(SimOutcome, Vec<Timeline>), SimError> {
+    run_keeping(args, true)
+}
+
+fn run_keeping(args: &SimArgs, timelines: bool) -> Result<(SimOutcome, Vec<Timeline>), SimError> {
     let started = Instant::now();
     let cfg = args.config()?;
     let outputs = args.outputs();
@@ -51,17 +63,22 @@ pub fn run(args: &SimArgs) -> Result<SimOutcome, SimError> {
         }
         let report = placement::run(&cfg, args.repro_command());
         let events = report.pieces as u64;
-        return Ok(SimOutcome { report: Report::Placement(report), wall: started.elapsed(), events });
+        return Ok((SimOutcome { report: Report::Placement(report), wall: started.elapsed(), events }, Vec::new()));
     }
     let plan = Plan::new(&cfg);
-    let recorder = Recorder::new(&cfg, &plan, outputs.trace.as_deref())?;
+    let mut recorder = Recorder::new(&cfg, &plan, outputs.trace.as_deref())?;
+    if timelines {
+        recorder.keep_timelines();
+    }
     let done = Sim::new(&cfg, plan, recorder).run()?;
+    let timelines = done.recorder.timelines(done.end);
     let mut report = done.recorder.finish(done.end, args.repro_command(), done.events)?;
     report.reach = done.reach;
     if let Some(reach) = report.reach.as_mut() {
         reach.public_makespan_s = all_public(&cfg)?;
     }
-    Ok(SimOutcome { report: Report::Run(Box::new(report)), wall: started.elapsed(), events: done.events })
+    let outcome = SimOutcome { report: Report::Run(Box::new(report)), wall: started.elapsed(), events: done.events };
+    Ok((outcome, timelines))
 }
 
 /// The makespan of the run `cfg` describes with every node public (the

@@ -11,7 +11,11 @@
 //! - [`rogue`]: a misbehaving peer for the security tests.
 //! - [`scale_plot`]: the scale benchmark's plot.
 //! - [`guests`]: wasm guests, built from examples/wasm or written in WAT.
+//! - [`api`]: a node's HTTP API from a test (plain HTTP, Prometheus parsing).
+//! - [`browser`]: headless Chromium through chromedriver, for the dashboard.
 
+pub mod api;
+pub mod browser;
 pub mod events;
 pub mod fleet;
 pub mod guests;

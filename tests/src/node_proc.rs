@@ -4,7 +4,7 @@
 //! deadline; [`downs_within`] watches a mesh for a deliberate window.
 
 use crate::events::{NodeEvent, Stamped};
-use crate::procs::{dump, identity_file, Proc, Stream};
+use crate::procs::{dump, identity_file, Proc, Spawn, Stream};
 use std::time::{Duration, Instant};
 
 /// How long a node may take to print its listen address (the first start
@@ -84,6 +84,11 @@ impl NodeProc {
     /// identity, `--slots 1` unless `extra` gives `--slots`), joining `join`
     /// if given, with `extra` arguments.
     pub fn start_local(label: &str, join: Option<&str>, extra: &[&str]) -> NodeProc {
+        NodeProc::start_local_with(label, join, extra, &[])
+    }
+
+    /// [`NodeProc::start_local`] with environment variables `env` set.
+    pub fn start_local_with(label: &str, join: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> NodeProc {
         let id = identity_file();
         let mut args = vec!["node", "--json", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--identity", &id];
         if !extra.contains(&"--slots") {
@@ -94,7 +99,9 @@ impl NodeProc {
         }
         args.extend_from_slice(extra);
         let started = Instant::now();
-        let node = NodeProc::listening(Proc::start(&args), label.to_string(), started);
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let proc = Proc::spawn(&Spawn { env, ..Spawn::default() }, &args);
+        let node = NodeProc::listening(proc, label.to_string(), started);
         let _ = std::fs::remove_file(&id);
         node
     }

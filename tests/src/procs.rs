@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -114,6 +114,8 @@ pub struct Proc {
     pub seen: Vec<String>,
     /// Every line seen so far, stdout and captured stderr, in arrival order.
     pub log: Vec<Line>,
+    /// Its own data directory, removed with it (see [`Proc::spawn`]).
+    data_home: Option<PathBuf>,
 }
 
 impl Proc {
@@ -142,6 +144,16 @@ impl Proc {
             cmd.env("RUST_LOG", "warn");
         }
         cmd.envs(how.env.iter().map(|(k, v)| (k, v)));
+        // A data directory of its own (a node's default job store is in
+        // it), not the user's, shared by every test node.
+        let data_home = how.env.iter().all(|(k, _)| k != "XDG_DATA_HOME").then(|| {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            std::env::temp_dir().join(format!("meshwork-test-data-{}-{n}", std::process::id()))
+        });
+        if let Some(dir) = &data_home {
+            cmd.env("XDG_DATA_HOME", dir);
+        }
         if how.die_with_parent {
             // SAFETY: prctl(2) is async-signal-safe and touches nothing of the parent.
             unsafe {
@@ -175,7 +187,7 @@ impl Proc {
         } else if let Some(master) = terminal {
             read_lines(master, Stream::Stderr, tx);
         }
-        Proc { child, lines, seen: Vec::new(), log: Vec::new() }
+        Proc { child, lines, seen: Vec::new(), log: Vec::new(), data_home }
     }
 
     /// The process id.
@@ -288,6 +300,9 @@ impl Drop for Proc {
         self.signal(libc::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.data_home {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -3,60 +3,15 @@
 //! Prometheus parser), who may use it (bearer tokens off loopback), and
 //! its logs (plain text in a file, JSON lines with `--log-format json`).
 
+use meshwork_tests::api::{get, scrape, value};
 use meshwork_tests::node_proc::{local_mesh, NodeProc};
 use meshwork_tests::procs::{identity_file, meshwork_bin, peers_json, Proc, Spawn, Stderr, Stream};
 use meshwork_tests::run_proc::{Local, RunProc};
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// Start of large debug binaries on a busy machine, a mesh forming, a small job.
 const T: Duration = Duration::from_secs(60);
-
-/// An HTTP response: status and body.
-struct Response {
-    status: u16,
-    body: String,
-}
-
-/// `GET <base><path>` (HTTP/1.1, one request per connection), with
-/// `Authorization: Bearer <token>` when given.
-fn get(base: &str, path: &str, token: Option<&str>) -> Response {
-    let host = base.strip_prefix("http://").expect("an http:// URL");
-    let mut stream = TcpStream::connect(host).unwrap_or_else(|e| panic!("connecting to {base}: {e}"));
-    stream.set_read_timeout(Some(T)).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap_or_else(|e| panic!("reading the answer to GET {path}: {e}"));
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no end of headers: {raw:?}"));
-    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "a chunked body: {head}");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status: {head}"));
-    Response { status, body: body.to_string() }
-}
-
-/// `/metrics` of the node at `base`, parsed by a real Prometheus text parser.
-fn scrape(base: &str) -> prometheus_parse::Scrape {
-    let r = get(base, "/metrics", None);
-    assert_eq!(r.status, 200, "{}", r.body);
-    prometheus_parse::Scrape::parse(r.body.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text")
-}
-
-/// The value of the sample `name{labels}` (0 when absent: a counter not yet moved).
-fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let sample =
-        scrape.samples.iter().find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
-    match sample.map(|s| &s.value) {
-        None => 0.0,
-        Some(
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v),
-        ) => *v,
-        Some(other) => panic!("{name} is not a number: {other:?}"),
-    }
-}
 
 fn pieces(scrape: &prometheus_parse::Scrape, outcome: &str) -> f64 {
     value(scrape, "meshwork_pieces_total", &[("task", "primes"), ("outcome", outcome)])
@@ -81,6 +36,12 @@ fn metrics_count_the_pieces_each_worker_ran() {
             node.label
         );
         assert_eq!(pieces(&after, "failed"), 0.0, "{}", node.label);
+        for direction in ["in", "out"] {
+            let bytes = |s| value(s, "meshwork_rpc_bytes_total", &[("direction", direction)]);
+            // Each piece's request and answer carry at least a frame header.
+            let moved = bytes(&after) - bytes(&before[i]);
+            assert!(moved >= 4.0 * ran, "{}: {moved} RPC bytes {direction} for {ran} pieces", node.label);
+        }
         assert_eq!(value(&after, "meshwork_slots", &[]), 1.0, "{}", node.label);
         assert_eq!(value(&after, "meshwork_live_peers", &[]), 1.0, "{}: the other node", node.label);
         let rtt = after.samples.iter().find(|s| s.metric == "meshwork_rpc_round_trip_seconds");

@@ -33,7 +33,8 @@ async fn every_builtin_task_gives_the_same_result_on_four_nodes_as_on_one() {
 
     let dir = std::env::temp_dir().join(format!("mw-jobs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let m = mandelbrot::MandelbrotInput { width: 120, height: 90, max_iter: 64, pieces: 9, out: dir.join("m.png") };
+    let m =
+        mandelbrot::MandelbrotInput { width: 120, height: 90, max_iter: 64, pieces: 9, out: Some(dir.join("m.png")) };
     let (mesh, alone, _) = both(&c, mandelbrot::Mandelbrot, m).await;
     assert_eq!(mesh.png, alone.png);
 

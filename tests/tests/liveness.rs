@@ -26,6 +26,7 @@ fn worker_advert(seq: u64) -> Advert {
         tasks: vec!["sleep".into()],
         interval_ms: 1000,
         mesh: 2,
+        ..Advert::default()
     }
 }
 

@@ -154,6 +154,7 @@ async fn invalid_adverts_are_dropped_counted_and_never_trusted() {
         tasks: vec!["primes".into()],
         interval_ms: 1000,
         mesh: 2,
+        ..Advert::default()
     };
     // One rogue per payload: after its first invalid advert a peer's gossip
     // score drops below the graylist threshold and nothing more of it is read.

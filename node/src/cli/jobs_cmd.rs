@@ -2,13 +2,14 @@
 //! to a long-running node through its HTTP API (API.md), so they outlive
 //! the terminal they were submitted from.
 
+use super::progress::Status;
 use super::{usage, EXIT_FAILED, EXIT_MESH};
 use crate::service::{JobState, JobView};
 use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
-use std::io::BufRead;
-use std::path::PathBuf;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Which node's API to talk to.
@@ -45,6 +46,10 @@ pub struct JobsArgs {
     /// Print the list as JSON.
     #[arg(long)]
     json: bool,
+    /// Remove every finished job (done, failed, cancelled) with its result,
+    /// now; the node's --keep-jobs and --keep-for do it as jobs end.
+    #[arg(long)]
+    prune: bool,
     #[command(flatten)]
     api: ApiOpts,
 }
@@ -59,6 +64,16 @@ pub struct JobArgs {
     json: bool,
     #[command(flatten)]
     api: ApiOpts,
+}
+
+/// `meshwork result ID`.
+#[derive(Debug, Args)]
+pub struct ResultArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Write the result's file (the PNG of a `mandelbrot` job) to FILE.
+    #[arg(short, long, value_name = "FILE", value_parser = super::checks::writable_file)]
+    out: Option<PathBuf>,
 }
 
 /// A node's API.
@@ -166,7 +181,7 @@ pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| ApiFailure::Unreachable(format!("a job view that does not parse: {e}")))?;
         println!("{}", view.id);
         if args.wait {
-            return wait_for(&api, view.id, false);
+            return wait_for(&api, view.id, false, None);
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -175,6 +190,11 @@ pub(super) fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
 pub(super) fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
     let api = Api::new(&args.api).map_err(usage)?;
     answered(|| {
+        if args.prune {
+            let removed = api.json("POST", "/api/jobs/prune", None)?["removed"].as_array().map_or(0, Vec::len);
+            println!("removed {removed} finished jobs");
+            return Ok(ExitCode::SUCCESS);
+        }
         let list = api.json("GET", "/api/jobs", None)?;
         if args.json {
             println!("{list}");
@@ -212,12 +232,12 @@ pub(super) fn status(args: JobArgs) -> anyhow::Result<ExitCode> {
 
 pub(super) fn wait(args: JobArgs) -> anyhow::Result<ExitCode> {
     let api = Api::new(&args.api).map_err(usage)?;
-    answered(|| wait_for(&api, args.id, args.json))
+    answered(|| wait_for(&api, args.id, args.json, None))
 }
 
-pub(super) fn result(args: JobArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&args.api).map_err(usage)?;
-    answered(|| print_result(&api, args.id, args.json))
+pub(super) fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
+    let api = Api::new(&args.job.api).map_err(usage)?;
+    answered(|| print_result(&api, args.job.id, args.job.json, args.out.as_deref()))
 }
 
 pub(super) fn cancel(args: JobArgs) -> anyhow::Result<ExitCode> {
@@ -243,15 +263,18 @@ fn describe(v: &JobView) -> String {
     line
 }
 
-/// Follows job `id`'s events until it ends, then prints its result (or
-/// why there is none). Exit code 0 when it is done, 1 otherwise.
-fn wait_for(api: &Api, id: u64, json: bool) -> Result<ExitCode, ApiFailure> {
+/// Follows job `id`'s events until it ends, with a bar of its pieces on
+/// a terminal, then prints its result (or why there is none; its file to
+/// `out`). Exit code 0 when it is done, 1 otherwise.
+fn wait_for(api: &Api, id: u64, json: bool, out: Option<&Path>) -> Result<ExitCode, ApiFailure> {
     let response = api.send("GET", &format!("/api/jobs/{id}/events"), None)?;
+    let status = Status::start(false);
     let mut last = None;
     for line in std::io::BufReader::new(response.into_reader()).lines() {
         let Ok(line) = line else { break };
         let Some(data) = line.strip_prefix("data:") else { continue };
         if let Ok(view) = serde_json::from_str::<JobView>(data.trim()) {
+            status.progress(view.done, view.pieces);
             let over = view.state.finished();
             last = Some(view);
             if over {
@@ -259,6 +282,7 @@ fn wait_for(api: &Api, id: u64, json: bool) -> Result<ExitCode, ApiFailure> {
             }
         }
     }
+    status.clear();
     // The stream ended: the job's state now says how.
     let view = match last {
         Some(v) if v.state.finished() => v,
@@ -268,14 +292,24 @@ fn wait_for(api: &Api, id: u64, json: bool) -> Result<ExitCode, ApiFailure> {
         return Err(ApiFailure::Unreachable(format!("the node stopped answering while job {id} ran")));
     }
     if view.state == JobState::Done {
-        return print_result(api, id, json);
+        return print_result(api, id, json, out);
     }
     eprintln!("{}", describe(&view));
     Ok(ExitCode::from(EXIT_FAILED))
 }
 
-fn print_result(api: &Api, id: u64, json: bool) -> Result<ExitCode, ApiFailure> {
+/// Prints job `id`'s result, and writes its file to `out`.
+fn print_result(api: &Api, id: u64, json: bool, out: Option<&Path>) -> Result<ExitCode, ApiFailure> {
     let r = api.json("GET", &format!("/api/jobs/{id}/result"), None)?;
+    if let Some(path) = out {
+        let response = api.send("GET", &format!("/api/jobs/{id}/result/file"), None)?;
+        let mut bytes = Vec::new();
+        let read = response.into_reader().read_to_end(&mut bytes);
+        let failed = |e: std::io::Error| ApiFailure::Said(0, format!("writing {}: {e}", path.display()));
+        read.map_err(|e| ApiFailure::Unreachable(format!("reading the result file: {e}")))?;
+        std::fs::write(path, &bytes).map_err(failed)?;
+        eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
+    }
     if json {
         println!("{r}");
     } else {

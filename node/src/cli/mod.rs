@@ -101,7 +101,7 @@ pub enum Command {
     /// Wait for a job to end and print its result.
     Wait(jobs_cmd::JobArgs),
     /// Print a finished job's result.
-    Result(jobs_cmd::JobArgs),
+    Result(jobs_cmd::ResultArgs),
     /// Cancel a job.
     Cancel(jobs_cmd::JobArgs),
     /// List the built-in tasks.

@@ -12,11 +12,13 @@ use crate::exec::ExecPolicy;
 use crate::http::{self, auth::check_exposure, ApiState, Token};
 use crate::metrics::Metrics;
 use crate::net::identity::{self, Identity, IdentityError};
+use crate::net::nat::{Path, RelayLimits};
 use crate::node::{Node, WasmConfig};
-use crate::service::Service;
+use crate::service::{Retention, Service};
 use anyhow::Context;
 use clap::Args;
 use libp2p::Multiaddr;
+use meshwork_protocol::wire::Reachability;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -46,10 +48,20 @@ const JOIN_WARNING: Duration = Duration::from_secs(3);
   peer-quiet <peer id>            {\"event\":\"peer_quiet\",\"peer\":\"<peer id>\"}
   peer-heard <peer id>            {\"event\":\"peer_heard\",\"peer\":\"<peer id>\"}
   missed <n> peer events          {\"event\":\"missed\",\"count\":<n>}
+  reachability <r>                {\"event\":\"reachability\",\"reachability\":\"<r>\"}
+  relayed <multiaddr>             {\"event\":\"relayed\",\"addr\":\"<multiaddr>\"}
+  hole-punch <peer id> <outcome>  {\"event\":\"hole_punch\",\"peer\":\"<peer id>\",\"error\":null|\"<why>\"}
+  piece-path <peer id> <path>     {\"event\":\"piece_path\",\"peer\":\"<peer id>\",\"path\":\"direct\"|\"relayed\"}
+  pieces-from <peer id> ...       {\"event\":\"pieces_from\",\"peer\":\"<peer id>\",\"direct\":<n>,\"relayed\":<n>}
 Up and down concern workers (peers that run tasks): up when connected and
 advertising, down when the connection closed, a health probe went
 unanswered, or it left. A quiet peer's adverts stopped: it gets no new
-work, but nothing is failed over; heard means it is back to normal.")]
+work, but nothing is failed over; heard means it is back to normal.
+Reachability is public, behind-nat or unknown (AutoNAT's verdict); relayed
+gives an address peers reach this node at through a relay; hole-punch says
+whether a relayed connection became a direct one. piece-path says over
+which path pieces from a peer arrive (first pieces, and each change), and
+pieces-from counts them per path once that peer's last connection closed.")]
 pub struct NodeArgs {
     #[command(flatten)]
     peer: PeerOpts,
@@ -85,6 +97,42 @@ pub struct NodeArgs {
     /// Its local HTTP API.
     #[command(flatten)]
     http: HttpOpts,
+    /// Serving as a relay for nodes behind NATs.
+    #[command(flatten)]
+    relay: RelayOpts,
+}
+
+/// `--relay` and its limits (README: "Beyond one LAN").
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Relay (for nodes behind NATs)")]
+struct RelayOpts {
+    /// Relay connections for peers that cannot be dialled (behind a NAT or
+    /// firewall), within the limits below. Only useful on a node peers can
+    /// dial; in a private mesh (--secret-file) only members relay.
+    #[arg(long)]
+    relay: bool,
+    /// Circuits relayed at once, in all.
+    #[arg(long, default_value_t = RelayLimits::default().max_circuits, requires = "relay")]
+    relay_max_circuits: usize,
+    /// Bytes one circuit carries before the relay closes it (pieces larger
+    /// than this are refused with an error rather than sent).
+    #[arg(long, default_value_t = RelayLimits::default().circuit_bytes, requires = "relay")]
+    relay_circuit_bytes: u64,
+    /// Seconds one circuit lasts before the relay closes it.
+    #[arg(long, default_value_t = RelayLimits::default().circuit_duration.as_secs(), requires = "relay")]
+    relay_circuit_secs: u64,
+}
+
+impl RelayOpts {
+    /// The limits to relay with, if this node relays.
+    fn limits(&self) -> Option<RelayLimits> {
+        self.relay.then(|| RelayLimits {
+            max_circuits: self.relay_max_circuits,
+            circuit_bytes: self.relay_circuit_bytes,
+            circuit_duration: Duration::from_secs(self.relay_circuit_secs),
+            ..RelayLimits::default()
+        })
+    }
 }
 
 /// `--http` and its token (API.md).
@@ -108,6 +156,13 @@ struct HttpOpts {
     /// node holds it, this one keeps no jobs].
     #[arg(long, value_name = "DIR", conflicts_with = "no_http")]
     data_dir: Option<PathBuf>,
+    /// Most finished jobs kept (with their results); older ones are let go.
+    #[arg(long, value_name = "N", default_value_t = Retention::default().keep_jobs, conflicts_with = "no_http")]
+    keep_jobs: usize,
+    /// Longest a finished job is kept, e.g. `12h`, `30d`.
+    #[arg(long, value_name = "DURATION", default_value_t = Retention::default().keep_for.into(),
+          conflicts_with = "no_http")]
+    keep_for: humantime::Duration,
 }
 
 impl HttpOpts {
@@ -116,7 +171,8 @@ impl HttpOpts {
     fn jobs(&self, client: Client) -> anyhow::Result<Result<Service, String>> {
         let default = || dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("meshwork");
         let dir = self.data_dir.clone().unwrap_or_else(default);
-        match Service::start(client, &dir, job_kind) {
+        let retention = Retention { keep_jobs: self.keep_jobs, keep_for: self.keep_for.into() };
+        match Service::start(client, &dir, job_kind, retention) {
             Ok(service) => Ok(Ok(service)),
             Err(e) if self.data_dir.is_some() => Err(e).context("--data-dir"),
             Err(e) => {
@@ -227,6 +283,16 @@ enum Report {
     PeerHeard { peer: String },
     /// Up/down events lost because this report fell behind.
     Missed { count: u64 },
+    /// This node's reachability changed.
+    Reachability { reachability: Reachability },
+    /// It listens through a relay at this address.
+    Relayed { addr: String },
+    /// A hole punch to a peer ended (no error: a direct connection).
+    HolePunch { peer: String, error: Option<String> },
+    /// Pieces from a peer now arrive over this path.
+    PiecePath { peer: String, path: Path },
+    /// Pieces a peer sent, per path, counted when its last connection closed.
+    PiecesFrom { peer: String, direct: u64, relayed: u64 },
 }
 
 impl Report {
@@ -243,6 +309,14 @@ impl Report {
             Report::PeerQuiet { peer } => writeln!(out, "peer-quiet {peer}"),
             Report::PeerHeard { peer } => writeln!(out, "peer-heard {peer}"),
             Report::Missed { count } => writeln!(out, "missed {count} peer events"),
+            Report::Reachability { reachability } => writeln!(out, "reachability {}", reachability.as_str()),
+            Report::Relayed { addr } => writeln!(out, "relayed {addr}"),
+            Report::HolePunch { peer, error: None } => writeln!(out, "hole-punch {peer} direct"),
+            Report::HolePunch { peer, error: Some(e) } => writeln!(out, "hole-punch {peer} failed: {e}"),
+            Report::PiecePath { peer, path } => writeln!(out, "piece-path {peer} {}", path.as_str()),
+            Report::PiecesFrom { peer, direct, relayed } => {
+                writeln!(out, "pieces-from {peer} direct {direct} relayed {relayed}")
+            }
         }
     }
 }
@@ -271,6 +345,7 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         ..WasmConfig::default()
     });
     cfg.exec = args.exec.policy().map_err(usage)?;
+    cfg.behaviour.relay = args.relay.limits();
     if cfg.exec.is_some() && args.peer.mesh.secret_file.is_none() && cfg.accept_from.is_none() {
         tracing::warn!(
             "--allow-exec on an open mesh: ANY peer that can reach this node may run ANY command on it with \
@@ -288,7 +363,11 @@ pub(super) async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             let url = format!("http://{}", listener.local_addr().context("the HTTP listener's address")?);
             Report::Http { url }.write(&mut out, json)?;
             let jobs = args.http.jobs(node.client())?;
-            let state = ApiState { client: node.client(), metrics: Arc::new(Metrics::new()), jobs };
+            let mut metrics = Metrics::new();
+            if let Ok(service) = &jobs {
+                service.register_metrics(metrics.registry_mut());
+            }
+            let state = ApiState { client: node.client(), metrics: Arc::new(metrics), jobs };
             Some((listener, http::app(state, token)))
         }
         None => None,
@@ -342,6 +421,15 @@ async fn report(client: Client, json: bool) {
             event = events.recv() => match event {
                 Ok(MeshEvent::PeerUp(p)) => vec![Report::PeerUp { peer: p.to_string() }],
                 Ok(MeshEvent::PeerDown(p, reason)) => vec![Report::PeerDown { peer: p.to_string(), reason }],
+                Ok(MeshEvent::Reachability(reachability)) => vec![Report::Reachability { reachability }],
+                Ok(MeshEvent::Relayed(addr)) => vec![Report::Relayed { addr: addr.to_string() }],
+                Ok(MeshEvent::HolePunch(p, result)) => {
+                    vec![Report::HolePunch { peer: p.to_string(), error: result.err() }]
+                }
+                Ok(MeshEvent::PiecePath(p, path)) => vec![Report::PiecePath { peer: p.to_string(), path }],
+                Ok(MeshEvent::PiecesFrom(p, n)) => {
+                    vec![Report::PiecesFrom { peer: p.to_string(), direct: n.direct, relayed: n.relayed }]
+                }
                 Err(broadcast::error::RecvError::Lagged(count)) => vec![Report::Missed { count }],
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -395,6 +483,8 @@ mod tests {
             advert_age_ms: None,
             rtt_us: None,
             version: None,
+            reachability: Default::default(),
+            path: None,
         }
     }
 

@@ -67,8 +67,8 @@ fn print_table(peers: &[PeerInfo]) {
         return;
     }
     println!(
-        "{:<54} {:<34} {:>5} {:>7} {:>6} {:>8} {:>8}  {:<24} STATUS",
-        "PEER", "ADDRESS", "SLOTS", "RUNNING", "QUEUED", "ADVERT", "RTT", "VERSION"
+        "{:<54} {:<34} {:>5} {:>7} {:>6} {:>8} {:>8}  {:<10} {:<7}  {:<24} STATUS",
+        "PEER", "ADDRESS", "SLOTS", "RUNNING", "QUEUED", "ADVERT", "RTT", "REACH", "PATH", "VERSION"
     );
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
     for p in peers {
@@ -82,14 +82,16 @@ fn print_table(peers: &[PeerInfo]) {
         };
         let version = p.version.as_deref().map_or("-", |v| v.strip_prefix("meshwork/").unwrap_or(v));
         println!(
-            "{:<54} {:<34} {:>5} {:>7} {:>6} {:>8} {:>8}  {version:<24} {status}",
+            "{:<54} {:<34} {:>5} {:>7} {:>6} {:>8} {:>8}  {:<10} {:<7}  {version:<24} {status}",
             p.peer_id,
             short_addr(&addr),
             opt(p.slots),
             opt(p.running),
             opt(p.queued),
             age,
-            rtt
+            rtt,
+            p.reachability.as_str(),
+            p.path.map_or("-", |p| p.as_str()),
         );
     }
 }

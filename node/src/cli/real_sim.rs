@@ -442,6 +442,8 @@ impl Mesh {
                     self.rec.peer_down(n, *b, why, now);
                 }
             }
+            // Reachability, relay and path events are not about liveness.
+            Ok(_) => {}
         }
     }
 

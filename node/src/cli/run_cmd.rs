@@ -139,7 +139,7 @@ impl RunArgs {
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     match &args.task {
         TaskCommand::Primes(a) => job(&primes::Primes, a.input(), primes::render, &args).await,
-        TaskCommand::Mandelbrot(a) => job(&mandelbrot::Mandelbrot, a.input(), mandelbrot::render, &args).await,
+        TaskCommand::Mandelbrot(a) => job(&mandelbrot::Mandelbrot, a.input_for_run(), mandelbrot::render, &args).await,
         TaskCommand::HashSearch(a) => job(&hash_search::HashSearch, a.input(), hash_search::render, &args).await,
         TaskCommand::Wordcount(a) => job(&wordcount::Wordcount, a.input(), wordcount::render, &args).await,
         TaskCommand::Noop(a) => job(&noop::Noop, a.input(), noop::render, &args).await,

@@ -13,12 +13,14 @@ use crate::client::{Command, MeshEvent, NodeStats, PeerInfo};
 use crate::executor::{ExecEvent, Executor};
 use crate::metrics::request_kind;
 use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent};
+use crate::net::nat::Nat;
 use crate::net::peer_map::{PeerMap, PeerNames};
 use crate::net::reach::{Reach, REDIAL_TICK};
 use crate::net::rpc::{Budget, Inbound, OutboundId, Rpc, RpcEvent};
 use crate::wasm::service::ModuleService;
 use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::identify;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm};
 use meshwork_protocol::task::Registry;
@@ -70,6 +72,8 @@ pub(crate) struct Driver {
     /// Clients waiting for a peer's Status, by the machine's request.
     statuses: HashMap<RequestId, oneshot::Sender<Result<Load, String>>>,
     reach: Reach,
+    /// Reachability, relays and connection paths.
+    nat: Nat,
     /// wasm modules offered and fetched.
     modules: ModuleService,
     listen: Vec<Multiaddr>,
@@ -92,6 +96,7 @@ impl Driver {
         let control = swarm.behaviour().rpc.new_control();
         let budget = Budget::new(cfg.inbound_budget);
         let (rpc, rpc_events) = Rpc::start(control, cfg.machine.max_message, budget)?;
+        let nat = Nat::new(cfg.machine.slots > 0);
         let machine = Machine::new(cfg.machine, Time::ZERO);
         let (executor, finished) = Executor::new(cfg.registry);
         let mut driver = Driver {
@@ -110,6 +115,7 @@ impl Driver {
             jobs: HashMap::new(),
             statuses: HashMap::new(),
             reach: Reach::default(),
+            nat,
             modules: ModuleService::new(me),
             listen: Vec::new(),
             stats: NodeStats::default(),
@@ -217,6 +223,11 @@ impl Driver {
             match action {
                 Action::Send { to, id, request } => match self.peers.id(to) {
                     Some(peer) => {
+                        if let Some(why) = self.too_large_for_relay(peer, &request) {
+                            tracing::warn!(%peer, "{why}");
+                            self.machine.handle_failure(id, &why, self.now());
+                            continue;
+                        }
                         let kind = request_kind(&request);
                         let oid = self.rpc.request(peer, request);
                         self.outbound.insert(oid, (id, kind, Instant::now()));
@@ -232,7 +243,8 @@ impl Driver {
                         }
                     }
                 }
-                Action::Publish(advert) => {
+                Action::Publish(mut advert) => {
+                    advert.reachability = self.nat.reachability();
                     let topic = advert_topic();
                     match self.swarm.behaviour_mut().load_gossip.publish(topic, to_cbor(&advert)) {
                         Ok(_) => self.stats.adverts_published += 1,
@@ -325,6 +337,8 @@ impl Driver {
             Command::Stats(reply) => {
                 let stats = NodeStats {
                     buffered_bytes: self.rpc.buffered() as u64,
+                    rpc_bytes_in: self.rpc.traffic().0,
+                    rpc_bytes_out: self.rpc.traffic().1,
                     redialling: self.reach.redialling() as u64,
                     connections: self.swarm.network_info().connection_counters().num_established() as u64,
                     modules_served: self.modules.served().modules,
@@ -344,9 +358,32 @@ impl Driver {
             .into_iter()
             .filter_map(|view| {
                 let peer = self.peers.id(view.peer)?;
-                Some(PeerInfo::new(peer, self.reach.addrs(&peer), self.reach.version(&peer), view))
+                let info = PeerInfo::new(peer, self.reach.addrs(&peer), self.reach.version(&peer), view);
+                Some(PeerInfo { reachability: self.nat.advertised(&peer), path: self.nat.path(&peer), ..info })
             })
             .collect()
+    }
+
+    /// Why `request` must not go to `peer`: it carries pieces and is larger
+    /// than the byte limit of the relay circuit that is our only way to it
+    /// (the relay would cut the circuit midway). None if it may go.
+    fn too_large_for_relay(&self, peer: PeerId, request: &Request) -> Option<String> {
+        let Request::Run(run) = request else { return None };
+        let limit = self.nat.relay_only_limit(&peer)?;
+        let size = to_cbor(request).len() as u64;
+        (size > limit).then(|| {
+            format!(
+                "{} piece(s) of {size} bytes exceed the relay's limit of {limit} bytes per circuit, our only \
+                 connection to this peer (no direct connection: hole punching failed or is not done)",
+                run.pieces.len()
+            )
+        })
+    }
+
+    /// Tells whoever listens (the `meshwork node` report).
+    fn tell(&self, event: MeshEvent) {
+        // Err: nobody is listening, which is fine.
+        let _ = self.mesh_events.send(event);
     }
 
     /// Stops taking work, tells the mesh and cancels our own jobs; the
@@ -391,17 +428,27 @@ impl Driver {
         let now = self.now();
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
+                if crate::net::nat::is_relayed(&address) {
+                    self.tell(MeshEvent::Relayed(address.clone()));
+                }
                 let me = *self.swarm.local_peer_id();
                 self.listen.push(address.with_p2p(me).unwrap_or_else(|a| a));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+                self.nat.connected(&mut self.swarm, peer_id, connection_id, &endpoint);
                 self.reach.connected(&mut self.rpc, peer_id, &endpoint, num_established.get() == 1);
                 // Every new connection, not only the first: it proves the
                 // peer alive even if an older one has gone quiet.
                 let key = self.peers.key(peer_id);
                 self.machine.handle_peer_up(key, now);
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } if num_established > 0 => {
+                self.nat.closed(peer_id, connection_id);
+            }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, cause, .. } => {
+                if let Some(counts) = self.nat.closed(peer_id, connection_id) {
+                    self.tell(MeshEvent::PiecesFrom(peer_id, counts));
+                }
                 tracing::debug!(peer = %peer_id, cause = ?cause, "disconnected");
                 self.reach.disconnected(&peer_id);
                 let key = self.peers.key(peer_id);
@@ -445,7 +492,30 @@ impl Driver {
             SwarmEvent::Behaviour(BehaviourEvent::Modules(event)) => {
                 self.modules.on_event(&mut self.swarm.behaviour_mut().modules, event)
             }
-            SwarmEvent::Behaviour(event) => self.reach.on_discovery(&mut self.swarm, event),
+            SwarmEvent::ListenerClosed { listener_id, .. } => self.nat.listener_closed(listener_id),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(event)) => {
+                if let Some(r) = self.nat.on_autonat(&mut self.swarm, event) {
+                    tracing::info!(reachability = r.as_str(), "reachability changed");
+                    self.tell(MeshEvent::Reachability(r));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => self.nat.on_relay_client(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => tracing::debug!(?event, "relay"),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => {
+                let peer = event.remote_peer_id;
+                let result = event.result.map(|_| ()).map_err(|e| e.to_string());
+                match &result {
+                    Ok(()) => tracing::info!(%peer, "hole punched: direct connection"),
+                    Err(error) => tracing::info!(%peer, %error, "hole punching failed: staying relayed"),
+                }
+                self.tell(MeshEvent::HolePunch(peer, result));
+            }
+            SwarmEvent::Behaviour(event) => {
+                if let BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) = &event {
+                    self.nat.identified(&mut self.swarm, *peer_id, info);
+                }
+                self.reach.on_discovery(&mut self.swarm, event)
+            }
             _ => {}
         }
     }
@@ -454,6 +524,7 @@ impl Driver {
     fn on_advert(&mut self, source: PeerId, data: &[u8], now: Time) -> MessageAcceptance {
         let error = match decode_advert(data) {
             Ok(advert) => {
+                self.nat.heard(source, advert.reachability);
                 let key = self.peers.key(source);
                 match self.machine.handle_advert(key, &advert, now) {
                     Ok(()) => return MessageAcceptance::Accept,
@@ -486,6 +557,11 @@ impl Driver {
                 self.rpc.answer(from, members);
             }
             RpcEvent::Request { peer, from, request } => {
+                if let Request::Run(run) = &request {
+                    if let Some(path) = self.nat.pieces(peer, run.pieces.len() as u64) {
+                        self.tell(MeshEvent::PiecePath(peer, path));
+                    }
+                }
                 let id = InboundId(self.next_inbound);
                 self.next_inbound += 1;
                 self.inbound.insert(id, from);

@@ -2,11 +2,13 @@
 //! watch, fetch the result, cancel. What each answers is in API.md.
 
 use super::{ApiError, ApiState};
-use crate::service::{JobView, Service, ServiceError};
+use crate::service::{FileMeta, JobView, Service, ServiceError};
 use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
@@ -16,7 +18,9 @@ pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/api/jobs", get(list).post(submit))
         .route("/api/jobs/{id}", get(job).delete(cancel))
+        .route("/api/jobs/prune", post(prune))
         .route("/api/jobs/{id}/result", get(result))
+        .route("/api/jobs/{id}/result/file", get(file))
         .route("/api/jobs/{id}/events", get(events))
 }
 
@@ -49,6 +53,8 @@ struct JobResult {
     id: u64,
     text: String,
     result: serde_json::Value,
+    /// Its file (at `/api/jobs/{id}/result/file`), when the result is one.
+    file: Option<FileMeta>,
 }
 
 impl From<ServiceError> for ApiError {
@@ -63,7 +69,7 @@ impl From<ServiceError> for ApiError {
 }
 
 /// The node's service, or why it has none.
-fn service(state: &ApiState) -> Result<&Service, ApiError> {
+pub(super) fn service(state: &ApiState) -> Result<&Service, ApiError> {
     state.jobs.as_ref().map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why.clone()))
 }
 
@@ -86,13 +92,37 @@ async fn job(State(state): State<ApiState>, Path(id): Path<u64>) -> Result<Json<
 async fn result(State(state): State<ApiState>, Path(id): Path<u64>) -> Result<Json<JobResult>, ApiError> {
     let service = service(&state)?;
     match service.result(id)? {
-        Some((text, result)) => Ok(Json(JobResult { id, text, result })),
-        None => {
-            let view = service.job(id)?;
-            let why = view.error.unwrap_or_else(|| format!("it is {:?}", view.state).to_lowercase());
-            Err(ApiError::new(StatusCode::CONFLICT, format!("job {id} has no result: {why}")))
-        }
+        Some(r) => Ok(Json(JobResult { id, text: r.text, result: r.json, file: r.file })),
+        None => Err(no_result(service, id)?),
     }
+}
+
+/// Why job `id` has no result (409), or that there is no such job (404).
+fn no_result(service: &Service, id: u64) -> Result<ApiError, ApiError> {
+    let view = service.job(id)?;
+    let why = view.error.unwrap_or_else(|| format!("it is {:?}", view.state).to_lowercase());
+    Ok(ApiError::new(StatusCode::CONFLICT, format!("job {id} has no result: {why}")))
+}
+
+/// The job's result file, as a download.
+async fn file(State(state): State<ApiState>, Path(id): Path<u64>) -> Result<impl IntoResponse, ApiError> {
+    let service = service(&state)?;
+    match service.file(id)? {
+        Some((meta, bytes)) => {
+            let disposition = format!("attachment; filename=\"{}\"", meta.name);
+            Ok(([(CONTENT_TYPE, meta.content_type), (CONTENT_DISPOSITION, disposition)], bytes))
+        }
+        None if service.result(id)?.is_some() => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, format!("job {id}'s result is not a file: see its result")))
+        }
+        None => Err(no_result(service, id)?),
+    }
+}
+
+/// Removes every finished job (`meshwork jobs --prune`).
+async fn prune(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let removed = service(&state)?.prune()?;
+    Ok(Json(serde_json::json!({ "removed": removed })))
 }
 
 async fn cancel(State(state): State<ApiState>, Path(id): Path<u64>) -> Result<Json<serde_json::Value>, ApiError> {

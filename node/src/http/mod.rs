@@ -13,6 +13,7 @@
 //! API tells who is in the mesh and, with jobs, takes work to run.
 
 pub mod auth;
+pub mod dashboard;
 mod jobs;
 mod routes;
 
@@ -45,7 +46,7 @@ pub struct ApiState {
 
 /// Every route of the API, before authentication and state ([`app`] adds both).
 pub fn router() -> Router<ApiState> {
-    routes::routes().merge(jobs::routes())
+    routes::routes().merge(jobs::routes()).merge(dashboard::routes())
 }
 
 /// The API as served: [`router`], every request checked against `token`

@@ -3,6 +3,7 @@
 //! generated enum has no docs of its own, hence the `allow` below.)
 #![allow(missing_docs)]
 
+use crate::net::nat::RelayLimits;
 use crate::wasm::service::ModuleBehaviour;
 use libp2p::gossipsub::{
     self, IdentTopic, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds, TopicScoreParams,
@@ -11,7 +12,7 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{connection_limits, identify, mdns, memory_connection_limits, StreamProtocol};
+use libp2p::{autonat, connection_limits, dcutr, identify, mdns, memory_connection_limits, relay, StreamProtocol};
 use meshwork_protocol::gossip::{GOSSIP_LAZY, HEARTBEAT, HISTORY_GOSSIP, MESH_N, MESH_N_HIGH, MESH_N_LOW};
 use meshwork_protocol::wire::{ADVERT_TOPIC, KAD_PROTOCOL, MAX_ADVERT_BYTES};
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub struct BehaviourConfig {
     pub max_memory_fraction: f64,
     /// Largest wasm module fetched from a peer, in bytes.
     pub max_module: usize,
+    /// Serve as a circuit relay with these limits (`--relay`).
+    pub relay: Option<RelayLimits>,
 }
 
 impl Default for BehaviourConfig {
@@ -48,10 +51,13 @@ impl Default for BehaviourConfig {
             max_connections: 1024,
             // Two peers that find each other by mDNS at once dial each other
             // at once: two connections per pair, and with a limit of one
-            // libp2p can refuse both, leaving the pair apart ~0.5 s.
-            max_connections_per_peer: 2,
+            // libp2p can refuse both, leaving the pair apart ~0.5 s. A
+            // third: a relayed connection and the direct one DCUtR opens
+            // beside it (the relayed one is then closed: `net::nat`).
+            max_connections_per_peer: 3,
             max_memory_fraction: 0.9,
             max_module: crate::wasm::Limits::default().module,
+            relay: None,
         }
     }
 }
@@ -90,11 +96,24 @@ pub struct Behaviour {
     pub rpc: libp2p_stream::Behaviour,
     /// wasm modules fetched from the submitter (see `wasm::shelf`).
     pub modules: ModuleBehaviour,
+    /// Whether peers can dial us back (see `net::nat`).
+    pub autonat: autonat::Behaviour,
+    /// Relaying circuits for peers behind NATs (`--relay`).
+    pub relay: Toggle<relay::Behaviour>,
+    /// Listening and dialling through relays.
+    pub relay_client: relay::client::Behaviour,
+    /// Replacing a relayed connection by a direct one (hole punching).
+    pub dcutr: dcutr::Behaviour,
 }
 
 impl Behaviour {
-    /// Builds the behaviour for `key`.
-    pub fn new(key: &Keypair, cfg: &BehaviourConfig) -> Result<Behaviour, BehaviourError> {
+    /// Builds the behaviour for `key`, with the relay client whose
+    /// transport is part of the swarm's (see [`transport::build`](super::transport::build)).
+    pub fn new(
+        key: &Keypair,
+        cfg: &BehaviourConfig,
+        relay_client: relay::client::Behaviour,
+    ) -> Result<Behaviour, BehaviourError> {
         let me = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(cfg.max_connections))
@@ -132,8 +151,43 @@ impl Behaviour {
             load_gossip: gossip(key)?,
             rpc: libp2p_stream::Behaviour::new(),
             modules: crate::wasm::shelf::behaviour(cfg.max_module),
+            autonat: autonat::Behaviour::new(me, autonat_config()),
+            relay: cfg.relay.map(|limits| relay_server(me, limits)).into(),
+            relay_client,
+            dcutr: dcutr::Behaviour::new(me),
         })
     }
+}
+
+/// AutoNAT, asked soon and often enough that a node knows within seconds
+/// of joining whether peers can dial it (libp2p's defaults wait 15 s, then
+/// 90 s between probes). Private addresses count: a mesh on a LAN, or a
+/// lab of network namespaces, is reachable on them; "public" means peers
+/// of this mesh can dial the node, not that the whole internet can.
+fn autonat_config() -> autonat::Config {
+    autonat::Config {
+        boot_delay: Duration::from_secs(1),
+        retry_interval: Duration::from_secs(10),
+        refresh_interval: Duration::from_secs(300),
+        throttle_server_period: Duration::from_secs(5),
+        // Longer than the swarm's connection timeout (10 s), which bounds the
+        // server's dial back: a NAT that drops the dial silently is reported
+        // as such instead of the probe timing out first.
+        timeout: Duration::from_secs(15),
+        only_global_ips: false,
+        ..autonat::Config::default()
+    }
+}
+
+/// The relay of a `--relay` node. It serves whatever AutoNAT says: left
+/// to itself, libp2p's relay stops offering circuits whenever AutoNAT
+/// loses confidence in its address, and in the NAT lab one failed dial
+/// back (of several that succeeded) was enough for every later peer to
+/// find no relay. Whoever asks for `--relay` says the node is reachable.
+fn relay_server(me: libp2p::PeerId, limits: RelayLimits) -> relay::Behaviour {
+    let mut relay = relay::Behaviour::new(me, limits.config());
+    relay.set_status(Some(relay::Status::Enable));
+    relay
 }
 
 /// The advert topic.

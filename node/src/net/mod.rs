@@ -5,6 +5,7 @@
 //! - [`behaviour`]: the composed behaviour (discovery, load gossip, RPC, health).
 //! - `rpc`: the RPC protocol on long-lived streams, its frames and byte budget.
 //! - [`identity`]: keypair files.
+//! - [`nat`]: reachability (AutoNAT), relays, and which path connections and pieces take.
 //! - `reach`: where peers are (what discovery says) and every dial the node makes.
 //! - `dialer`: the bounded address book, `--join` addresses, redials with backoff.
 //! - `peer_map`: libp2p peer ids ↔ the state machine's peer keys.
@@ -14,6 +15,7 @@ pub(crate) mod dialer;
 pub mod identity;
 pub(crate) mod members;
 pub mod muxer;
+pub mod nat;
 pub mod peer_map;
 pub(crate) mod reach;
 pub(crate) mod rpc;

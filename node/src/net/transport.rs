@@ -1,7 +1,9 @@
 //! The transport stack: TCP + noise + yamux (behind the pnet handshake when
 //! the mesh is private; yamux configured by [`muxer`]), QUIC when it is not
 //! (pnet cannot cover QUIC, so a private mesh turns QUIC off rather than
-//! leave a door open).
+//! leave a door open). Circuits through relays (`net::nat`) are one more
+//! transport, secured the same way: a relay only carries bytes, so the
+//! pnet handshake and noise run end to end, between the two peers.
 
 use crate::net::muxer;
 use futures::future::Either;
@@ -11,7 +13,7 @@ use libp2p::core::transport::{Boxed, Transport};
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
-use libp2p::{noise, quic, tcp, PeerId};
+use libp2p::{noise, quic, relay, tcp, PeerId};
 
 /// What the stack carries.
 pub type Stack = Boxed<(PeerId, StreamMuxerBox)>;
@@ -25,11 +27,12 @@ pub struct TransportConfig {
     pub quic: bool,
 }
 
-/// Builds the transport stack for `key`.
-pub fn build(key: &Keypair, cfg: &TransportConfig) -> Result<Stack, noise::Error> {
+/// Builds the transport stack for `key`, with `relayed`, the relay
+/// client's transport (its behaviour goes into the swarm's behaviour).
+pub fn build(key: &Keypair, cfg: &TransportConfig, relayed: relay::client::Transport) -> Result<Stack, noise::Error> {
     let noise = noise::Config::new(key)?;
     let tcp = tcp::tokio::Transport::new(tcp::Config::new().nodelay(true));
-    let mut stack = secure(tcp, cfg.psk, &noise);
+    let mut stack = combine(secure(relayed, cfg.psk, &noise), secure(tcp, cfg.psk, &noise));
     if cfg.quic && cfg.psk.is_none() {
         let quic = quic::tokio::Transport::new(quic::Config::new(key))
             .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))

@@ -7,9 +7,20 @@
 //!
 //! - [`store`]: the redb file of jobs, inputs and outputs.
 //! - [`kind`]: a job's task from its name and `meshwork run` arguments.
+//! - [`metrics`]: jobs by state, job durations and the store's size.
+//!
+//! A finished job keeps its record, result and result file until the
+//! node's [`Retention`] lets it go; its piece outputs go when it ends.
+//!
+//! The failpoint `service::before-store` (the `fail` crate, set through
+//! the `FAILPOINTS` environment variable) runs just before a batch of
+//! outputs is written: the tests abort the process there, to prove that
+//! outputs which came back but were not yet written are run again.
 
 pub mod kind;
+pub mod metrics;
 pub mod store;
+mod timeline;
 
 use crate::client::Client;
 use kind::{Kind, Parse};
@@ -19,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
-pub use store::{JobRecord, JobState, Store, StoreError};
+pub use store::{FileMeta, JobRecord, JobState, Retention, Store, StoreError};
 use tokio::sync::broadcast;
 
 /// Why the service refused a request.
@@ -34,6 +45,17 @@ pub enum ServiceError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A job's result: a line, a JSON value and, for some tasks, a file.
+#[derive(Clone, Debug)]
+pub struct JobResult {
+    /// The line people read.
+    pub text: String,
+    /// The same result as JSON.
+    pub json: serde_json::Value,
+    /// What the result file is; [`Service::file`] has its bytes.
+    pub file: Option<FileMeta>,
 }
 
 /// A job as the API shows it.
@@ -74,6 +96,7 @@ struct Live {
     done: u32,
     retries: u32,
     per_peer: BTreeMap<String, u32>,
+    timeline: Option<meshwork_protocol::timeline::TimelineBuilder>,
 }
 
 #[derive(Debug)]
@@ -81,8 +104,14 @@ struct Inner {
     client: Client,
     store: Store,
     parse: Parse,
+    retention: Retention,
     live: Mutex<HashMap<u64, Live>>,
+    /// Jobs that ended but whose end the store could not write (a full
+    /// disk): shown as they ended; after a restart they run again.
+    unsaved: Mutex<HashMap<u64, JobRecord>>,
     updates: broadcast::Sender<Update>,
+    metrics: metrics::JobMetrics,
+    timelines: timeline::Finished,
 }
 
 /// The node's jobs.
@@ -96,12 +125,25 @@ fn now_ms() -> u64 {
 }
 
 impl Service {
-    /// Opens the store in `dir` and resumes its unfinished jobs on the
-    /// node behind `client`; `parse` builds a job's task from its arguments.
-    pub fn start(client: Client, dir: &Path, parse: Parse) -> Result<Service, StoreError> {
+    /// Opens the store in `dir`, lets go of the finished jobs `retention`
+    /// does not keep, and resumes its unfinished jobs on the node behind
+    /// `client`; `parse` builds a job's task from its arguments.
+    pub fn start(client: Client, dir: &Path, parse: Parse, retention: Retention) -> Result<Service, StoreError> {
         let store = Store::open(dir)?;
+        store.prune(retention, now_ms())?;
         let (updates, _) = broadcast::channel(1024);
-        let service = Service { inner: Arc::new(Inner { client, store, parse, live: Mutex::default(), updates }) };
+        let inner = Inner {
+            client,
+            store,
+            parse,
+            retention,
+            live: Mutex::default(),
+            unsaved: Mutex::default(),
+            updates,
+            metrics: metrics::JobMetrics::default(),
+            timelines: timeline::Finished::default(),
+        };
+        let service = Service { inner: Arc::new(inner) };
         for record in service.inner.store.jobs()? {
             if record.state.finished() {
                 continue;
@@ -139,19 +181,42 @@ impl Service {
 
     /// Job `id`.
     pub fn job(&self, id: u64) -> Result<JobView, ServiceError> {
-        let record = self.inner.store.get(id)?.ok_or(ServiceError::NotFound(id))?;
+        let record = self.inner.record(id)?;
         Ok(self.inner.view(&record))
     }
 
     /// Every job, newest first.
     pub fn jobs(&self) -> Result<Vec<JobView>, ServiceError> {
-        Ok(self.inner.store.jobs()?.iter().map(|r| self.inner.view(r)).collect())
+        let unsaved = self.inner.unsaved.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let jobs = self.inner.store.jobs()?;
+        Ok(jobs.iter().map(|r| self.inner.view(unsaved.get(&r.id).unwrap_or(r))).collect())
     }
 
-    /// Job `id`'s result (a line and a JSON value), once it is done.
-    pub fn result(&self, id: u64) -> Result<Option<(String, serde_json::Value)>, ServiceError> {
-        let record = self.inner.store.get(id)?.ok_or(ServiceError::NotFound(id))?;
-        Ok(record.result.map(|(text, json)| (text, serde_json::from_str(&json).unwrap_or(serde_json::Value::Null))))
+    /// Job `id`'s result, once it is done.
+    pub fn result(&self, id: u64) -> Result<Option<JobResult>, ServiceError> {
+        let record = self.inner.record(id)?;
+        Ok(record.result.map(|(text, json)| JobResult {
+            text,
+            json: serde_json::from_str(&json).unwrap_or(serde_json::Value::Null),
+            file: record.file,
+        }))
+    }
+
+    /// Job `id`'s result file, when its result is one.
+    pub fn file(&self, id: u64) -> Result<Option<(FileMeta, Vec<u8>)>, ServiceError> {
+        let record = self.inner.record(id)?;
+        let Some(meta) = record.file else { return Ok(None) };
+        Ok(self.inner.store.file(id)?.map(|bytes| (meta, bytes)))
+    }
+
+    /// Removes every finished job (`meshwork jobs --prune`); their ids.
+    pub fn prune(&self) -> Result<Vec<u64>, ServiceError> {
+        Ok(self.inner.store.prune(Retention::NONE, now_ms())?)
+    }
+
+    /// Registers the service's metrics (see [`metrics`]) in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.inner.metrics.register(registry, self.clone());
     }
 
     /// Cancels job `id` if it runs; whether it did.
@@ -173,6 +238,15 @@ impl Service {
 }
 
 impl Inner {
+    /// Job `id` as it is: the store's record, or how it ended if the store
+    /// could not take that.
+    fn record(&self, id: u64) -> Result<JobRecord, ServiceError> {
+        if let Some(ended) = self.unsaved.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
+            return Ok(ended.clone());
+        }
+        self.store.get(id)?.ok_or(ServiceError::NotFound(id))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Live>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -212,9 +286,11 @@ impl Inner {
         if !remaining.is_empty() {
             let mut spec = JobSpec::new(kind.task(), remaining.iter().map(|&i| inputs[i as usize].clone()).collect());
             spec.stream = true;
+            spec.explain = true; // Placed events: the timeline's spans
             spec.early_exit = kind.early_exit();
             let (job, mut events) = self.client.submit(spec).await.map_err(|e| e.to_string())?;
             self.lock().entry(record.id).or_default().job = Some(job);
+            self.timeline_start(record.id, remaining.len() as u32);
             loop {
                 let Some(first) = events.recv().await else { return Err("the node stopped".into()) };
                 // Outputs that arrived together are written in one commit;
@@ -222,6 +298,7 @@ impl Inner {
                 let mut batch = Vec::new();
                 let (mut progress, mut retries, mut end) = (None, 0, None);
                 for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_recv().ok())) {
+                    self.timeline_event(record.id, &event);
                     match event {
                         JobEvent::Output { piece, peer, output, .. } => {
                             batch.push((remaining[piece as usize], peer, output))
@@ -233,6 +310,7 @@ impl Inner {
                     }
                 }
                 let outputs: Vec<(u32, Vec<u8>)> = batch.iter().map(|(p, _, o)| (*p, o.clone())).collect();
+                fail::fail_point!("service::before-store", |_| std::process::abort());
                 if let Err(e) = self.store.save_outputs(record.id, &outputs) {
                     self.client.cancel(job).await;
                     return Err(format!("storing outputs: {e}"));
@@ -259,17 +337,26 @@ impl Inner {
         kind.finish(outputs.into_iter().map(|(_, o)| o).collect()).map_err(|e| format!("{e:#}"))
     }
 
-    /// Records how job `record` ended.
+    /// Records how job `record` ended, and lets go of the finished jobs
+    /// the retention does not keep.
     fn end(&self, mut record: JobRecord, outcome: Result<crate::tasks::Rendered, String>) {
-        record.finished_ms = Some(now_ms());
+        let now = now_ms();
+        record.finished_ms = Some(now);
         if let Some(live) = self.lock().remove(&record.id) {
             record.retries = live.retries;
             record.per_peer = live.per_peer;
+            self.timeline_end(record.id, live.timeline);
         }
+        let mut file = None;
         match outcome {
             Ok(r) => {
                 record.state = JobState::Done;
                 record.result = Some((r.text, r.json.to_string()));
+                if let Some(f) = r.file {
+                    let (name, content_type) = (f.name.to_string(), f.content_type.to_string());
+                    record.file = Some(FileMeta { name, content_type, bytes: f.bytes.len() as u64 });
+                    file = Some(f.bytes);
+                }
             }
             Err(e) if e == CANCELLED => record.state = JobState::Cancelled,
             Err(e) => {
@@ -277,8 +364,20 @@ impl Inner {
                 record.error = Some(e);
             }
         }
-        if let Err(e) = self.store.update(&record) {
+        self.metrics.ended(&record);
+        // A second try may find the space the first one freed.
+        let written =
+            self.store.finish(&record, file.as_deref()).or_else(|_| self.store.finish(&record, file.as_deref()));
+        if let Err(e) = written {
             tracing::error!(job = record.id, error = %e, "could not store how a job ended");
+            let why = format!("(not written to the store: {e}; it runs again when the node restarts)");
+            record.error = Some(record.error.take().map_or(why.clone(), |err| format!("{err} {why}")));
+            self.unsaved.lock().unwrap_or_else(PoisonError::into_inner).insert(record.id, record.clone());
+        }
+        match self.store.prune(self.retention, now) {
+            Ok(gone) if !gone.is_empty() => tracing::debug!(jobs = ?gone, "finished jobs let go (retention)"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not let go of old jobs"),
         }
         self.publish(&record);
     }

@@ -3,9 +3,12 @@
 //! a job outlives the process that runs it (redb commits are ACID: a crash
 //! mid-write leaves the last commit, never a torn one).
 
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
 
 /// The store's format. A store of another format is refused, not guessed at.
 pub const FORMAT: u64 = 1;
@@ -14,6 +17,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 const INPUTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("inputs");
 const OUTPUTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("outputs");
+/// A finished job's result file (a PNG), by job.
+const FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("files");
 
 /// Why the store could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,9 @@ pub enum StoreError {
     /// A record did not decode.
     #[error("job store: a damaged record: {0}")]
     Damaged(String),
+    /// After an I/O error the store could not be opened again.
+    #[error("the job store is closed after an I/O error (restart the node): {0}")]
+    Closed(String),
 }
 
 /// Shorthand for the many redb error types: all become [`StoreError::Io`].
@@ -98,13 +106,62 @@ pub struct JobRecord {
     pub retries: u32,
     /// See `retries`.
     #[serde(default)]
-    pub per_peer: std::collections::BTreeMap<String, u32>,
+    pub per_peer: BTreeMap<String, u32>,
+    /// Its result file, when the task makes one (its bytes are stored apart).
+    #[serde(default)]
+    pub file: Option<FileMeta>,
+}
+
+/// What a result file is: its bytes are in the store's `files` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// A name to save it under (`mandelbrot.png`).
+    pub name: String,
+    /// Its media type (`image/png`).
+    pub content_type: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// Which finished jobs are kept: the newest `keep_jobs`, and none that
+/// finished longer than `keep_for` ago. Running jobs are always kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Most finished jobs kept.
+    pub keep_jobs: usize,
+    /// Longest a finished job is kept.
+    pub keep_for: Duration,
+}
+
+impl Default for Retention {
+    /// The last thousand finished jobs, for thirty days.
+    fn default() -> Retention {
+        Retention { keep_jobs: 1000, keep_for: Duration::from_secs(30 * 86_400) }
+    }
+}
+
+impl Retention {
+    /// Nothing finished is kept: `meshwork jobs --prune`.
+    pub const NONE: Retention = Retention { keep_jobs: 0, keep_for: Duration::ZERO };
+
+    /// Whether a finished job, `newer` finished jobs after it, finished at
+    /// `finished_ms`, goes at `now_ms`.
+    fn drops(&self, newer: usize, finished_ms: u64, now_ms: u64) -> bool {
+        newer >= self.keep_jobs || now_ms.saturating_sub(finished_ms) > self.keep_for.as_millis() as u64
+    }
 }
 
 /// The store.
+///
+/// After an I/O error (a full disk) redb refuses every later operation
+/// until the database is opened again: [`Store::read`] and
+/// [`Store::write`] do that at once, so the error fails the one operation
+/// (the job being written) and the store carries on from its last commit.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    /// `None` when opening it again after an I/O error failed.
+    db: RwLock<Option<Database>>,
+    path: PathBuf,
 }
 
 impl Store {
@@ -114,41 +171,86 @@ impl Store {
         let open_err = |source: redb::Error| StoreError::Open { path: path.clone(), source: Box::new(source) };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.into()))?;
         let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
-        let store = Store { db };
+        let store = Store { db: RwLock::new(Some(db)), path: path.clone() };
         let found = store.format()?;
         match found {
-            None => store.init()?,
-            Some(FORMAT) => {}
+            None | Some(FORMAT) => store.init(found.is_none())?,
             Some(found) => return Err(StoreError::Format { path, found }),
         }
         Ok(store)
     }
 
-    fn format(&self) -> Result<Option<u64>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let meta = match tx.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(io(e)),
+    /// Runs `f` in a read transaction.
+    fn read<T>(&self, f: impl FnOnce(ReadTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let result = {
+            let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+            let db = db.as_ref().ok_or_else(|| StoreError::Closed("see the error before".into()))?;
+            db.begin_read().map_err(io).and_then(f)
         };
-        Ok(meta.get("format").map_err(io)?.map(|v| v.value()))
+        self.reopen_after(result)
     }
 
-    /// A new store: its format, and every table (so readers find them).
-    fn init(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(io)?;
-        tx.open_table(META).map_err(io)?.insert("format", FORMAT).map_err(io)?;
-        tx.open_table(JOBS).map_err(io)?;
-        tx.open_table(INPUTS).map_err(io)?;
-        tx.open_table(OUTPUTS).map_err(io)?;
-        tx.commit().map_err(io)
+    /// Runs `f` in a write transaction and commits what it did, or
+    /// nothing if it fails.
+    fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let result = {
+            let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+            let db = db.as_ref().ok_or_else(|| StoreError::Closed("see the error before".into()))?;
+            db.begin_write().map_err(io).and_then(|tx| {
+                let value = f(&tx)?;
+                tx.commit().map_err(io)?;
+                Ok(value)
+            })
+        };
+        self.reopen_after(result)
+    }
+
+    /// Opens the database again after an I/O error, which redb would
+    /// otherwise repeat for every later operation; passes `result` on.
+    fn reopen_after<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Io(e)) = &result {
+            tracing::warn!(error = %e, "job store: an I/O error; opening it again");
+            let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            // The old handle goes first: it holds the file's lock.
+            *db = None;
+            match Database::create(&self.path) {
+                Ok(fresh) => *db = Some(fresh),
+                Err(e) => tracing::error!(error = %e, "the job store cannot be opened again: it keeps no more jobs"),
+            }
+        }
+        result
+    }
+
+    fn format(&self) -> Result<Option<u64>, StoreError> {
+        self.read(|tx| {
+            let meta = match tx.open_table(META) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(io(e)),
+            };
+            Ok(meta.get("format").map_err(io)?.map(|v| v.value()))
+        })
+    }
+
+    /// Every table, so readers find them (a table added since the store
+    /// was made is added to it), and for a `new` store its format.
+    fn init(&self, new: bool) -> Result<(), StoreError> {
+        self.write(|tx| {
+            if new {
+                tx.open_table(META).map_err(io)?.insert("format", FORMAT).map_err(io)?;
+            }
+            tx.open_table(JOBS).map_err(io)?;
+            tx.open_table(INPUTS).map_err(io)?;
+            tx.open_table(OUTPUTS).map_err(io)?;
+            tx.open_table(FILES).map_err(io)?;
+            Ok(())
+        })
     }
 
     /// Adds a job of `task` with `args` and its pieces' `inputs`, running;
     /// it is on disk when this returns.
     pub fn add(&self, task: &str, args: &[String], inputs: &[Vec<u8>], now_ms: u64) -> Result<JobRecord, StoreError> {
-        let tx = self.db.begin_write().map_err(io)?;
-        let record = {
+        self.write(|tx| {
             let mut jobs = tx.open_table(JOBS).map_err(io)?;
             let id = jobs.last().map_err(io)?.map_or(1, |(k, _)| k.value() + 1);
             let record = JobRecord {
@@ -162,36 +264,52 @@ impl Store {
                 error: None,
                 result: None,
                 retries: 0,
-                per_peer: Default::default(),
+                per_peer: BTreeMap::new(),
+                file: None,
             };
             jobs.insert(id, encode(&record).as_slice()).map_err(io)?;
             let mut table = tx.open_table(INPUTS).map_err(io)?;
             for (i, input) in inputs.iter().enumerate() {
                 table.insert((id, i as u32), input.as_slice()).map_err(io)?;
             }
-            record
-        };
-        tx.commit().map_err(io)?;
-        Ok(record)
+            Ok(record)
+        })
     }
 
-    /// Writes `record` over the stored one.
-    pub fn update(&self, record: &JobRecord) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(io)?;
-        tx.open_table(JOBS).map_err(io)?.insert(record.id, encode(record).as_slice()).map_err(io)?;
-        tx.commit().map_err(io)
+    /// Job `id`'s result file, if it has one.
+    pub fn file(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|tx| {
+            let files = tx.open_table(FILES).map_err(io)?;
+            let found = files.get(id).map_err(io)?;
+            Ok(found.map(|v| v.value().to_vec()))
+        })
+    }
+
+    /// Writes how job `record` ended, with its result file's bytes, and
+    /// drops its piece outputs (the result holds what they gave; and when
+    /// a full disk failed the job, dropping them frees the space), in one
+    /// commit.
+    pub fn finish(&self, record: &JobRecord, file: Option<&[u8]>) -> Result<(), StoreError> {
+        let id = record.id;
+        self.write(|tx| {
+            tx.open_table(OUTPUTS).map_err(io)?.retain_in((id, 0)..=(id, u32::MAX), |_, _| false).map_err(io)?;
+            tx.open_table(JOBS).map_err(io)?.insert(id, encode(record).as_slice()).map_err(io)?;
+            if let Some(bytes) = file {
+                tx.open_table(FILES).map_err(io)?.insert(id, bytes).map_err(io)?;
+            }
+            Ok(())
+        })
     }
 
     /// Stores outputs of job `id`'s pieces, all in one commit.
     pub fn save_outputs(&self, id: u64, outputs: &[(u32, Vec<u8>)]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(io)?;
-        {
+        self.write(|tx| {
             let mut table = tx.open_table(OUTPUTS).map_err(io)?;
             for (piece, output) in outputs {
                 table.insert((id, *piece), output.as_slice()).map_err(io)?;
             }
-        }
-        tx.commit().map_err(io)
+            Ok(())
+        })
     }
 
     /// Job `id`'s piece inputs, in order.
@@ -205,41 +323,71 @@ impl Store {
     }
 
     fn pieces(&self, table: TableDefinition<(u64, u32), &[u8]>, id: u64) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let table = tx.open_table(table).map_err(io)?;
-        let range = table.range((id, 0)..=(id, u32::MAX)).map_err(io)?;
-        range
-            .map(|entry| {
-                let (k, v) = entry.map_err(io)?;
-                Ok((k.value().1, v.value().to_vec()))
-            })
-            .collect()
+        self.read(|tx| {
+            let table = tx.open_table(table).map_err(io)?;
+            let range = table.range((id, 0)..=(id, u32::MAX)).map_err(io)?;
+            range
+                .map(|entry| {
+                    let (k, v) = entry.map_err(io)?;
+                    Ok((k.value().1, v.value().to_vec()))
+                })
+                .collect()
+        })
     }
 
     /// Job `id`, if the store has it.
     pub fn get(&self, id: u64) -> Result<Option<JobRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let jobs = tx.open_table(JOBS).map_err(io)?;
-        let found = jobs.get(id).map_err(io)?;
-        found.map(|v| decode(v.value())).transpose()
+        self.read(|tx| {
+            let jobs = tx.open_table(JOBS).map_err(io)?;
+            let found = jobs.get(id).map_err(io)?;
+            found.map(|v| decode(v.value())).transpose()
+        })
     }
 
     /// Every job, newest first.
     pub fn jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let jobs = tx.open_table(JOBS).map_err(io)?;
-        let all = jobs.iter().map_err(io)?.rev();
-        all.map(|entry| decode(entry.map_err(io)?.1.value())).collect()
+        self.read(|tx| {
+            let jobs = tx.open_table(JOBS).map_err(io)?;
+            let all = jobs.iter().map_err(io)?.rev();
+            all.map(|entry| decode(entry.map_err(io)?.1.value())).collect()
+        })
     }
 
-    /// Removes job `id` with its inputs and outputs.
-    pub fn remove(&self, id: u64) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(io)?;
-        tx.open_table(JOBS).map_err(io)?.remove(id).map_err(io)?;
-        for table in [INPUTS, OUTPUTS] {
-            tx.open_table(table).map_err(io)?.retain_in((id, 0)..=(id, u32::MAX), |_, _| false).map_err(io)?;
+    /// Removes the finished jobs `keep` does not keep at `now_ms`, with
+    /// their inputs, outputs and files, in one commit; their ids.
+    pub fn prune(&self, keep: Retention, now_ms: u64) -> Result<Vec<u64>, StoreError> {
+        let mut finished = 0;
+        let mut drop = Vec::new();
+        for job in self.jobs()? {
+            if let (true, Some(at)) = (job.state.finished(), job.finished_ms) {
+                if keep.drops(finished, at, now_ms) {
+                    drop.push(job.id);
+                }
+                finished += 1;
+            }
         }
-        tx.commit().map_err(io)
+        if drop.is_empty() {
+            return Ok(drop);
+        }
+        self.write(|tx| {
+            let (mut jobs, mut files) = (tx.open_table(JOBS).map_err(io)?, tx.open_table(FILES).map_err(io)?);
+            let mut inputs = tx.open_table(INPUTS).map_err(io)?;
+            let mut outputs = tx.open_table(OUTPUTS).map_err(io)?;
+            for &id in &drop {
+                jobs.remove(id).map_err(io)?;
+                files.remove(id).map_err(io)?;
+                for table in [&mut inputs, &mut outputs] {
+                    table.retain_in((id, 0)..=(id, u32::MAX), |_, _| false).map_err(io)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(drop)
+    }
+
+    /// The store file's size on disk.
+    pub fn size_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
     }
 }
 
@@ -284,11 +432,38 @@ mod tests {
         let mut done = store.get(1).unwrap().unwrap();
         done.state = JobState::Done;
         done.result = Some(("25 primes".into(), "{}".into()));
-        store.update(&done).unwrap();
+        done.finished_ms = Some(9);
+        store.finish(&done, Some(b"png")).unwrap();
         assert_eq!(store.get(1).unwrap().unwrap(), done);
-        store.remove(1).unwrap();
-        assert_eq!((store.get(1).unwrap(), store.inputs(1).unwrap().len()), (None, 0));
+        assert_eq!(store.file(1).unwrap().as_deref(), Some(&b"png"[..]));
+        assert_eq!(store.outputs(1).unwrap(), Vec::<(u32, Vec<u8>)>::new(), "a finished job's outputs go");
+        assert_eq!(store.prune(Retention::NONE, 10).unwrap(), vec![1], "only the finished job goes");
+        assert_eq!((store.get(1).unwrap(), store.inputs(1).unwrap().len(), store.file(1).unwrap()), (None, 0, None));
+        assert_eq!(store.outputs(1).unwrap(), vec![]);
         assert_eq!(store.inputs(2).unwrap().len(), 1, "removing one job keeps the others");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_finished_jobs_within_their_age() {
+        let d = dir("retention");
+        let store = Store::open(&d).unwrap();
+        let day = 86_400_000;
+        // Jobs 1..=6 finished on days 1..=6; job 7 still runs (from day 0).
+        for id in 1..=7u64 {
+            let mut job = store.add("noop", &[], &[], 0).unwrap();
+            if id < 7 {
+                job.state = JobState::Done;
+                job.finished_ms = Some(id * day);
+            }
+            store.finish(&job, None).unwrap();
+        }
+        let keep = Retention { keep_jobs: 4, keep_for: Duration::from_millis(3 * day + 1) };
+        // On day 7, jobs 6..3 are the newest four; of them, 3 is 4 days old.
+        assert_eq!(store.prune(keep, 7 * day).unwrap(), vec![3, 2, 1]);
+        let left: Vec<u64> = store.jobs().unwrap().iter().map(|j| j.id).collect();
+        assert_eq!(left, vec![7, 6, 5, 4], "the running job stays whatever its age");
+        assert_eq!(store.prune(keep, 7 * day).unwrap(), Vec::<u64>::new(), "pruning again removes nothing");
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -297,9 +472,11 @@ mod tests {
         let d = dir("format");
         {
             let store = Store::open(&d).unwrap();
-            let tx = store.db.begin_write().unwrap();
-            tx.open_table(META).unwrap().insert("format", FORMAT + 1).unwrap();
-            tx.commit().unwrap();
+            let newer = |tx: &WriteTransaction| -> Result<(), StoreError> {
+                tx.open_table(META).map_err(io)?.insert("format", FORMAT + 1).map_err(io)?;
+                Ok(())
+            };
+            store.write(newer).unwrap();
         }
         let err = Store::open(&d).unwrap_err().to_string();
         assert!(err.contains(&format!("has format {}", FORMAT + 1)) && err.contains("--data-dir"), "{err}");

@@ -102,6 +102,7 @@ pub fn render(input: &HashSearchInput, solution: &HashSearchSolution) -> anyhow:
             "nonce": solution.nonce,
             "digest": solution.digest,
         }),
+        file: None,
     })
 }
 

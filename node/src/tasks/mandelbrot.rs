@@ -6,7 +6,7 @@
 //! Each pixel depends only on its own coordinates, so the image is the same
 //! byte for byte however it is cut.
 
-use super::{check_pieces, equal_part, Rendered, MAX_PIECE_BYTES};
+use super::{check_pieces, equal_part, Rendered, ResultFile, MAX_PIECE_BYTES};
 use meshwork_protocol::task::{CancelFlag, Task, TaskError};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -42,8 +42,9 @@ pub struct MandelbrotInput {
     pub max_iter: u32,
     /// Bands the image is cut into (fewer if it has fewer rows).
     pub pieces: u32,
-    /// Where [`render`] writes the PNG.
-    pub out: PathBuf,
+    /// Where [`render`] writes the PNG (`None` for a job given to a node's
+    /// service, which keeps the PNG in its store).
+    pub out: Option<PathBuf>,
 }
 
 /// One piece: the rows `[row_start, row_end)` of a `width` × `height` image.
@@ -89,9 +90,11 @@ pub struct MandelbrotArgs {
     /// Image height in pixels (1 to 8192).
     #[arg(long)]
     pub height: u32,
-    /// PNG file to write (created or overwritten; checked before the job starts).
+    /// PNG file to write (created or overwritten; checked before the job
+    /// starts). Required by `meshwork run`; a node given the job with
+    /// `meshwork submit` keeps the PNG: `meshwork result ID -o FILE`.
     #[arg(long, value_parser = crate::cli::checks::writable_file)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// Number of bands of rows the image is cut into.
     #[arg(long, default_value_t = 16)]
     pub pieces: u32,
@@ -112,6 +115,13 @@ impl MandelbrotArgs {
         };
         validate(&input).map_err(anyhow::Error::msg)?;
         Ok(input)
+    }
+
+    /// [`Self::input`] for `meshwork run`, which writes the PNG: `--out`
+    /// is required there.
+    pub fn input_for_run(&self) -> anyhow::Result<MandelbrotInput> {
+        anyhow::ensure!(self.out.is_some(), "--out FILE is required: where to write the PNG");
+        self.input()
     }
 }
 
@@ -145,21 +155,22 @@ fn check_image(width: u32, height: u32, max_iter: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes the PNG to `--out` and says so.
+/// Writes the PNG to `--out` when there is one, and says so; the PNG is
+/// the result's file either way.
 pub fn render(input: &MandelbrotInput, image: &MandelbrotImage) -> anyhow::Result<Rendered> {
-    let out = input.out.display();
-    std::fs::write(&input.out, &image.png).map_err(|e| anyhow::anyhow!("cannot write {out}: {e}"))?;
-    let bytes = image.png.len();
-    Ok(Rendered {
-        text: format!("wrote {out} ({}x{}, {bytes} bytes)", image.width, image.height),
-        json: serde_json::json!({
-            "task": Mandelbrot::NAME,
-            "out": out.to_string(),
-            "width": image.width,
-            "height": image.height,
-            "bytes": bytes,
-        }),
-    })
+    let (width, height, bytes) = (image.width, image.height, image.png.len());
+    let mut json = serde_json::json!({ "task": Mandelbrot::NAME, "width": width, "height": height, "bytes": bytes });
+    let text = match &input.out {
+        Some(path) => {
+            let out = path.display();
+            std::fs::write(path, &image.png).map_err(|e| anyhow::anyhow!("cannot write {out}: {e}"))?;
+            json["out"] = out.to_string().into();
+            format!("wrote {out} ({width}x{height}, {bytes} bytes)")
+        }
+        None => format!("a {width}x{height} PNG ({bytes} bytes)"),
+    };
+    let file = ResultFile { name: "mandelbrot.png", content_type: "image/png", bytes: image.png.clone() };
+    Ok(Rendered { text, json, file: Some(file) })
 }
 
 impl Task for Mandelbrot {
@@ -282,7 +293,7 @@ mod tests {
     use crate::tasks::run_locally;
 
     fn input(width: u32, height: u32, pieces: u32) -> MandelbrotInput {
-        MandelbrotInput { width, height, max_iter: 100, pieces, out: PathBuf::from("unused.png") }
+        MandelbrotInput { width, height, max_iter: 100, pieces, out: None }
     }
 
     /// Decodes a PNG into (width, height, gray pixels).
@@ -370,7 +381,7 @@ mod tests {
     #[test]
     fn arguments_are_checked() {
         let args = |width, height, pieces| {
-            let args = MandelbrotArgs { width, height, out: "x.png".into(), pieces, max_iter: 256 };
+            let args = MandelbrotArgs { width, height, out: Some("x.png".into()), pieces, max_iter: 256 };
             args.input().map(|_| ()).map_err(|e| e.to_string())
         };
         assert_eq!(args(0, 10, 1), Err("--width must be between 1 and 8192".to_string()));
@@ -385,13 +396,16 @@ mod tests {
         let dir = std::env::temp_dir();
         let out = dir.join(format!("meshwork-mandelbrot-test-{}.png", std::process::id()));
         let image = MandelbrotImage { width: 2, height: 1, png: b"not really a png".to_vec() };
-        let rendered = render(&MandelbrotInput { out: out.clone(), ..input(2, 1, 1) }, &image).unwrap();
+        let rendered = render(&MandelbrotInput { out: Some(out.clone()), ..input(2, 1, 1) }, &image).unwrap();
         let written = std::fs::read(&out).unwrap();
         std::fs::remove_file(&out).unwrap();
         assert_eq!(written, image.png);
         assert_eq!(rendered.text, format!("wrote {} (2x1, 16 bytes)", out.display()));
         let missing = dir.join("meshwork-no-such-dir").join("x.png");
-        let err = render(&MandelbrotInput { out: missing.clone(), ..input(2, 1, 1) }, &image).unwrap_err();
+        let err = render(&MandelbrotInput { out: Some(missing.clone()), ..input(2, 1, 1) }, &image).unwrap_err();
         assert!(err.to_string().starts_with(&format!("cannot write {}: ", missing.display())), "{err}");
+        let kept = render(&input(2, 1, 1), &image).unwrap();
+        assert_eq!(kept.text, "a 2x1 PNG (16 bytes)", "without --out nothing is written");
+        assert_eq!(kept.file.map(|f| f.bytes), Some(image.png), "the PNG is the result's file");
     }
 }

@@ -50,6 +50,21 @@ pub struct Rendered {
     pub text: String,
     /// The same result as a JSON object.
     pub json: serde_json::Value,
+    /// A file the result is (the PNG of `mandelbrot`): `meshwork run`
+    /// has already written it where `--out` said; the job service keeps
+    /// it for `meshwork result -o`.
+    pub file: Option<ResultFile>,
+}
+
+/// A result that is a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultFile {
+    /// A name to save it under.
+    pub name: &'static str,
+    /// Its media type.
+    pub content_type: &'static str,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// A registry holding every built-in task, as each worker registers them.

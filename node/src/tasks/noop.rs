@@ -40,6 +40,7 @@ pub fn render(_input: &NoopInput, pieces: &u64) -> anyhow::Result<Rendered> {
     Ok(Rendered {
         text: format!("{pieces} pieces came back in order"),
         json: serde_json::json!({ "task": Noop::NAME, "pieces": pieces }),
+        file: None,
     })
 }
 

@@ -82,6 +82,7 @@ pub fn render(input: &PrimesInput, count: &u64) -> anyhow::Result<Rendered> {
     Ok(Rendered {
         text: format!("{count} primes in [{}, {})", input.from, input.to),
         json: serde_json::json!({ "task": Primes::NAME, "from": input.from, "to": input.to, "count": count }),
+        file: None,
     })
 }
 

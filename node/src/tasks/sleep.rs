@@ -70,6 +70,7 @@ pub fn render(input: &SleepInput, total_ms: &u64) -> anyhow::Result<Rendered> {
     Ok(Rendered {
         text: format!("{} pieces slept {total_ms} ms in all", input.pieces),
         json: serde_json::json!({ "task": Sleep::NAME, "ms": input.ms, "pieces": input.pieces, "total_ms": total_ms }),
+        file: None,
     })
 }
 

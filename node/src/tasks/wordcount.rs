@@ -83,6 +83,7 @@ pub fn render(input: &WordcountInput, summary: &WordcountSummary) -> anyhow::Res
             "distinct": summary.distinct,
             "top": top_json,
         }),
+        file: None,
     })
 }
 

@@ -165,6 +165,7 @@ impl WasmRun {
                 Ok(Rendered {
                     text: format!("{pieces} outputs written to {}", dir.display()),
                     json: serde_json::json!({ "task": "wasm", "pieces": pieces, "out_dir": dir }),
+                    file: None,
                 })
             }
         }
@@ -173,7 +174,7 @@ impl WasmRun {
 
 fn text_of(bytes: Vec<u8>, pieces: usize) -> Rendered {
     let text = String::from_utf8_lossy(&bytes).trim_end().to_string();
-    Rendered { json: serde_json::json!({ "task": "wasm", "pieces": pieces, "output": text }), text }
+    Rendered { json: serde_json::json!({ "task": "wasm", "pieces": pieces, "output": text }), text, file: None }
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -433,7 +433,7 @@ fn a_streamed_job_reports_each_output_once_before_it_finishes() {
     streamed.sort();
     let expected: Vec<(u32, Vec<u8>)> = inputs.iter().cloned().enumerate().map(|(i, o)| (i as u32, o)).collect();
     assert_eq!(streamed, expected, "every piece once, with its own output, before Finished");
-    assert_eq!(out.outputs, inputs);
+    assert!(out.outputs.is_empty(), "streamed outputs are not kept for the result");
 }
 
 #[test]

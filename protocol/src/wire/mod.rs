@@ -87,6 +87,44 @@ pub struct Advert {
     /// at the mesh's pace. 0 (or absent): unknown.
     #[serde(default)]
     pub mesh: u32,
+    /// Whether other peers can dial the sender (what its AutoNAT probes
+    /// found). Absent: unknown (older senders, and nodes that have not
+    /// probed yet); omitted when unknown, so such adverts encode as before.
+    #[serde(default, skip_serializing_if = "Reachability::is_unknown")]
+    pub reachability: Reachability,
+}
+
+/// Whether peers can dial a node, as its AutoNAT probes found: peers it
+/// asked dialled it back (public) or could not (behind a NAT or firewall;
+/// it is then reached through a relay).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reachability {
+    /// Peers dialled it back.
+    Public,
+    /// Peers could not dial it back: behind a NAT or firewall.
+    BehindNat,
+    /// Not probed yet, or no peer could tell (also any value a later
+    /// version may add).
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl Reachability {
+    /// True for [`Reachability::Unknown`].
+    pub fn is_unknown(&self) -> bool {
+        *self == Reachability::Unknown
+    }
+
+    /// How `meshwork peers` says it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reachability::Unknown => "unknown",
+            Reachability::Public => "reachable",
+            Reachability::BehindNat => "behind NAT",
+        }
+    }
 }
 
 impl Advert {

@@ -12,6 +12,7 @@ pub(crate) fn advert() -> Advert {
         tasks: vec!["primes".into()],
         interval_ms: 1000,
         mesh: 4,
+        ..Advert::default()
     }
 }
 
@@ -182,4 +183,23 @@ fn print_examples() {
     for (name, bytes) in examples() {
         println!("{name}\n{}\n", hex(&bytes));
     }
+}
+
+#[test]
+fn reachability_is_omitted_when_unknown_and_round_trips_otherwise() {
+    let unknown = advert();
+    let text = String::from_utf8_lossy(&to_cbor(&unknown)).into_owned();
+    assert!(!text.contains("reachability"), "an unknown reachability is left out, so the advert encodes as before");
+    for r in [Reachability::Public, Reachability::BehindNat] {
+        let a = Advert { reachability: r, ..advert() };
+        assert_eq!(decode_advert(&to_cbor(&a)).unwrap(), a);
+    }
+    let behind = Advert { reachability: Reachability::BehindNat, ..advert() };
+    let bytes = to_cbor(&behind);
+    assert!(String::from_utf8_lossy(&bytes).contains("behind-nat"));
+    // A value a later version may add reads as unknown, not as an invalid advert.
+    let at = bytes.windows(10).position(|w| w == b"behind-nat").unwrap();
+    let mut later = bytes.clone();
+    later[at..at + 10].copy_from_slice(b"later-kind");
+    assert_eq!(decode_advert(&later).unwrap().reachability, Reachability::Unknown);
 }

@@ -225,7 +225,9 @@ impl<'a> Sim<'a> {
 
     /// Submitter `s` submits its job.
     fn submit(&mut self, s: u32) {
-        let spec = self.cfg.job_spec(TASK, self.plan.inputs(s));
+        let mut spec = self.cfg.job_spec(TASK, self.plan.inputs(s));
+        // Timelines need each piece's completion (the report does not).
+        spec.stream = self.rec.keeps_timelines();
         self.rec.submitted(s, self.now);
         if let Some(Err(e)) = self.with_machine(s, |m, now| m.submit(spec, now)) {
             self.fatal = Some(SimError::Args(format!("the job of node {s} was refused: {e}")));

@@ -5,6 +5,7 @@
 //!   a missing prerequisite skips the LAN tests, or fails them under `CI=true`.
 //! - [`netns`]: the namespaces, veths, bridges and routes, and cleaning up.
 //! - [`faults`]: cable cuts, packet loss and partitions.
+//! - [`nat`]: private networks behind NAT routers, and a public one.
 //! - this module: [`Lab`] itself, and starting `meshwork node --json`
 //!   ([`NodeProc`]) and `meshwork run --json` ([`RunProc`]) on its hosts;
 //!   what they print is read by [`crate::node_proc`] and [`crate::run_proc`].
@@ -31,6 +32,7 @@
 //! time.
 
 pub mod faults;
+pub mod nat;
 pub mod netns;
 pub mod prereq;
 

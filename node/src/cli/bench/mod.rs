@@ -29,7 +29,10 @@
 //! - `exec`: `--n` runs of `true` as one `exec` job on two workers started
 //!   with `--allow-exec` (this process runs nothing), against GNU
 //!   `parallel -j2` and `xargs -P2` on this machine.
+//! - `api`: `noop-remote`'s B1 and B2 submitted through the job service's
+//!   HTTP API, against the same jobs given to the node directly.
 
+mod api;
 mod exec;
 mod mesh;
 mod noop;
@@ -66,6 +69,8 @@ pub(super) enum Workload {
     Wasm,
     /// `--n` runs of `true` on the mesh, against GNU parallel and xargs.
     Exec,
+    /// B1 and B2 through the job service's HTTP API, against direct.
+    Api,
 }
 
 /// Arguments of `meshwork bench`.
@@ -115,7 +120,8 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Workload::Single => single(&args),
         w => {
             let started = Instant::now();
-            let (slots, workers) = if matches!(w, Workload::NoopRemote | Workload::Exec) { (0, 2) } else { (1, 1) };
+            let remote = matches!(w, Workload::NoopRemote | Workload::Exec | Workload::Api);
+            let (slots, workers) = if remote { (0, 2) } else { (1, 1) };
             let supervised = w == Workload::Fault && args.restart == Restart::Supervisor;
             let extra: &[&str] = if w == Workload::Exec { &["--allow-exec"] } else { &[] };
             let mesh = Mesh::start(slots, workers, supervised, extra).await?;
@@ -129,6 +135,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     wasm::wasm_workload(&mesh, &args, module).await
                 }
                 Workload::Exec => exec::exec_workload(&mesh, &args).await,
+                Workload::Api => api::api_workload(&mesh, &args).await,
                 _ => fault_workload(&mesh, &args).await,
             }?;
             out["startup_s"] = round(startup);

@@ -20,7 +20,7 @@ fn local_share(report: &JobReport, me: &str) -> f64 {
 }
 
 /// One job of `n` pieces: seconds, and its report.
-async fn batched(c: &Client, n: u32) -> anyhow::Result<(f64, JobReport, bool)> {
+pub(super) async fn batched(c: &Client, n: u32) -> anyhow::Result<(f64, JobReport, bool)> {
     let t0 = Instant::now();
     let (count, report) = c.run(&noop::Noop, &noop::NoopInput { pieces: n }, &quiet(), |_, _| {}).await?;
     Ok((t0.elapsed().as_secs_f64(), report, count == u64::from(n)))
@@ -45,7 +45,7 @@ async fn one_piece_jobs(c: &Client, n: u32) -> anyhow::Result<(f64, u32, bool)> 
 }
 
 /// Round trips of `n` sequential one-piece jobs, in ms, sorted; and how many ran here.
-async fn round_trips(c: &Client, n: u32) -> anyhow::Result<(Vec<f64>, usize)> {
+pub(super) async fn round_trips(c: &Client, n: u32) -> anyhow::Result<(Vec<f64>, usize)> {
     let me = c.peer_id().to_string();
     let mut lat = Vec::with_capacity(n as usize);
     let mut local = 0;
@@ -73,7 +73,7 @@ async fn status_trips(c: &Client, peer: libp2p::PeerId, n: u32) -> anyhow::Resul
 }
 
 /// The `q` percentile of sorted samples (nearest rank).
-fn pct(sorted: &[f64], q: f64) -> f64 {
+pub(super) fn pct(sorted: &[f64], q: f64) -> f64 {
     let rank = (q / 100.0 * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }

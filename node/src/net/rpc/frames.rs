@@ -10,7 +10,7 @@ use meshwork_protocol::wire::{frame, from_cbor, to_cbor, CborError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Why a frame was refused.
@@ -36,16 +36,33 @@ pub(crate) enum FrameError {
     Cbor(#[from] CborError),
 }
 
-/// Bytes that inbound frames may hold at once, across every stream.
+/// Bytes that inbound frames may hold at once, across every stream; and,
+/// since every frame passes here, the bytes frames carried each way.
 #[derive(Debug)]
 pub(crate) struct Budget {
     limit: usize,
     held: AtomicUsize,
+    /// Bytes of frames read and written (headers included).
+    pub(crate) traffic: Traffic,
+}
+
+/// Bytes RPC frames carried, in and out, across every stream.
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    read: AtomicU64,
+    written: AtomicU64,
+}
+
+impl Traffic {
+    /// Bytes read and written so far.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        (self.read.load(Ordering::Relaxed), self.written.load(Ordering::Relaxed))
+    }
 }
 
 impl Budget {
     pub(crate) fn new(limit: usize) -> Arc<Budget> {
-        Arc::new(Budget { limit, held: AtomicUsize::new(0) })
+        Arc::new(Budget { limit, held: AtomicUsize::new(0), traffic: Traffic::default() })
     }
 
     /// Takes `len` bytes, or none if that would pass the limit.
@@ -99,6 +116,7 @@ pub(crate) async fn read<M: DeserializeOwned>(
     if body.len() < len {
         return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
     }
+    budget.traffic.read.fetch_add((frame::HEADER_LEN + len) as u64, Ordering::Relaxed);
     Ok(Some(from_cbor(&body)?))
 }
 
@@ -108,12 +126,13 @@ const GATHER_BYTES: usize = 256 * 1024;
 /// Writes `first` and whatever `more` has ready at once (up to
 /// [`GATHER_BYTES`]) in one write and one flush: under load many frames
 /// share a segment, while a lone frame goes out at once. A frame over
-/// `max_message` is refused.
+/// `max_message` is refused. What was written is counted in `traffic`.
 pub(crate) async fn write<M: Serialize>(
     io: &mut (impl AsyncWrite + Unpin),
     first: &M,
     mut more: impl FnMut() -> Option<M>,
     max_message: usize,
+    traffic: &Traffic,
 ) -> Result<(), FrameError> {
     let mut buf = frame::encode(&to_cbor(first), max_message)?;
     while buf.len() < GATHER_BYTES {
@@ -122,6 +141,7 @@ pub(crate) async fn write<M: Serialize>(
     }
     io.write_all(&buf).await?;
     io.flush().await?;
+    traffic.written.fetch_add(buf.len() as u64, Ordering::Relaxed);
     Ok(())
 }
 
@@ -146,9 +166,12 @@ mod tests {
         }
         assert!(read::<RequestFrame>(&mut io, 1 << 20, &budget).await.unwrap().is_none());
         assert_eq!(budget.held(), 0, "every byte given back");
+        assert_eq!(budget.traffic.totals().0, bytes(&frames).len() as u64, "every byte read is counted");
         let mut out = Cursor::new(Vec::new());
         let mut rest = frames[1..].iter().cloned();
-        write(&mut out, &frames[0], || rest.next(), 1 << 20).await.unwrap();
+        let traffic = Traffic::default();
+        write(&mut out, &frames[0], || rest.next(), 1 << 20, &traffic).await.unwrap();
+        assert_eq!(traffic.totals().1, out.get_ref().len() as u64, "every byte written is counted");
         assert_eq!(out.into_inner(), bytes(&frames), "waiting frames go in the same write");
     }
 

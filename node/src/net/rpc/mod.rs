@@ -190,6 +190,11 @@ impl Rpc {
     pub(crate) fn buffered(&self) -> usize {
         self.budget.held()
     }
+
+    /// Bytes of frames read and written so far.
+    pub(crate) fn traffic(&self) -> (u64, u64) {
+        self.budget.traffic.totals()
+    }
 }
 
 /// Accepts peers' streams, one reader task and one writer task each.
@@ -207,9 +212,11 @@ async fn accept(
         if events.send(RpcEvent::Opened { stream: key, answers }).is_err() {
             return;
         }
+        let written = budget.clone();
         tokio::spawn(async move {
             while let Some(frame) = queue.recv().await {
-                if frames::write(&mut writer, &frame, || queue.try_recv().ok(), max_message).await.is_err() {
+                let more = || queue.try_recv().ok();
+                if frames::write(&mut writer, &frame, more, max_message, &written.traffic).await.is_err() {
                     break;
                 }
             }
@@ -356,7 +363,7 @@ impl OutboundTask {
                 }
                 Some(f)
             };
-            if let Err(e) = frames::write(&mut writer, &frame, more, max_message).await {
+            if let Err(e) = frames::write(&mut writer, &frame, more, max_message, &self.budget.traffic).await {
                 answers.abort();
                 return ended(e.to_string());
             }
