@@ -20,9 +20,10 @@
 //!   pairs keeps the connection relayed. A punched connection frees its
 //!   circuit; a closed connection frees it too.
 //!
-//! Not modelled: reservation limits (every NATed node gets a slot), a
-//! circuit's byte and duration limits, relays failing (they are kept out of
-//! churn), gossip over relays (adverts spread as without the model).
+//! Not modelled: the relay's other limits (circuits per peer, the circuit
+//! rate limits per dialer and per IP, reservations: every NATed node gets a
+//! slot, a circuit's bytes and duration), relays failing (they are kept out
+//! of churn), gossip over relays (adverts spread as without the model).
 //!
 //! Draws come from their own stream of the seed, so `--nated 0` is the
 //! run without the model, event for event.
