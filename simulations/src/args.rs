@@ -7,6 +7,7 @@
 use crate::config::SimConfig;
 use crate::dist::{parse_duration, parse_fraction, Dist};
 use crate::error::SimError;
+use crate::reach::ReachConfig;
 use crate::scenario;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Command, FromArgMatches};
@@ -39,6 +40,24 @@ struct Options {
     /// Probability that a message (request, response or advert copy) is lost, e.g. 0.01 or 1%.
     #[arg(long, default_value = "0", value_name = "P", value_parser = parse_fraction)]
     loss: f64,
+    /// Fraction of nodes behind a NAT (e.g. 60%), drawn per node from the seed, submitters included.
+    /// A NATed node is reached over a circuit of its relay until hole punching makes it direct.
+    #[arg(long, value_name = "P", value_parser = parse_fraction)]
+    nated: Option<f64>,
+    /// Fraction of the NATed nodes behind a symmetric NAT: hole punching between two NATed nodes
+    /// fails when either is [default: 30%; needs --nated].
+    #[arg(long, value_name = "P", value_parser = parse_fraction)]
+    symmetric: Option<f64>,
+    /// Public workers that serve as relays (the first drawn public) [default: 0; needs --nated].
+    #[arg(long, value_name = "N")]
+    relays: Option<u32>,
+    /// Circuits one relay carries at once (libp2p's default limit) [default: 16; needs --nated].
+    #[arg(long, value_name = "N")]
+    relay_circuits: Option<u32>,
+    /// Time a relay spends forwarding one message; messages queue at a busy relay
+    /// [default: 50us; needs --nated].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    relay_delay: Option<Duration>,
     /// Longest gap between two load adverts of a node in a small mesh (it grows with the mesh).
     #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     advert_interval: Duration,
@@ -210,6 +229,25 @@ impl SimArgs {
                     .map_err(|source| SimError::Scenario { path: path.clone(), source })?
             }
         };
+        let reach = match o.nated {
+            Some(nated) => Some(ReachConfig {
+                nated,
+                symmetric: o.symmetric.unwrap_or(0.3),
+                relays: o.relays.unwrap_or(0),
+                relay_circuits: o.relay_circuits.unwrap_or(16),
+                relay_delay: o.relay_delay.unwrap_or(Duration::from_micros(50)),
+            }),
+            None if o.symmetric.is_some()
+                || o.relays.is_some()
+                || o.relay_circuits.is_some()
+                || o.relay_delay.is_some() =>
+            {
+                return Err(SimError::Args(
+                    "--symmetric, --relays, --relay-circuits and --relay-delay need --nated".into(),
+                ));
+            }
+            None => None,
+        };
         let cfg = SimConfig {
             nodes: o.nodes,
             pieces: o.pieces,
@@ -233,6 +271,7 @@ impl SimArgs {
             piece_timeout: o.piece_timeout,
             backups: !o.no_backups,
             time_limit: o.time_limit,
+            reach,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -341,6 +380,10 @@ mod tests {
         let c = a.config().unwrap();
         assert_eq!((c.hosts, c.hop_delay, c.backups), (Some(3), Duration::from_millis(5), false));
         assert_eq!((c.host_of(4), SimArgs::default().config().unwrap().host_of(4)), (1, 4));
+        let c = SimArgs::try_parse_from(["--nated", "60%", "--relays", "5"]).unwrap().config().unwrap();
+        let r = c.reach.expect("--nated turns the model on");
+        assert_eq!((r.nated, r.symmetric, r.relays, r.relay_circuits), (0.6, 0.3, 5, 16));
+        assert!(SimArgs::default().config().unwrap().reach.is_none());
     }
 
     #[test]
@@ -351,5 +394,9 @@ mod tests {
         assert!(e.contains("unknown policy"), "{e}");
         let e = SimArgs::try_parse_from(["--hosts", "0"]).unwrap().config().unwrap_err().to_string();
         assert!(e.contains("--hosts"), "{e}");
+        let e = SimArgs::try_parse_from(["--relays", "3"]).unwrap().config().unwrap_err().to_string();
+        assert!(e.contains("need --nated"), "{e}");
+        let e = SimArgs::try_parse_from(["--nated", "120%"]).unwrap_err().to_string();
+        assert!(e.contains("between 0 and 1"), "{e}");
     }
 }

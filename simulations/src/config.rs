@@ -6,6 +6,7 @@
 
 use crate::dist::Dist;
 use crate::error::SimError;
+use crate::reach::ReachConfig;
 use crate::scenario::Scripted;
 use meshwork_protocol::{Config, JobSpec, Policy};
 use std::time::Duration;
@@ -57,6 +58,8 @@ pub struct SimConfig {
     pub backups: bool,
     /// Give up at this virtual time (default: from the ideal makespan).
     pub time_limit: Option<Duration>,
+    /// NATed nodes and relays (`--nated`); `None`: every node public.
+    pub reach: Option<ReachConfig>,
 }
 
 impl SimConfig {
@@ -83,6 +86,11 @@ impl SimConfig {
         }
         if self.advert_expiry.is_some_and(|d| d.is_zero()) {
             return bad("--advert-expiry must be above 0");
+        }
+        if let Some(r) = &self.reach {
+            if r.relays > 0 && r.relay_circuits == 0 {
+                return bad("--relay-circuits must be at least 1");
+            }
         }
         Ok(())
     }

@@ -20,6 +20,7 @@
 //! - `scenario`: scripted faults read from `--scenario`.
 //! - `queue`: the event queue (virtual time, then insertion order).
 //! - `network`: latency, loss, partitions, FIFO connections with epochs.
+//! - `reach`: [`ReachConfig`], NATed nodes, relays and their circuits, hole punching.
 //! - `hosts`: IP addresses and gossipsub's IP-colocation penalty.
 //! - `gossip`: how an advert spreads (a gossipsub mesh of 4 to 8, lazy gossip).
 //! - `node`: one simulated node: its machine, life, executions.
@@ -51,6 +52,7 @@ mod placement;
 mod plan;
 mod plot;
 mod queue;
+mod reach;
 mod recorder;
 mod report;
 mod run;
@@ -64,7 +66,8 @@ pub use dist::{parse_duration, parse_fraction, Dist, DistError, Kind, Shape};
 pub use error::SimError;
 pub use jobs::{piece_cost, piece_input};
 pub use plan::{ChurnKind, NodeDraw, Plan, Step, REPLACE_AFTER};
+pub use reach::ReachConfig;
 pub use recorder::{NodeSample, Recorder};
-pub use report::{Faults, JobSummary, LoadSummary, Messages, PlacementReport, Report, RunReport, Sample};
+pub use report::{Faults, JobSummary, LoadSummary, Messages, PlacementReport, ReachReport, Report, RunReport, Sample};
 pub use run::{emit, run, run_cli, run_with_timelines, SimOutcome};
 pub use scenario::{parse as parse_scenario, Fault, ScenarioError, Scripted};

@@ -23,6 +23,8 @@ const MIN_SPEED: f64 = 0.01;
 const CHURN_STREAM: u64 = 1;
 /// Stream the simulator carries messages with.
 pub(crate) const NETWORK_STREAM: u64 = 2;
+/// Stream of the reachability model (who is NATed, which relay).
+pub(crate) const REACH_STREAM: u64 = 3;
 
 /// A node as drawn: its speed, and the seed of its machine.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -380,6 +380,7 @@ impl Recorder {
             trace_lines: self.trace.lines(),
             trace_hash: format!("{:016x}", self.trace.hash()),
             violations: self.violations,
+            reach: None,
             samples: self.samples,
         })
     }

@@ -192,8 +192,91 @@ pub struct RunReport {
     pub trace_hash: String,
     /// Broken invariants; empty when all held.
     pub violations: Vec<String>,
+    /// NATed nodes and relays (`--nated` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach: Option<ReachReport>,
     /// Samples over time (JSON only).
     pub samples: Vec<Sample>,
+}
+
+/// What NATs and relays did to a run (`--nated`). Pieces are counted as
+/// sent (retries and backups included).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReachReport {
+    /// Nodes behind a NAT (joiners included).
+    pub nated: u32,
+    /// ... of them behind a symmetric NAT.
+    pub symmetric: u32,
+    /// Submitters behind a NAT.
+    pub submitters_nated: u32,
+    /// Relays serving (fewer than asked if too few workers were public).
+    pub relays: u32,
+    /// Circuits one relay carries at once.
+    pub relay_circuits: u32,
+    /// A relay's time to forward one message, µs.
+    pub relay_delay_us: u64,
+    /// Circuits opened.
+    pub circuits: u64,
+    /// Dials of a NATed node that found no circuit free (or no relay).
+    pub circuits_refused: u64,
+    /// Most circuits open at once on each relay.
+    pub relay_peak_circuits: Vec<u32>,
+    /// Messages each relay forwarded.
+    pub relay_messages: Vec<u64>,
+    /// NATed nodes that some submitter never got connected to.
+    pub never_reached: u32,
+    /// Hole punches tried.
+    pub punches: u64,
+    /// ... that made the connection direct.
+    pub punched: u64,
+    /// Pieces sent over a direct connection.
+    pub pieces_direct: u64,
+    /// Pieces sent over a relay.
+    pub pieces_relayed: u64,
+    /// Pieces sent to NATed nodes (either way).
+    pub pieces_to_nated: u64,
+    /// Makespan of the same run with every node public, seconds.
+    pub public_makespan_s: Option<f64>,
+}
+
+impl ReachReport {
+    fn write_text(&self, s: &mut String, makespan_s: Option<f64>) {
+        let _ = writeln!(
+            s,
+            "nat          {} nodes NATed ({} symmetric, {} submitters); {} relay(s) of {} circuits, {}us a message",
+            self.nated, self.symmetric, self.submitters_nated, self.relays, self.relay_circuits, self.relay_delay_us
+        );
+        let peak = self.relay_peak_circuits.iter().copied().max().unwrap_or(0);
+        let most = self.relay_messages.iter().copied().max().unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "relays       {} circuits ({} refused), peak {} on one relay; {} messages relayed, {} by the busiest; \
+             {} NATed node(s) never reached by some submitter",
+            self.circuits,
+            self.circuits_refused,
+            peak,
+            self.relay_messages.iter().sum::<u64>(),
+            most,
+            self.never_reached
+        );
+        let sent = (self.pieces_direct + self.pieces_relayed).max(1) as f64;
+        let _ = writeln!(
+            s,
+            "punches      {} tried, {} direct; pieces {:.1}% relayed, {:.1}% direct, {} to NATed nodes",
+            self.punches,
+            self.punched,
+            100.0 * self.pieces_relayed as f64 / sent,
+            100.0 * self.pieces_direct as f64 / sent,
+            self.pieces_to_nated
+        );
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}s"));
+        let ratio = match (makespan_s, self.public_makespan_s) {
+            (Some(m), Some(p)) if p > 0.0 => format!(" ({:.2}x)", m / p),
+            _ => String::new(),
+        };
+        let _ =
+            writeln!(s, "vs public    makespan {}, all public {}{ratio}", opt(makespan_s), opt(self.public_makespan_s));
+    }
 }
 
 impl RunReport {
@@ -258,6 +341,9 @@ impl RunReport {
              {} disconnects",
             f.crashes, f.leaves, f.joins, f.hangs, f.partitions, f.marked_down, f.false_downs, f.disconnects
         );
+        if let Some(r) = &self.reach {
+            r.write_text(&mut s, self.makespan_s);
+        }
         let _ = writeln!(
             s,
             "events       {} simulated; trace {} lines, hash {}",

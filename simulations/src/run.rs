@@ -3,6 +3,7 @@
 //! `--real` alike) and [`run_cli`] (both).
 
 use crate::args::{Outputs, SimArgs};
+use crate::config::SimConfig;
 use crate::error::SimError;
 use crate::plan::Plan;
 use crate::recorder::Recorder;
@@ -57,8 +58,8 @@ fn run_keeping(args: &SimArgs, timelines: bool) -> Result<(SimOutcome, Vec<Timel
     let cfg = args.config()?;
     let outputs = args.outputs();
     if args.placement_only() {
-        if outputs.plot.is_some() || outputs.trace.is_some() || args.has_scenario() {
-            return Err(SimError::Args("--placement-only takes no --plot, --trace or --scenario".into()));
+        if outputs.plot.is_some() || outputs.trace.is_some() || args.has_scenario() || cfg.reach.is_some() {
+            return Err(SimError::Args("--placement-only takes no --plot, --trace, --scenario or --nated".into()));
         }
         let report = placement::run(&cfg, args.repro_command());
         let events = report.pieces as u64;
@@ -71,9 +72,24 @@ fn run_keeping(args: &SimArgs, timelines: bool) -> Result<(SimOutcome, Vec<Timel
     }
     let done = Sim::new(&cfg, plan, recorder).run()?;
     let timelines = done.recorder.timelines(done.end);
-    let report = done.recorder.finish(done.end, args.repro_command(), done.events)?;
+    let mut report = done.recorder.finish(done.end, args.repro_command(), done.events)?;
+    report.reach = done.reach;
+    if let Some(reach) = report.reach.as_mut() {
+        reach.public_makespan_s = all_public(&cfg)?;
+    }
     let outcome = SimOutcome { report: Report::Run(Box::new(report)), wall: started.elapsed(), events: done.events };
     Ok((outcome, timelines))
+}
+
+/// The makespan of the run `cfg` describes with every node public (the
+/// same draws: the reachability model has a stream of its own), to set a
+/// `--nated` run against.
+fn all_public(cfg: &SimConfig) -> Result<Option<f64>, SimError> {
+    let public = SimConfig { reach: None, ..cfg.clone() };
+    let plan = Plan::new(&public);
+    let recorder = Recorder::new(&public, &plan, None)?;
+    let done = Sim::new(&public, plan, recorder).run()?;
+    Ok(done.recorder.finish(done.end, String::new(), done.events)?.makespan_s)
 }
 
 /// Writes `report` where `outputs` say: the plot if asked, then the report

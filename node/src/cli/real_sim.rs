@@ -521,6 +521,9 @@ fn check(args: &SimArgs, cfg: &SimConfig) -> anyhow::Result<()> {
     if cfg.hosts.is_some() {
         bail!("--hosts: every real node is on 127.0.0.1");
     }
+    if cfg.reach.is_some() {
+        bail!("--nated models NATs and relays in the simulator; real nodes on 127.0.0.1 are all public");
+    }
     if cfg.script.iter().any(|s| matches!(s.fault, Fault::Partition(_) | Fault::Heal)) {
         bail!("{PARTITIONS}");
     }

@@ -4,7 +4,7 @@
 
 use super::{Ev, Sim};
 use crate::error::SimError;
-use crate::node::{Life, Node};
+use crate::node::Life;
 use crate::plan::{ChurnKind, Plan, REPLACE_AFTER};
 use crate::scenario::{Fault, Scripted};
 
@@ -96,9 +96,11 @@ impl Sim<'_> {
     /// Churn event `i`: a random running non-submitter crashes or leaves
     /// (see [`Plan::churn_kind`]); a fresh node joins a second later.
     pub(super) fn churn(&mut self, i: usize) {
-        let eligible = |n: &Node| n.life == Life::Up && !n.hung;
-        let nodes = &self.nodes;
-        let Some(v) = self.plan.victim(self.k, nodes.len() as u32, |n| eligible(&nodes[n as usize])) else { return };
+        // Relays do not fail in the model (see `reach`).
+        let relay = |n: u32| self.reach.as_ref().is_some_and(|r| r.is_relay(n));
+        let eligible = |n: u32| self.nodes[n as usize].life == Life::Up && !self.nodes[n as usize].hung && !relay(n);
+        let len = self.nodes.len() as u32;
+        let Some(v) = self.plan.victim(self.k, len, eligible) else { return };
         match Plan::churn_kind(i) {
             ChurnKind::Crash => self.crash(v),
             ChurnKind::Leave => self.leave(v),

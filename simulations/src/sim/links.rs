@@ -38,8 +38,8 @@ impl Sim<'_> {
             self.rec.messages().lost += 1;
             return;
         }
-        let lat = self.net.latency(&mut self.rng);
-        let at = self.net.fifo(e, Network::other(e), self.now, lat);
+        let delay = self.hop(e, to, &msg);
+        let at = self.net.fifo(e, Network::other(e), self.now, delay);
         self.queue.push(at, Ev::Msg { to, from, epoch, msg });
     }
 
@@ -63,6 +63,7 @@ impl Sim<'_> {
         let link = *self.net.link(e);
         if link.up {
             let epoch = self.net.close(e);
+            self.free_circuit(e);
             let mine = self.net.fifo(e, e.side, self.now, lat);
             self.queue.push(mine, Ev::Down { node: n, peer, epoch });
             let theirs = self.net.fifo(e, Network::other(e), self.now, lat);
@@ -94,9 +95,13 @@ impl Sim<'_> {
             }
             return;
         }
+        if !self.dial(a, b, e) {
+            return;
+        }
         self.net.open(e);
         self.net.link_mut(e).redial = false;
         let epoch = self.net.link(e).epoch;
+        self.opened(a, b, e, epoch);
         let lat = self.net.latency(&mut self.rng);
         let at_a = self.net.fifo(e, e.side, self.now, lat);
         self.queue.push(at_a, Ev::Up { node: a, peer: b, epoch });
@@ -131,6 +136,7 @@ impl Sim<'_> {
                 continue;
             }
             let epoch = self.net.close(e);
+            self.free_circuit(e);
             if self.net.reachable(n, p) {
                 let lat = self.net.latency(&mut self.rng);
                 let at = self.net.fifo(e, Network::other(e), self.now, lat);

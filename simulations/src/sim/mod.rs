@@ -7,9 +7,11 @@
 //!
 //! The rest of the simulator's work is split by what it touches:
 //! `links` carries requests and responses and opens and closes
-//! connections, `adverts` gossips adverts, `faults` breaks things.
+//! connections, `circuits` routes them over relays (`--nated`), `adverts`
+//! gossips adverts, `faults` breaks things.
 
 mod adverts;
+mod circuits;
 mod faults;
 mod links;
 
@@ -20,7 +22,9 @@ use crate::network::Network;
 use crate::node::{Inbound, Life, Node};
 use crate::plan::{NodeDraw, Plan, Step, NETWORK_STREAM};
 use crate::queue::Queue;
+use crate::reach::Reach;
 use crate::recorder::{NodeSample, Recorder};
+use crate::report::ReachReport;
 use meshwork_protocol::wire::{Advert, Request, Response};
 use meshwork_protocol::{Action, Config, ExecId, InboundId, Machine, PeerEvent, PeerKey, RequestId, Time};
 use rand::SeedableRng;
@@ -57,6 +61,8 @@ enum Ev {
     Up { node: u32, peer: u32, epoch: u32 },
     /// Try to reconnect `a` and `b`.
     Redial { a: u32, b: u32 },
+    /// `a` and `b` try to punch a hole (their relayed connection of `epoch`).
+    Punch { a: u32, b: u32, epoch: u32 },
     /// A step of the plan's schedule.
     Step(Step),
     /// A fresh node joins (a churn replacement).
@@ -75,7 +81,7 @@ impl Ev {
             | Ev::Timer { node, .. }
             | Ev::Down { node, .. }
             | Ev::Up { node, .. } => Some(*node),
-            Ev::Redial { .. } | Ev::Step(_) | Ev::Join | Ev::Sample => None,
+            Ev::Redial { .. } | Ev::Punch { .. } | Ev::Step(_) | Ev::Join | Ev::Sample => None,
         }
     }
 }
@@ -86,6 +92,8 @@ pub(crate) struct Finished {
     pub(crate) recorder: Recorder,
     pub(crate) end: Time,
     pub(crate) events: u64,
+    /// What NATs and relays did (`--nated`).
+    pub(crate) reach: Option<ReachReport>,
 }
 
 /// The whole simulated mesh.
@@ -100,6 +108,8 @@ pub(crate) struct Sim<'a> {
     /// Submitters: nodes `0..k`.
     k: u32,
     net: Network,
+    /// NATed nodes and relays (`--nated`).
+    reach: Option<Reach>,
     gossip: Gossip,
     /// Events of hung nodes, replayed when they resume.
     backlog: FxHashMap<u32, Vec<Ev>>,
@@ -123,6 +133,7 @@ impl<'a> Sim<'a> {
             nodes: Vec::with_capacity(plan.initial.len() + plan.churn_at.len()),
             k: cfg.submitters,
             net: Network::new(cfg.latency, cfg.loss, cfg.submitters, cfg.colocation_penalty),
+            reach: cfg.reach.clone().map(|r| Reach::new(r, cfg.seed, cfg.submitters)),
             gossip: Gossip::default(),
             backlog: FxHashMap::default(),
             redials: Vec::new(),
@@ -137,6 +148,9 @@ impl<'a> Sim<'a> {
         for draw in sim.plan.initial.clone() {
             sim.add_node(draw);
         }
+        if let Some(r) = sim.reach.as_mut() {
+            r.reserve_all();
+        }
         sim.gossip = Gossip::new(cfg.nodes, &mut sim.rng);
         sim
     }
@@ -148,6 +162,9 @@ impl<'a> Sim<'a> {
         cfg.tasks = vec![TASK.to_string()];
         self.nodes.push(Node::new(Machine::new(cfg, self.now), draw.speed));
         self.net.add_node(self.cfg.host_of(idx));
+        if let Some(r) = self.reach.as_mut() {
+            r.add_node();
+        }
         idx
     }
 
@@ -155,11 +172,21 @@ impl<'a> Sim<'a> {
     /// (or the time limit).
     pub(crate) fn run(mut self) -> Result<Finished, SimError> {
         self.limit = Time::ZERO + self.cfg.give_up_after(self.plan.ideal);
+        if let (Some(asked), Some(r)) = (self.cfg.reach.as_ref().map(|c| c.relays), self.reach.as_ref()) {
+            if r.relay_count() < asked {
+                let m = format!("--relays {asked}: only {} worker(s) drawn public", r.relay_count());
+                return Err(SimError::Args(m));
+            }
+        }
         let (n, k) = (self.nodes.len() as u32, self.k);
         for s in 0..k {
             for other in (0..n).filter(|o| *o != s && (*o >= k || *o > s)) {
                 if let Some(e) = self.net.end(s, other) {
+                    if !self.dial(s, other, e) {
+                        continue;
+                    }
                     self.net.open(e);
+                    self.opened(s, other, e, self.net.link(e).epoch);
                 }
                 self.with_machine(s, |m, now| m.handle_peer_up(PeerKey(other), now));
                 self.with_machine(other, |m, now| m.handle_peer_up(PeerKey(s), now));
@@ -190,7 +217,10 @@ impl<'a> Sim<'a> {
             return Err(e);
         }
         self.sample();
-        Ok(Finished { recorder: self.rec, end: self.now, events: self.events })
+        let (net, k) = (&self.net, self.k);
+        let reach =
+            self.reach.as_ref().map(|r| r.report(|n| (0..k).filter_map(|s| net.end(s, n)).map(|e| e.link).collect()));
+        Ok(Finished { recorder: self.rec, end: self.now, events: self.events, reach })
     }
 
     /// Submitter `s` submits its job.
@@ -269,6 +299,7 @@ impl<'a> Sim<'a> {
                 }
             }
             Ev::Redial { a, b } => self.redial(a, b),
+            Ev::Punch { a, b, epoch } => self.punch(a, b, epoch),
             Ev::Step(Step::Submit(s)) => self.submit(s),
             Ev::Step(Step::Script(i)) => self.script(i),
             Ev::Step(Step::Churn(i)) => self.churn(i),
