@@ -24,7 +24,7 @@ mod timeline;
 
 use crate::client::Client;
 use kind::{Kind, Parse};
-use meshwork_protocol::{JobError, JobEvent, JobId, JobSpec};
+use meshwork_protocol::{JobError, JobEvent, JobId, JobSpec, PeerKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -95,7 +95,8 @@ struct Live {
     job: Option<JobId>,
     done: u32,
     retries: u32,
-    per_peer: BTreeMap<String, u32>,
+    /// By peer key: names (base58 of the peer id) are made only when shown.
+    per_peer: HashMap<PeerKey, u32>,
     timeline: Option<meshwork_protocol::timeline::TimelineBuilder>,
 }
 
@@ -262,11 +263,16 @@ impl Inner {
             done: if r.state == JobState::Done { r.pieces } else { live.map_or(0, |l| l.done) },
             pieces: r.pieces,
             retries: live.map_or(r.retries, |l| l.retries),
-            per_peer: live.map_or_else(|| r.per_peer.clone(), |l| l.per_peer.clone()),
+            per_peer: live.map_or_else(|| r.per_peer.clone(), |l| self.names(&l.per_peer)),
             submitted_ms: r.submitted_ms,
             finished_ms: r.finished_ms,
             error: r.error.clone(),
         }
+    }
+
+    /// Counts by peer, by peer name.
+    fn names(&self, by_key: &HashMap<PeerKey, u32>) -> BTreeMap<String, u32> {
+        by_key.iter().map(|(k, n)| (self.client.names().name(*k), *n)).collect()
     }
 
     fn publish(&self, record: &JobRecord) {
@@ -321,7 +327,7 @@ impl Inner {
                     let mut live = self.lock();
                     let live = live.entry(record.id).or_default();
                     for (_, peer, _) in &batch {
-                        *live.per_peer.entry(self.client.names().name(*peer)).or_default() += 1;
+                        *live.per_peer.entry(*peer).or_default() += 1;
                     }
                     live.retries += retries;
                     live.done = progress.unwrap_or(live.done);
@@ -346,7 +352,7 @@ impl Inner {
         record.finished_ms = Some(now);
         if let Some(live) = self.lock().remove(&record.id) {
             record.retries = live.retries;
-            record.per_peer = live.per_peer;
+            record.per_peer = self.names(&live.per_peer);
             self.timeline_end(record.id, live.timeline);
         }
         let mut file = None;

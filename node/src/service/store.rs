@@ -16,11 +16,17 @@ use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 /// The store's format. A store of another format is refused, not guessed at.
-pub const FORMAT: u64 = 1;
+/// 2: a job's inputs in one row, outputs one row per batch.
+pub const FORMAT: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
-const INPUTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("inputs");
+/// A job's piece inputs, all in one row (CBOR of a list of byte strings).
+const INPUTS: TableDefinition<u64, &[u8]> = TableDefinition::new("inputs");
+/// A job's outputs, one row per batch written, keyed by the batch's first
+/// piece (a piece is in one batch only): CBOR of `(piece, output)` pairs.
+/// A row per batch rather than per piece keeps a piece's cost in the
+/// store to a share of one B-tree insert.
 const OUTPUTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("outputs");
 /// A finished job's result file (a PNG), by job.
 const FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("files");
@@ -283,10 +289,8 @@ impl Store {
                 file: None,
             };
             jobs.insert(id, encode(&record).as_slice()).map_err(io)?;
-            let mut table = tx.open_table(INPUTS).map_err(io)?;
-            for (i, input) in inputs.iter().enumerate() {
-                table.insert((id, i as u32), input.as_slice()).map_err(io)?;
-            }
+            let inputs: Vec<&serde_bytes::Bytes> = inputs.iter().map(|i| serde_bytes::Bytes::new(i)).collect();
+            tx.open_table(INPUTS).map_err(io)?.insert(id, encode(&inputs).as_slice()).map_err(io)?;
             Ok(record)
         })
     }
@@ -318,36 +322,38 @@ impl Store {
 
     /// Stores outputs of job `id`'s pieces, all in one commit.
     pub fn save_outputs(&self, id: u64, outputs: &[(u32, Vec<u8>)]) -> Result<(), StoreError> {
+        let Some(first) = outputs.iter().map(|(piece, _)| *piece).min() else { return Ok(()) };
+        let batch: Vec<(u32, &serde_bytes::Bytes)> =
+            outputs.iter().map(|(piece, output)| (*piece, serde_bytes::Bytes::new(output))).collect();
         self.write_as(Durability::Eventual, |tx| {
-            let mut table = tx.open_table(OUTPUTS).map_err(io)?;
-            for (piece, output) in outputs {
-                table.insert((id, *piece), output.as_slice()).map_err(io)?;
-            }
+            tx.open_table(OUTPUTS).map_err(io)?.insert((id, first), encode(&batch).as_slice()).map_err(io)?;
             Ok(())
         })
     }
 
     /// Job `id`'s piece inputs, in order.
     pub fn inputs(&self, id: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        Ok(self.pieces(INPUTS, id)?.into_iter().map(|(_, v)| v).collect())
+        self.read(|tx| {
+            let row = tx.open_table(INPUTS).map_err(io)?.get(id).map_err(io)?;
+            let Some(row) = row else { return Ok(Vec::new()) };
+            let inputs: Vec<serde_bytes::ByteBuf> = decode(row.value())?;
+            Ok(inputs.into_iter().map(serde_bytes::ByteBuf::into_vec).collect())
+        })
     }
 
     /// Job `id`'s outputs so far, by piece.
     pub fn outputs(&self, id: u64) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
-        self.pieces(OUTPUTS, id)
-    }
-
-    fn pieces(&self, table: TableDefinition<(u64, u32), &[u8]>, id: u64) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
-        self.read(|tx| {
-            let table = tx.open_table(table).map_err(io)?;
-            let range = table.range((id, 0)..=(id, u32::MAX)).map_err(io)?;
-            range
-                .map(|entry| {
-                    let (k, v) = entry.map_err(io)?;
-                    Ok((k.value().1, v.value().to_vec()))
-                })
-                .collect()
-        })
+        let mut outputs = self.read(|tx| {
+            let table = tx.open_table(OUTPUTS).map_err(io)?;
+            let mut outputs = Vec::new();
+            for row in table.range((id, 0)..=(id, u32::MAX)).map_err(io)? {
+                let batch: Vec<(u32, serde_bytes::ByteBuf)> = decode(row.map_err(io)?.1.value())?;
+                outputs.extend(batch.into_iter().map(|(piece, output)| (piece, output.into_vec())));
+            }
+            Ok(outputs)
+        })?;
+        outputs.sort_unstable_by_key(|(piece, _)| *piece);
+        Ok(outputs)
     }
 
     /// Job `id`, if the store has it.
@@ -391,9 +397,8 @@ impl Store {
             for &id in &drop {
                 jobs.remove(id).map_err(io)?;
                 files.remove(id).map_err(io)?;
-                for table in [&mut inputs, &mut outputs] {
-                    table.retain_in((id, 0)..=(id, u32::MAX), |_, _| false).map_err(io)?;
-                }
+                inputs.remove(id).map_err(io)?;
+                outputs.retain_in((id, 0)..=(id, u32::MAX), |_, _| false).map_err(io)?;
             }
             Ok(())
         })?;
@@ -406,13 +411,13 @@ impl Store {
     }
 }
 
-fn encode(record: &JobRecord) -> Vec<u8> {
+fn encode(value: &impl Serialize) -> Vec<u8> {
     let mut bytes = Vec::new();
-    ciborium::into_writer(record, &mut bytes).expect("a record always encodes");
+    ciborium::into_writer(value, &mut bytes).expect("records, inputs and outputs always encode");
     bytes
 }
 
-fn decode(bytes: &[u8]) -> Result<JobRecord, StoreError> {
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     ciborium::from_reader(bytes).map_err(|e| StoreError::Damaged(e.to_string()))
 }
 
