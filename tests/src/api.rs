@@ -15,6 +15,8 @@ const T: Duration = Duration::from_secs(60);
 pub struct Response {
     /// The status code.
     pub status: u16,
+    /// The status line and headers.
+    pub head: String,
     /// The body, as bytes.
     pub bytes: Vec<u8>,
     /// The body as text (lossy).
@@ -31,10 +33,17 @@ impl Response {
 /// `<method> <base><path>` with a JSON `body` if given, and
 /// `Authorization: Bearer <token>` when given.
 pub fn request(method: &str, base: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Response {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    request_with(method, base, path, &headers, body)
+}
+
+/// `<method> <base><path>` with `headers` and a JSON `body` if given.
+pub fn request_with(method: &str, base: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Response {
     let host = base.strip_prefix("http://").expect("an http:// URL");
     let mut stream = TcpStream::connect(host).unwrap_or_else(|e| panic!("connecting to {base}: {e}"));
     stream.set_read_timeout(Some(T)).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let auth: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let body = body.unwrap_or_default();
     let content = if body.is_empty() {
         String::new()
@@ -50,7 +59,7 @@ pub fn request(method: &str, base: &str, path: &str, token: Option<&str>, body: 
     assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "a chunked body: {head}");
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status: {head}"));
     let bytes = raw[split + 4..].to_vec();
-    Response { status, body: String::from_utf8_lossy(&bytes).into_owned(), bytes }
+    Response { status, head, body: String::from_utf8_lossy(&bytes).into_owned(), bytes }
 }
 
 /// `GET <base><path>`.

@@ -3,7 +3,7 @@
 //! Prometheus parser), who may use it (bearer tokens off loopback), and
 //! its logs (plain text in a file, JSON lines with `--log-format json`).
 
-use meshwork_tests::api::{get, scrape, value};
+use meshwork_tests::api::{get, request_with, scrape, value};
 use meshwork_tests::node_proc::{local_mesh, NodeProc};
 use meshwork_tests::procs::{identity_file, meshwork_bin, peers_json, Proc, Spawn, Stderr, Stream};
 use meshwork_tests::run_proc::{Local, RunProc};
@@ -118,6 +118,16 @@ fn off_loopback_a_token_is_required_and_every_request_must_carry_it() {
         assert_eq!(get(&url, path, Some("correct-horsf")).status, 401, "{path} with a wrong token");
         assert_eq!(get(&url, path, Some("correct-horse")).status, 200, "{path} with the token");
     }
+    // A browser: the token once in the URL, then the cookie it was given.
+    let wrong = request_with("GET", &url, "/?token=correct-horsf", &[], None);
+    assert_eq!(wrong.status, 401, "a wrong token in the URL");
+    let first = request_with("GET", &url, "/?token=correct-horse", &[], None);
+    assert_eq!(first.status, 200, "the page, with the token in its URL");
+    let cookie = first.head.lines().find_map(|l| l.strip_prefix("set-cookie: ")).expect("a cookie");
+    assert!(cookie.starts_with("meshwork_token=correct-horse;") && cookie.contains("HttpOnly"), "{cookie}");
+    let with = |c: &str| request_with("GET", &url, "/api/peers", &[("Cookie", c)], None).status;
+    assert_eq!(with("meshwork_token=correct-horse"), 200, "the page's later requests carry the cookie");
+    assert_eq!(with("other=1; meshwork_token=correct-horsf"), 401, "a wrong cookie");
 
     // An address given explicitly and taken: an error, not another port.
     let taken = url.strip_prefix("http://").unwrap();

@@ -2,7 +2,8 @@
 
 use super::HttpError;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -54,11 +55,41 @@ pub fn check_exposure(addr: SocketAddr, token: Option<&Token>) -> Result<(), Htt
     }
 }
 
-/// Middleware: 401 for a request without `Authorization: Bearer <token>`.
+/// The cookie a browser keeps the token in (see [`require`]).
+const COOKIE_NAME: &str = "meshwork_token";
+
+/// The token a request carries: `Authorization: Bearer <token>` (programs),
+/// the cookie (a browser, after the URL below), or `?token=<token>` in the
+/// URL (a browser's first visit: browsers cannot add the header, and a
+/// page's own requests and event streams carry only cookies).
+fn carried(request: &Request) -> Option<(&[u8], bool)> {
+    let headers = request.headers();
+    if let Some(bearer) = headers.get(AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")) {
+        return Some((bearer, false));
+    }
+    let cookies = headers.get_all(COOKIE).into_iter().filter_map(|v| v.to_str().ok());
+    let prefix = format!("{COOKIE_NAME}=");
+    if let Some(cookie) = cookies.flat_map(|c| c.split(';')).find_map(|c| c.trim().strip_prefix(prefix.as_str())) {
+        return Some((cookie.as_bytes(), false));
+    }
+    let query = request.uri().query()?;
+    query.split('&').find_map(|pair| pair.strip_prefix("token=")).map(|t| (t.as_bytes(), true))
+}
+
+/// Middleware: 401 for a request that does not carry the token. One that
+/// carried it in its URL gets it back as a cookie (HttpOnly, SameSite
+/// Strict), so the dashboard's later requests carry it.
 pub(super) async fn require(State(token): State<Arc<Token>>, request: Request, next: Next) -> Response {
-    let given = request.headers().get(AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    let given = carried(&request).map(|(given, in_url)| (token.matches(given), in_url));
     match given {
-        Some(given) if token.matches(given) => next.run(request).await,
+        Some((true, in_url)) => {
+            let mut response = next.run(request).await;
+            let cookie = format!("{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/", token.0);
+            if let (true, Ok(cookie)) = (in_url, HeaderValue::from_str(&cookie)) {
+                response.headers_mut().append(SET_COOKIE, cookie);
+            }
+            response
+        }
         _ => {
             let error = super::ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             ([(WWW_AUTHENTICATE, "Bearer")], error).into_response()
