@@ -99,6 +99,7 @@ fn job_view(j: &JobSummary, t: &Timeline) -> JobView {
         done: j.done,
         pieces: j.pieces,
         retries: t.count(Outcome::Retried) as u32,
+        backups: t.spans.iter().filter(|s| s.backup).count() as u32,
         per_peer,
         submitted_ms: 0,
         finished_ms: Some(t.elapsed_us / 1000),

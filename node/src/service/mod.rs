@@ -75,6 +75,9 @@ pub struct JobView {
     pub pieces: u32,
     /// Pieces retried (in this node's run of it: a resumed job counts anew).
     pub retries: u32,
+    /// Backup copies of stragglers launched (likewise).
+    #[serde(default)]
+    pub backups: u32,
     /// Pieces done per peer (likewise).
     pub per_peer: BTreeMap<String, u32>,
     /// Submitted and finished, ms since the Unix epoch.
@@ -95,6 +98,7 @@ struct Live {
     job: Option<JobId>,
     done: u32,
     retries: u32,
+    backups: u32,
     /// By peer key: names (base58 of the peer id) are made only when shown.
     per_peer: HashMap<PeerKey, u32>,
     timeline: Option<meshwork_protocol::timeline::TimelineBuilder>,
@@ -263,6 +267,7 @@ impl Inner {
             done: if r.state == JobState::Done { r.pieces } else { live.map_or(0, |l| l.done) },
             pieces: r.pieces,
             retries: live.map_or(r.retries, |l| l.retries),
+            backups: live.map_or(r.backups, |l| l.backups),
             per_peer: live.map_or_else(|| r.per_peer.clone(), |l| self.names(&l.per_peer)),
             submitted_ms: r.submitted_ms,
             finished_ms: r.finished_ms,
@@ -302,7 +307,7 @@ impl Inner {
                 // Outputs that arrived together are written in one commit;
                 // what the API shows moves only once they are on disk.
                 let mut batch = Vec::new();
-                let (mut progress, mut retries, mut end) = (None, 0, None);
+                let (mut progress, mut retries, mut backups, mut end) = (None, 0, 0, None);
                 for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_recv().ok())) {
                     self.timeline_event(record.id, &event);
                     match event {
@@ -311,6 +316,7 @@ impl Inner {
                         }
                         JobEvent::Progress { done, .. } => progress = Some(have + done),
                         JobEvent::Retried { .. } => retries += 1,
+                        JobEvent::Placed { backup: true, pieces, .. } => backups += pieces.len() as u32,
                         JobEvent::Finished { result, .. } => end = Some(result),
                         _ => {}
                     }
@@ -330,6 +336,7 @@ impl Inner {
                         *live.per_peer.entry(*peer).or_default() += 1;
                     }
                     live.retries += retries;
+                    live.backups += backups;
                     live.done = progress.unwrap_or(live.done);
                 }
                 self.publish(record);
@@ -352,6 +359,7 @@ impl Inner {
         record.finished_ms = Some(now);
         if let Some(live) = self.lock().remove(&record.id) {
             record.retries = live.retries;
+            record.backups = live.backups;
             record.per_peer = self.names(&live.per_peer);
             self.timeline_end(record.id, live.timeline);
         }

@@ -118,6 +118,9 @@ pub struct JobRecord {
     /// See `retries`.
     #[serde(default)]
     pub per_peer: BTreeMap<String, u32>,
+    /// Backup copies of stragglers launched, once it finished.
+    #[serde(default)]
+    pub backups: u32,
     /// Its result file, when the task makes one (its bytes are stored apart).
     #[serde(default)]
     pub file: Option<FileMeta>,
@@ -286,6 +289,7 @@ impl Store {
                 result: None,
                 retries: 0,
                 per_peer: BTreeMap::new(),
+                backups: 0,
                 file: None,
             };
             jobs.insert(id, encode(&record).as_slice()).map_err(io)?;

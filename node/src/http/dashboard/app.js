@@ -184,6 +184,7 @@ async function refreshJobs() {
       el("td", {}, el("progress", { max: j.pieces || 1, value: done }), el("span", { class: "bar-label", text: `${done}/${j.pieces}` })),
       el("td", {}, ...perPeer),
       el("td", { class: "num", text: j.retries }),
+      el("td", { class: "num", text: j.backups ?? 0 }),
       el("td", { class: "num", text: secs(end - j.submitted_ms) }),
       actions);
     row.onclick = () => select(j.id);
