@@ -54,6 +54,9 @@ pub(crate) struct JobTrack {
     /// Where each retried piece failed for good (the peer is banned from
     /// it), until it is placed again.
     retried_from: FxHashMap<u32, PeerKey>,
+    /// Outputs as they streamed (`JobSpec::stream`, set when timelines
+    /// are kept): a streamed job's result carries none.
+    streamed: Vec<Option<Vec<u8>>>,
     pub(crate) end: Option<JobEnd>,
 }
 
@@ -68,6 +71,7 @@ impl JobTrack {
             backups: 0,
             lost: 0,
             retried_from: FxHashMap::default(),
+            streamed: Vec::new(),
             end: None,
         }
     }
@@ -93,8 +97,15 @@ impl JobTrack {
                 }
             }
             JobEvent::Progress { done, .. } => self.done = *done,
+            JobEvent::Output { piece, output, .. } => {
+                self.streamed.resize(self.costs.len(), None);
+                match self.streamed.get_mut(*piece as usize) {
+                    Some(slot @ None) => *slot = Some(output.clone()),
+                    _ => violations.push(format!("job {}: piece {piece} streamed twice or unknown", self.submitter)),
+                }
+            }
             JobEvent::Finished { result, .. } => self.finish(result, now, violations),
-            JobEvent::Refused { .. } | JobEvent::Unplaceable { .. } | JobEvent::Output { .. } => {}
+            JobEvent::Refused { .. } | JobEvent::Unplaceable { .. } => {}
         }
     }
 
@@ -113,25 +124,30 @@ impl JobTrack {
         self.end = Some(end);
     }
 
+    /// The job's outputs in piece order: its result's, or the ones that
+    /// streamed.
+    pub(crate) fn outputs<'a>(&'a self, out: &'a JobOutput) -> Vec<&'a [u8]> {
+        if self.streamed.is_empty() {
+            out.outputs.iter().map(Vec::as_slice).collect()
+        } else {
+            self.streamed.iter().flatten().map(Vec::as_slice).collect()
+        }
+    }
+
     fn check_output(&mut self, out: &JobOutput, violations: &mut Vec<String>) {
         let n = self.costs.len();
-        let right = out
-            .outputs
-            .iter()
-            .zip(self.costs.iter().enumerate())
-            .filter(|(o, (i, c))| **o == piece_input(**c, self.submitter, *i as u32))
-            .count();
+        let (given, right) = {
+            let outputs = self.outputs(out);
+            let inputs = self.costs.iter().enumerate().map(|(i, c)| piece_input(*c, self.submitter, i as u32));
+            (outputs.len(), outputs.iter().zip(inputs).filter(|(o, i)| **o == i.as_slice()).count())
+        };
         self.lost = (n - right) as u64;
         if out.conclusive.is_some() {
             violations.push(format!("job {}: ended early on a conclusive output; none was sent", self.submitter));
         }
-        if out.outputs.len() != n || self.lost > 0 {
-            violations.push(format!(
-                "job {}: {} of {n} outputs match their inputs ({} outputs)",
-                self.submitter,
-                right,
-                out.outputs.len()
-            ));
+        if given != n || right != n {
+            violations
+                .push(format!("job {}: {right} of {n} outputs match their inputs ({given} outputs)", self.submitter));
         }
         let counted: u64 = out.stats.per_peer.values().map(|c| *c as u64).sum();
         if counted != n as u64 {

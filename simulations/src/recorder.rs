@@ -186,12 +186,12 @@ impl Recorder {
                     .event(t, "unplaceable", |l| l.num("job", s).num("piece", piece).str("why", &why.to_string()));
             }
             JobEvent::Progress { done, .. } => self.trace.event(t, "done", |l| l.num("job", s).num("pieces", done)),
-            // Simulated jobs do not stream: Progress says what is done.
+            // Streamed only for timelines: Progress says what is done.
             JobEvent::Output { .. } => {}
             JobEvent::Finished { result, .. } => {
                 self.unfinished = self.unfinished.saturating_sub(1);
                 self.trace.event(t, "finished", |l| match result {
-                    Ok(out) => l.num("job", s).str("outcome", "ok").num("pieces", out.outputs.len()),
+                    Ok(out) => l.num("job", s).str("outcome", "ok").num("pieces", job.outputs(out).len()),
                     Err(e) => l.num("job", s).str("outcome", "failed").str("error", &e.to_string()),
                 });
             }
