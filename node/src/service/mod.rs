@@ -306,13 +306,14 @@ impl Inner {
                 let Some(first) = events.recv().await else { return Err("the node stopped".into()) };
                 // Outputs that arrived together are written in one commit;
                 // what the API shows moves only once they are on disk.
-                let mut batch = Vec::new();
+                let (mut batch, mut ran_on) = (Vec::new(), Vec::new());
                 let (mut progress, mut retries, mut backups, mut end) = (None, 0, 0, None);
                 for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_recv().ok())) {
                     self.timeline_event(record.id, &event);
                     match event {
                         JobEvent::Output { piece, peer, output, .. } => {
-                            batch.push((remaining[piece as usize], peer, output))
+                            batch.push((remaining[piece as usize], output));
+                            ran_on.push(peer);
                         }
                         JobEvent::Progress { done, .. } => progress = Some(have + done),
                         JobEvent::Retried { .. } => retries += 1,
@@ -322,9 +323,8 @@ impl Inner {
                     }
                 }
                 if !batch.is_empty() {
-                    let outputs: Vec<(u32, Vec<u8>)> = batch.iter().map(|(p, _, o)| (*p, o.clone())).collect();
                     fail::fail_point!("service::before-store", |_| std::process::abort());
-                    if let Err(e) = self.store.save_outputs(record.id, &outputs) {
+                    if let Err(e) = self.store.save_outputs(record.id, &batch) {
                         self.client.cancel(job).await;
                         return Err(format!("storing outputs: {e}"));
                     }
@@ -332,8 +332,8 @@ impl Inner {
                 {
                     let mut live = self.lock();
                     let live = live.entry(record.id).or_default();
-                    for (_, peer, _) in &batch {
-                        *live.per_peer.entry(*peer).or_default() += 1;
+                    for peer in ran_on {
+                        *live.per_peer.entry(peer).or_default() += 1;
                     }
                     live.retries += retries;
                     live.backups += backups;
