@@ -31,6 +31,8 @@ pub(crate) enum Command {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     /// The `--join` addresses whose last dial failed, and why.
     JoinFailures(oneshot::Sender<Vec<(Multiaddr, String)>>),
+    /// The members joined nodes listed, and whether a list is awaited.
+    MembersMet(oneshot::Sender<(Vec<PeerId>, bool)>),
     Load(oneshot::Sender<Load>),
     Stats(oneshot::Sender<NodeStats>),
     Shutdown(oneshot::Sender<()>),
@@ -328,6 +330,12 @@ impl Client {
     /// success shows in [`Client::peers`], not here.
     pub async fn join_failures(&self) -> Result<Vec<(Multiaddr, String)>, RunError> {
         self.ask(Command::JoinFailures).await
+    }
+
+    /// The members the nodes this one joined through listed (it dials
+    /// each), and whether a list is still awaited.
+    pub async fn members_met(&self) -> Result<(Vec<PeerId>, bool), RunError> {
+        self.ask(Command::MembersMet).await
     }
 
     /// Sends a Status request to `peer` and returns the load it reports.

@@ -40,7 +40,12 @@ pub(super) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
         if peers.len() != count {
             (count, since) = (peers.len(), Instant::now());
         }
-        if Instant::now() >= deadline || (count > 0 && since.elapsed() >= SETTLED) {
+        // Every member the joined node named is listed (or its list is
+        // not in yet): on a busy machine the dials of a large mesh take
+        // longer than the settling time between two peers appearing.
+        let (members, awaited) = client.members_met().await?;
+        let all_met = !awaited && members.iter().all(|m| peers.iter().any(|p| p.peer_id == m.to_string()));
+        if Instant::now() >= deadline || (count > 0 && all_met && since.elapsed() >= SETTLED) {
             break peers;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -334,6 +334,9 @@ impl Driver {
             Command::JoinFailures(reply) => {
                 let _ = reply.send(self.reach.join_failures());
             }
+            Command::MembersMet(reply) => {
+                let _ = reply.send(self.reach.members_met());
+            }
             Command::Stats(reply) => {
                 let stats = NodeStats {
                     buffered_bytes: self.rpc.buffered() as u64,

@@ -26,6 +26,8 @@ pub(crate) struct Reach {
     dialer: Dialer,
     /// Member lists asked of nodes we joined through.
     members_asked: HashSet<OutboundId>,
+    /// The members those lists named.
+    members_met: HashSet<PeerId>,
     /// What connected peers said they run (identify's agent version, e.g.
     /// `meshwork/0.1.0 (abc1234)`): as many as there are connections.
     agents: HashMap<PeerId, String>,
@@ -199,10 +201,17 @@ impl Reach {
         self.members_asked.remove(&id);
     }
 
+    /// The members the nodes we joined through listed, and whether a list
+    /// is still awaited: what `meshwork peers` waits to see.
+    pub(crate) fn members_met(&self) -> (Vec<PeerId>, bool) {
+        (self.members_met.iter().copied().collect(), !self.members_asked.is_empty())
+    }
+
     /// Remembers and dials the members a joined node listed.
     fn meet(&mut self, swarm: &mut Swarm<Behaviour>, members: Vec<(PeerId, Vec<Multiaddr>)>) {
         let me = *swarm.local_peer_id();
         for (peer, addrs) in members.into_iter().filter(|(p, _)| *p != me) {
+            self.members_met.insert(peer);
             for addr in addrs {
                 self.dialer.remember(peer, addr);
             }
