@@ -43,6 +43,12 @@ pub enum NodeEvent {
         /// Its peer id.
         peer: String,
     },
+    /// What AutoNAT found of the node itself: `public`, `behind-nat`
+    /// or `unknown`.
+    Reachability {
+        /// The verdict.
+        reachability: String,
+    },
     /// Up/down events the node lost (its report fell behind).
     Missed {
         /// How many.
@@ -66,7 +72,11 @@ impl NodeEvent {
             | NodeEvent::PeerDown { peer, .. }
             | NodeEvent::PeerQuiet { peer }
             | NodeEvent::PeerHeard { peer } => Some(peer),
-            NodeEvent::Listening { .. } | NodeEvent::Http { .. } | NodeEvent::Missed { .. } | NodeEvent::Other => None,
+            NodeEvent::Listening { .. }
+            | NodeEvent::Http { .. }
+            | NodeEvent::Reachability { .. }
+            | NodeEvent::Missed { .. }
+            | NodeEvent::Other => None,
         }
     }
 }

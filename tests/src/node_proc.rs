@@ -143,6 +143,17 @@ impl NodeProc {
         self.parsed = self.proc.log.len();
     }
 
+    /// The reachability verdicts it printed, in order.
+    pub fn reachabilities(&self) -> Vec<&str> {
+        let verdicts = self.events.iter().map(|e| &e.event);
+        verdicts
+            .filter_map(|e| match e {
+                NodeEvent::Reachability { reachability } => Some(reachability.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Its events about `peer` from `after` on.
     pub fn about<'a>(&'a self, peer: &'a str, after: Instant) -> impl Iterator<Item = &'a Stamped<NodeEvent>> + 'a {
         self.events.iter().filter(move |e| e.at >= after && e.event.peer() == Some(peer))

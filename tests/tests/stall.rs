@@ -94,6 +94,12 @@ fn a_node_stopped_for(stall: Duration) {
 
     let downs = downs_within(&mut nodes, start, WATCH, |_| true);
     assert!(downs.is_empty(), "peer_down after a {stall:?} stall: {downs:?}");
+    // Nodes on one loopback reach each other: AutoNAT, probing every 10 s
+    // all along, must never have judged one behind a NAT (its dial-back
+    // connections once piled up past the per-peer limit and did).
+    for n in &nodes {
+        assert!(!n.reachabilities().contains(&"behind-nat"), "{} judged itself behind NAT", n.label);
+    }
     let out = finished(&mut sleep_job(&nodes[1].addr, 15), 15);
     assert!(out.pieces_of(&victim) > 0, "a new job used the node that stalled: {}", out.json);
     assert_eq!(out.summary("retries"), Some(0), "{}", out.json);

@@ -204,7 +204,10 @@ impl Driver {
                     let now = self.now();
                     self.machine.handle_timeout(now);
                 }
-                _ = redial.tick(), if self.stopping.is_none() => self.reach.redial(&mut self.swarm),
+                _ = redial.tick(), if self.stopping.is_none() => {
+                    self.reach.redial(&mut self.swarm);
+                    self.nat.close_dial_backs(&mut self.swarm);
+                }
             }
         }
     }

@@ -53,8 +53,10 @@ impl Default for BehaviourConfig {
             // at once: two connections per pair, and with a limit of one
             // libp2p can refuse both, leaving the pair apart ~0.5 s. A
             // third: a relayed connection and the direct one DCUtR opens
-            // beside it (the relayed one is then closed: `net::nat`).
-            max_connections_per_peer: 3,
+            // beside it (the relayed one is then closed: `net::nat`). A
+            // fourth: an AutoNAT dial back, open for a few seconds (also
+            // `net::nat`); refused, it made the peer think itself behind NAT.
+            max_connections_per_peer: 4,
             max_memory_fraction: 0.9,
             max_module: crate::wasm::Limits::default().module,
             relay: None,

@@ -32,7 +32,7 @@ use libp2p::{autonat, identify, relay, Multiaddr, PeerId, Swarm};
 use meshwork_protocol::wire::Reachability;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Relays a node behind a NAT listens through at most.
 pub const MAX_RELAYS: usize = 2;
@@ -121,6 +121,8 @@ struct Conn {
     path: Path,
     /// For a relayed connection, the relay it goes through.
     relay: Option<PeerId>,
+    /// For a connection we dialled, the address dialled.
+    dialled: Option<Multiaddr>,
 }
 
 /// The NAT, relay and path state of a node (owned by the driver).
@@ -143,7 +145,14 @@ pub(crate) struct Nat {
     relay_limits: HashMap<PeerId, u64>,
     /// Byte limit of the circuits peers opened to us.
     inbound_limits: HashMap<PeerId, u64>,
+    /// Connections we dialled back for AutoNAT, closed once due.
+    dial_backs: Vec<(Instant, ConnectionId)>,
 }
+
+/// How long a connection dialled back for AutoNAT stays open: long enough
+/// for the probed peer to finish its side of the handshake (closed at
+/// once, it saw a broken pipe and warned of a failed handshake).
+const DIAL_BACK_KEPT: Duration = Duration::from_secs(5);
 
 impl Nat {
     /// The state of a node that runs pieces (`worker`: it listens through
@@ -196,7 +205,11 @@ impl Nat {
         }
         let conns = self.conns.entry(peer).or_default();
         let relay = (path == Path::Relayed).then(|| relay_of(addr)).flatten();
-        conns.insert(id, Conn { path, relay });
+        let dialled = match endpoint {
+            ConnectedPoint::Dialer { address, .. } => Some(address.clone()),
+            ConnectedPoint::Listener { .. } => None,
+        };
+        conns.insert(id, Conn { path, relay, dialled });
         if path == Path::Direct {
             let relayed: Vec<ConnectionId> =
                 conns.iter().filter(|(_, c)| c.path == Path::Relayed).map(|(id, _)| *id).collect();
@@ -278,10 +291,47 @@ impl Nat {
         self.relays.retain(|_, l| *l != listener);
     }
 
+    /// As an AutoNAT server, we dialled `peer` back at `address` to tell it
+    /// whether it can be reached, and it can: that connection has done its
+    /// work, so it is closed a few seconds later. Left open (the swarm keeps idle connections
+    /// for an hour), every probe added one, the peer's next dial back went
+    /// over the per-peer connection limit, and the peer judged itself
+    /// behind NAT on a plain LAN (and warned of a failed handshake).
+    fn close_dial_back(&mut self, peer: PeerId, address: &Multiaddr) {
+        let Some(conns) = self.conns.get(&peer) else { return };
+        if conns.len() < 2 {
+            return;
+        }
+        let newest = conns.iter().filter(|(_, c)| c.dialled.as_ref() == Some(address)).map(|(id, _)| *id).max();
+        if let Some(id) = newest {
+            tracing::debug!(%peer, %address, "AutoNAT dial back done: closing its connection soon");
+            self.dial_backs.push((Instant::now() + DIAL_BACK_KEPT, id));
+        }
+    }
+
+    /// Closes the AutoNAT dial-back connections that are due.
+    pub(crate) fn close_dial_backs(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let now = Instant::now();
+        self.dial_backs.retain(|(due, id)| {
+            let keep = *due > now;
+            if !keep {
+                swarm.close_connection(*id);
+            }
+            keep
+        });
+    }
+
     /// AutoNAT's verdict. Returns our new reachability if it changed; a
     /// public node stops listening through relays.
     pub(crate) fn on_autonat(&mut self, swarm: &mut Swarm<Behaviour>, event: autonat::Event) -> Option<Reachability> {
-        let autonat::Event::StatusChanged { new, .. } = event else { return None };
+        let new = match event {
+            autonat::Event::StatusChanged { new, .. } => new,
+            autonat::Event::InboundProbe(autonat::InboundProbeEvent::Response { peer, address, .. }) => {
+                self.close_dial_back(peer, &address);
+                return None;
+            }
+            _ => return None,
+        };
         let r = match new {
             autonat::NatStatus::Public(_) => Reachability::Public,
             autonat::NatStatus::Private => Reachability::BehindNat,
@@ -388,11 +438,11 @@ mod tests {
     fn pieces_are_counted_by_path_and_a_change_of_path_is_reported() {
         let mut nat = Nat::default();
         let peer = PeerId::random();
-        let relayed = Conn { path: Path::Relayed, relay: None };
+        let relayed = Conn { path: Path::Relayed, relay: None, dialled: None };
         nat.conns.entry(peer).or_default().insert(ConnectionId::new_unchecked(1), relayed);
         assert_eq!(nat.pieces(peer, 2), Some(Path::Relayed), "the first pieces say their path");
         assert_eq!(nat.pieces(peer, 1), None);
-        let direct = Conn { path: Path::Direct, relay: None };
+        let direct = Conn { path: Path::Direct, relay: None, dialled: None };
         nat.conns.entry(peer).or_default().insert(ConnectionId::new_unchecked(2), direct);
         assert_eq!(nat.pieces(peer, 4), Some(Path::Direct));
         assert_eq!(nat.closed(peer, ConnectionId::new_unchecked(1)), None, "one connection is left");
@@ -405,10 +455,10 @@ mod tests {
         let (peer, relay) = (PeerId::random(), PeerId::random());
         nat.relay_limits.insert(relay, 4096);
         let conns = nat.conns.entry(peer).or_default();
-        conns.insert(ConnectionId::new_unchecked(1), Conn { path: Path::Relayed, relay: Some(relay) });
+        conns.insert(ConnectionId::new_unchecked(1), Conn { path: Path::Relayed, relay: Some(relay), dialled: None });
         assert_eq!(nat.relay_only_limit(&peer), Some(4096));
         let conns = nat.conns.entry(peer).or_default();
-        conns.insert(ConnectionId::new_unchecked(2), Conn { path: Path::Direct, relay: None });
+        conns.insert(ConnectionId::new_unchecked(2), Conn { path: Path::Direct, relay: None, dialled: None });
         assert_eq!(nat.relay_only_limit(&peer), None);
     }
 }
