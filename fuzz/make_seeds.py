@@ -24,6 +24,9 @@ seeds = {
     "response": responses,
     "advert": [ex["advert"]],
     "frame": [frame(b) for b in frames],
+    # The same frames back to back, in parts of 1, 3 and 7 bytes (the first
+    # byte says how many part sizes follow).
+    "frame_stream": [bytes([2, 1, 3]) + b"".join(frame(b) for b in frames), bytes([0, 7]) + frame(frames[0])],
     "machine": [
         record(0, 1) + record(2, 1, ex["advert"]) + record(5, 0) + record(4, 0, ex["results-response"]),
         record(0, 2) + record(3, 2, ex["run-request"]) + record(5, 0) + record(3, 2, ex["cancel-request"]),
