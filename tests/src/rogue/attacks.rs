@@ -36,32 +36,38 @@ pub fn fake_addrs(n: usize) -> Vec<Multiaddr> {
 pub struct Knocks {
     /// Where they listen.
     pub addrs: Vec<Multiaddr>,
-    count: Arc<AtomicUsize>,
+    /// Connections made to each.
+    counts: Arc<Vec<AtomicUsize>>,
     _tasks: JoinSet<()>,
 }
 
 impl Knocks {
     /// `n` listeners.
     pub async fn open(n: usize) -> anyhow::Result<Knocks> {
-        let count = Arc::new(AtomicUsize::new(0));
+        let counts: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
         let (mut addrs, mut tasks) = (Vec::new(), JoinSet::new());
-        for _ in 0..n {
+        for i in 0..n {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             addrs.push(format!("/ip4/127.0.0.1/tcp/{}", listener.local_addr()?.port()).parse()?);
-            let count = count.clone();
+            let counts = counts.clone();
             tasks.spawn(async move {
                 while let Ok((socket, _)) = listener.accept().await {
-                    count.fetch_add(1, Ordering::Relaxed);
+                    counts[i].fetch_add(1, Ordering::Relaxed);
                     drop(socket);
                 }
             });
         }
-        Ok(Knocks { addrs, count, _tasks: tasks })
+        Ok(Knocks { addrs, counts, _tasks: tasks })
     }
 
-    /// Connections made to them so far.
+    /// Connections made to them so far, in all.
     pub fn count(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// How many of them were connected to so far.
+    pub fn knocked(&self) -> usize {
+        self.counts.iter().filter(|c| c.load(Ordering::Relaxed) > 0).count()
     }
 }
 
