@@ -197,8 +197,9 @@ fn a_slow_fill_of_unfinished_frames_is_bounded_by_the_budget() {
     mesh.after("slow fill");
 }
 
-/// 100 fresh identities connect to A (10 at a time), are answered, and
-/// leave: nothing of them stays.
+/// 100 fresh identities connect to A (one after the other: ten at once
+/// from this process saw connections closed under them, see the rogue's
+/// `churn`), are answered, and leave: nothing of them stays.
 #[test]
 fn identity_churn_leaves_nothing_behind() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -236,9 +237,10 @@ fn an_identify_push_flood_of_addresses_is_not_amplified() {
     mesh.after("address flood");
 }
 
-/// A Kademlia stub tells A of 20 made-up peers with 70 addresses each
-/// (1,400 addresses, one answer's worth) whenever A looks anything up.
-/// The addresses are the same 70 listeners of the test's for every peer,
+/// A Kademlia stub tells A of 20 made-up peers with 14 addresses each
+/// (280 addresses: with their `/p2p/` parts, as kad sends them, all that
+/// fits in one answer of at most 16 KiB) whenever A looks anything up.
+/// The addresses are the same 14 listeners of the test's for every peer,
 /// in the same order, which count A's dials: A dials only the first
 /// [`MAX_DHT_ADDRS`] of a peer's addresses, and nothing once the stub left.
 #[test]
@@ -246,7 +248,7 @@ fn a_kademlia_stub_flood_of_addresses_stops_with_the_stub() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mesh = Mesh::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let knocks = rt.block_on(Knocks::open(70)).unwrap();
+    let knocks = rt.block_on(Knocks::open(14)).unwrap();
     let fakes: Vec<_> = (0..20).map(|_| (libp2p::PeerId::random(), knocks.addrs.clone())).collect();
     let mut run = mesh.start_job();
     let answers = rt.block_on(async {

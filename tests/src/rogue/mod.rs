@@ -18,7 +18,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, noise, tcp, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use libp2p::{allow_block_list, identify, noise, tcp, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
 use meshwork::net::behaviour::IDENTIFY_PROTOCOL;
 use meshwork::net::muxer;
 use meshwork_protocol::wire::{
@@ -38,6 +38,10 @@ struct RogueBehaviour {
     /// A Kademlia server whose routing table holds only made-up peers
     /// ([`Rogue::kad_stub`]).
     kad: Toggle<kad::Behaviour<MemoryStore>>,
+    /// The stub's made-up peers, which its own Kademlia would otherwise
+    /// dial (it bootstraps from its routing table): only the node under
+    /// attack is to dial them.
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
 }
 
 /// How a rogue worker answers a request: `None` never answers it (the
@@ -139,11 +143,16 @@ impl Rogue {
                     }
                     kad
                 });
+                let mut blocked = allow_block_list::Behaviour::default();
+                for (peer, _) in &fakes {
+                    blocked.block_peer(*peer);
+                }
                 RogueBehaviour {
                     identify: identify::Behaviour::new(identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())),
                     gossip,
                     rpc: libp2p_stream::Behaviour::new(),
                     kad: kad.into(),
+                    blocked,
                 }
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
