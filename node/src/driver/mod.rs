@@ -456,15 +456,12 @@ impl Driver {
                     self.tell(MeshEvent::PiecesFrom(peer_id, counts));
                 }
                 tracing::debug!(peer = %peer_id, cause = ?cause, "disconnected");
-                self.reach.disconnected(&peer_id);
                 let key = self.peers.key(peer_id);
                 // A worker that left announced it (no tasks); one that still
                 // advertised tasks dropped out and is worth having back.
                 let worker = self.machine.peer(key, now).is_some_and(|v| !v.tasks.is_empty());
                 self.machine.handle_peer_down(key, now);
-                if self.stopping.is_none() && worker {
-                    self.reach.lost(peer_id);
-                }
+                self.reach.disconnected(&mut self.swarm, peer_id, self.stopping.is_none() && worker);
             }
             SwarmEvent::Dialing { .. } => self.stats.dials += 1,
             SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {

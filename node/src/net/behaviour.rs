@@ -3,6 +3,7 @@
 //! generated enum has no docs of its own, hence the `allow` below.)
 #![allow(missing_docs)]
 
+use crate::net::dht::Dht;
 use crate::net::nat::RelayLimits;
 use crate::wasm::service::ModuleBehaviour;
 use libp2p::gossipsub::{
@@ -91,7 +92,7 @@ pub struct Behaviour {
     /// LAN discovery.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// Mesh-wide discovery from a `--join` address.
-    pub discovery: kad::Behaviour<MemoryStore>,
+    pub discovery: Dht,
     /// Load adverts.
     pub load_gossip: gossipsub::Behaviour,
     /// The RPC streams (see `net::rpc`).
@@ -136,6 +137,10 @@ impl Behaviour {
         let mut kad_cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
         kad_cfg.set_query_timeout(Duration::from_secs(10));
         kad_cfg.set_periodic_bootstrap_interval(Some(Duration::from_secs(30)));
+        // Only the meshwork peers identify verified enter the routing table
+        // (`net::reach`), with a few addresses each: never a peer some
+        // lookup's answer named, which the DHT would keep and dial.
+        kad_cfg.set_kbucket_inserts(kad::BucketInserts::Manual);
         let mut discovery = kad::Behaviour::with_config(me, MemoryStore::new(me), kad_cfg);
         // Client mode until an external address is confirmed would hide LAN
         // nodes from each other: every meshwork node serves the DHT.
@@ -149,7 +154,7 @@ impl Behaviour {
                     .with_push_listen_addr_updates(true),
             ),
             mdns: mdns.into(),
-            discovery,
+            discovery: Dht::new(discovery),
             load_gossip: gossip(key)?,
             rpc: libp2p_stream::Behaviour::new(),
             modules: crate::wasm::shelf::behaviour(cfg.max_module),

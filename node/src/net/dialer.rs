@@ -19,8 +19,9 @@ use std::error::Error;
 use std::io;
 use std::time::{Duration, Instant};
 
-/// Addresses kept per peer (the most recent).
-const ADDRS_PER_PEER: usize = 8;
+/// Addresses kept per peer (the most recent), and taken from one
+/// announcement of a peer's own (the first listed).
+pub(crate) const ADDRS_PER_PEER: usize = 8;
 /// Peers whose addresses are kept; the least recently seen go first.
 const MAX_PEERS: usize = 4096;
 
@@ -114,6 +115,13 @@ impl Dialer {
         }
     }
 
+    /// `peer` left and is not worth redialling: forget where it was.
+    pub(crate) fn forget(&mut self, peer: &PeerId) {
+        if !self.lost.contains_key(peer) {
+            self.book.remove(peer);
+        }
+    }
+
     /// A join address to dial until connected.
     pub(crate) fn join(&mut self, addr: Multiaddr, now: Instant) {
         // Dialled once already by the caller.
@@ -185,6 +193,33 @@ impl Dialer {
             }
         }
         due
+    }
+}
+
+/// The addresses worth keeping of those a peer announced as its own (its
+/// identify listen addresses): at most [`ADDRS_PER_PEER`], each an IP
+/// address we could dial (no DNS name to look up, no other transport),
+/// never unspecified, multicast or broadcast, and on loopback only if the
+/// peer is connected to us over loopback (`loopback_ok`): from anywhere
+/// else its loopback is not where it is, and any number of them could make
+/// us dial ourselves.
+pub(crate) fn announced(addrs: Vec<Multiaddr>, loopback_ok: bool) -> Vec<Multiaddr> {
+    let plausible = |a: &Multiaddr| match a.iter().next() {
+        Some(Protocol::Ip4(ip)) => {
+            !(ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() || (ip.is_loopback() && !loopback_ok))
+        }
+        Some(Protocol::Ip6(ip)) => !(ip.is_unspecified() || ip.is_multicast() || (ip.is_loopback() && !loopback_ok)),
+        _ => false,
+    };
+    addrs.into_iter().filter(plausible).take(ADDRS_PER_PEER).collect()
+}
+
+/// Is `addr` (a connection's remote address) on loopback?
+pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
+        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
+        _ => false,
     }
 }
 
@@ -352,6 +387,38 @@ mod tests {
             &DialError::Transport(vec![(addr(2), TransportError::Other(io::Error::other("x")))]),
         );
         assert!(d.join_failures().is_empty());
+    }
+
+    #[test]
+    fn announced_addresses_are_few_and_plausible() {
+        let parse = |a: &str| a.parse::<Multiaddr>().unwrap();
+        let lan = parse("/ip4/10.0.0.7/tcp/4001");
+        let junk =
+            ["/ip4/0.0.0.0/tcp/1", "/ip4/224.0.0.1/tcp/1", "/ip6/::/tcp/1", "/dns4/example.com/tcp/1", "/memory/5"];
+        let mut addrs: Vec<Multiaddr> = junk.iter().map(|a| parse(a)).collect();
+        addrs.extend([addr(1), lan.clone(), parse("/ip6/::1/tcp/1")]);
+        assert_eq!(
+            announced(addrs.clone(), false),
+            std::slice::from_ref(&lan),
+            "a peer on the LAN announcing loopback"
+        );
+        assert_eq!(announced(addrs, true), [addr(1), lan, parse("/ip6/::1/tcp/1")], "a peer on this machine");
+        let many: Vec<Multiaddr> = (0..1000).map(addr).collect();
+        assert_eq!(announced(many, true), (0..ADDRS_PER_PEER as u16).map(addr).collect::<Vec<_>>());
+        assert!(is_loopback(&addr(1)) && !is_loopback(&parse("/ip4/10.0.0.7/tcp/4001")));
+    }
+
+    #[test]
+    fn a_peer_that_left_is_forgotten_unless_redialled() {
+        let mut d = Dialer::default();
+        let (visitor, worker) = (PeerId::random(), PeerId::random());
+        d.remember(visitor, addr(1));
+        d.remember(worker, addr(2));
+        d.lost(worker, Instant::now());
+        d.forget(&visitor);
+        d.forget(&worker);
+        assert!(d.addrs(&visitor).is_empty());
+        assert_eq!(d.addrs(&worker), [addr(2)], "still redialled at its address");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`transport`]: TCP/QUIC/memory stacks, with pnet for private meshes.
 //! - [`muxer`]: yamux, with windows that keep every peer's frames under rust-yamux's limit.
 //! - [`behaviour`]: the composed behaviour (discovery, load gossip, RPC, health).
+//! - [`dht`]: Kademlia, offering a bounded number of addresses per dial.
 //! - `rpc`: the RPC protocol on long-lived streams, its frames and byte budget.
 //! - [`identity`]: keypair files.
 //! - [`nat`]: reachability (AutoNAT), relays, and which path connections and pieces take.
@@ -11,6 +12,7 @@
 //! - `peer_map`: libp2p peer ids ↔ the state machine's peer keys.
 
 pub mod behaviour;
+pub mod dht;
 pub(crate) mod dialer;
 pub mod identity;
 pub(crate) mod members;

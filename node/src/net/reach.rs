@@ -1,16 +1,19 @@
 //! Reaching peers: where each one can be found, and every dial the node
 //! makes. What tells where a peer is (mDNS, Kademlia, identify, our own
 //! dials, the member list of a node we joined through) is remembered here,
+//! within bounds (see [`dialer::announced`] and [`MAX_DHT_ADDRS`]),
 //! and what needs a dial (a `--join` address, a newly found peer, a lost
 //! worker on the [`dialer`](super::dialer)'s backoff schedule) is dialled
 //! from here. The driver hands over the swarm events that concern
 //! addresses and asks nothing else of it.
 
 use crate::net::behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL};
+use crate::net::dht::MAX_DHT_ADDRS;
 use crate::net::dialer::{self, Dialer};
 use crate::net::members;
 use crate::net::rpc::{OutboundId, Rpc};
 use libp2p::core::ConnectedPoint;
+use libp2p::kad::store::MemoryStore;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{identify, kad, mdns, Multiaddr, PeerId, StreamProtocol, Swarm};
 use meshwork_protocol::wire::{Request, Response, KAD_PROTOCOL};
@@ -28,11 +31,19 @@ pub(crate) struct Reach {
     members_asked: HashSet<OutboundId>,
     /// The members those lists named.
     members_met: HashSet<PeerId>,
-    /// What connected peers said they run (identify's agent version, e.g.
-    /// `meshwork/0.1.0 (abc1234)`): as many as there are connections.
-    agents: HashMap<PeerId, String>,
+    /// The peers connected now: as many as there are connections.
+    visits: HashMap<PeerId, Visit>,
     /// When a failed incoming handshake was last logged as a warning.
     incoming_warned: Option<Instant>,
+}
+
+/// What is known of a connected peer, forgotten when it leaves.
+#[derive(Debug, Default)]
+struct Visit {
+    /// What it said it runs (identify's agent version, e.g. `meshwork/0.1.0 (abc1234)`).
+    agent: Option<String>,
+    /// Connected over loopback, so its loopback addresses are plausible.
+    loopback: bool,
 }
 
 /// Shortest time between two warnings about failed incoming handshakes.
@@ -50,12 +61,21 @@ impl Reach {
 
     /// The version `peer` runs, as it said when it connected.
     pub(crate) fn version(&self, peer: &PeerId) -> Option<String> {
-        self.agents.get(peer).cloned()
+        self.visits.get(peer).and_then(|v| v.agent.clone())
     }
 
-    /// The last connection to `peer` closed: forget what it said it runs.
-    pub(crate) fn disconnected(&mut self, peer: &PeerId) {
-        self.agents.remove(peer);
+    /// The last connection to `peer` closed. A peer worth having back
+    /// (`redial`: a worker that dropped out) is redialled; any other is
+    /// forgotten, here and in the DHT, so that a visitor leaves nothing
+    /// behind and nothing dials it again.
+    pub(crate) fn disconnected(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId, redial: bool) {
+        self.visits.remove(&peer);
+        if redial {
+            self.lost(peer);
+        } else {
+            self.dialer.forget(&peer);
+            swarm.behaviour_mut().discovery.remove_peer(&peer);
+        }
     }
 
     /// Where `peer` was seen, most recent last.
@@ -99,6 +119,7 @@ impl Reach {
     /// A connection to `peer` opened (`first`: its only one). Reached
     /// through a join address, it is asked who else is in the mesh.
     pub(crate) fn connected(&mut self, rpc: &mut Rpc, peer: PeerId, endpoint: &ConnectedPoint, first: bool) {
+        self.visits.entry(peer).or_default().loopback |= dialer::is_loopback(endpoint.get_remote_address());
         if let ConnectedPoint::Dialer { address, .. } = endpoint {
             self.dialer.remember(peer, address.clone());
             if first && self.dialer.is_join(&peer, address) {
@@ -132,15 +153,16 @@ impl Reach {
                     tracing::debug!(peer = %peer_id, version = info.protocol_version, "not a meshwork peer");
                     return;
                 }
-                if swarm.is_connected(&peer_id) {
-                    let agent: String = info.agent_version.chars().take(MAX_AGENT).collect();
-                    self.agents.insert(peer_id, agent);
+                // Identified after it left: nothing to keep.
+                let Some(visit) = self.visits.get_mut(&peer_id) else { return };
+                visit.agent = Some(info.agent_version.chars().take(MAX_AGENT).collect());
+                let addrs = dialer::announced(info.listen_addrs, visit.loopback);
+                // Only meshwork peers that serve it (verified here, on a live
+                // connection) enter the DHT's routing table.
+                if info.protocols.contains(&StreamProtocol::new(KAD_PROTOCOL)) {
+                    add_to_dht(&mut swarm.behaviour_mut().discovery, peer_id, &addrs);
                 }
-                let serves_kad = info.protocols.contains(&StreamProtocol::new(KAD_PROTOCOL));
-                for addr in info.listen_addrs {
-                    if serves_kad {
-                        swarm.behaviour_mut().discovery.add_address(&peer_id, addr.clone());
-                    }
+                for addr in addrs {
                     self.dialer.remember(peer_id, addr);
                 }
             }
@@ -156,23 +178,17 @@ impl Reach {
                 result: kad::QueryResult::GetClosestPeers(Ok(found)),
                 ..
             }) => {
-                let me = *swarm.local_peer_id();
-                for info in found.peers {
-                    for addr in info.addrs {
-                        self.dialer.remember(info.peer_id, addr);
-                    }
-                    if info.peer_id != me && !swarm.is_connected(&info.peer_id) {
-                        self.dial_peer(swarm, info.peer_id);
-                    }
+                // Asked only for lost peers (see `redial`): the one sought
+                // is dialled, at a few of the addresses the DHT gave; the
+                // others the answer names are strangers and left alone.
+                let Some(info) = found.peers.into_iter().find(|p| p.peer_id.to_bytes() == found.key) else { return };
+                if swarm.is_connected(&info.peer_id) {
+                    return;
                 }
-            }
-            BehaviourEvent::Discovery(kad::Event::RoutingUpdated { peer, addresses, .. }) => {
-                for addr in addresses.iter() {
-                    self.dialer.remember(peer, addr.clone());
+                for addr in info.addrs.into_iter().take(dialer::ADDRS_PER_PEER) {
+                    self.dialer.remember(info.peer_id, addr);
                 }
-                if !swarm.is_connected(&peer) {
-                    self.dial_peer(swarm, peer);
-                }
+                self.dial_peer(swarm, info.peer_id);
             }
             _ => {}
         }
@@ -231,8 +247,8 @@ impl Reach {
         let due = self.dialer.due(Instant::now(), |p| swarm.is_connected(p), joined);
         for (peer, addrs) in due.peers {
             if addrs.is_empty() {
-                // Known only from gossip: ask the DHT where it is; the
-                // answer updates the routing table, which dials it.
+                // Known only from gossip: ask the DHT where it is (the
+                // answer dials it, see `on_discovery`).
                 swarm.behaviour_mut().discovery.get_closest_peers(peer);
             } else {
                 self.dial_peer(swarm, peer);
@@ -255,6 +271,26 @@ impl Reach {
         if let Err(e) = swarm.dial(opts) {
             tracing::trace!(%peer, error = %e, "not dialled");
         }
+    }
+}
+
+/// Gives the DHT `addrs` as `peer`'s, keeping at most [`MAX_DHT_ADDRS`]
+/// of its addresses (the most recent; the DHT adds each connection's own).
+/// libp2p-kad keeps every address it is given, sends them all in its
+/// answers and dials them all: a peer announcing thousands made every
+/// lookup and every dial of it that large.
+fn add_to_dht(kad: &mut kad::Behaviour<MemoryStore>, peer: PeerId, addrs: &[Multiaddr]) {
+    for addr in addrs {
+        kad.add_address(&peer, addr.clone());
+    }
+    let known: Vec<Multiaddr> = kad
+        .kbucket(peer)
+        .and_then(|bucket| {
+            bucket.iter().find(|e| *e.node.key.preimage() == peer).map(|e| e.node.value.iter().cloned().collect())
+        })
+        .unwrap_or_default();
+    for old in &known[..known.len().saturating_sub(MAX_DHT_ADDRS)] {
+        kad.remove_address(&peer, old);
     }
 }
 

@@ -91,6 +91,10 @@ impl Drop for Held {
     }
 }
 
+/// Bytes of a body made ready for one read: the most a frame's memory runs
+/// ahead of what the peer actually sent.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Reads one frame; `None` at a clean end of stream (between frames).
 pub(crate) async fn read<M: DeserializeOwned>(
     io: &mut (impl AsyncRead + Unpin),
@@ -111,10 +115,18 @@ pub(crate) async fn read<M: DeserializeOwned>(
     }
     let len = frame::body_len(header, max_message)?;
     let _held = budget.take(len).ok_or(FrameError::Budget { len, budget: budget.limit })?;
-    let mut body = Vec::with_capacity(len.min(64 * 1024));
-    io.take(len as u64).read_to_end(&mut body).await?;
-    if body.len() < len {
-        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+    // Reserved whole, since the budget allows it, but written (so made
+    // resident) only as bytes arrive: a body that grew by doubling held
+    // half as much again while each copy was made, and `read_to_end` zeroes
+    // all it reserves at once.
+    let mut body = Vec::with_capacity(len);
+    while body.len() < len {
+        let got = body.len();
+        body.resize(len.min(got + READ_CHUNK), 0);
+        match io.read(&mut body[got..]).await? {
+            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+            n => body.truncate(got + n),
+        }
     }
     budget.traffic.read.fetch_add((frame::HEADER_LEN + len) as u64, Ordering::Relaxed);
     Ok(Some(from_cbor(&body)?))

@@ -5,17 +5,28 @@
 //! Its muxer sends data frames as large as the receiver's window, as
 //! js-libp2p's yamux does. It identifies as a meshwork peer, so nodes list it as a member and
 //! `meshwork run` processes find and dial it like any worker. Tests use it
-//! to check a node survives all of it.
+//! to check a node survives all of it. The floods of issue 19 (slow frame
+//! fills, address pushes, a lying Kademlia peer, identity churn) are in
+//! [`attacks`].
+
+mod attacks;
+
+pub use attacks::{churn, fake_addrs, Fill, Knocks};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
+use libp2p::kad::{self, store::MemoryStore};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, noise, tcp, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use libp2p::{allow_block_list, identify, noise, tcp, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
 use meshwork::net::behaviour::IDENTIFY_PROTOCOL;
 use meshwork::net::muxer;
 use meshwork_protocol::wire::{
-    frame, from_cbor, to_cbor, Advert, Load, Request, RequestFrame, Response, ResponseFrame, ADVERT_TOPIC, RPC_PROTOCOL,
+    frame, from_cbor, to_cbor, Advert, Load, Request, RequestFrame, Response, ResponseFrame, ADVERT_TOPIC,
+    KAD_PROTOCOL, RPC_PROTOCOL,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +35,13 @@ struct RogueBehaviour {
     identify: identify::Behaviour,
     gossip: gossipsub::Behaviour,
     rpc: libp2p_stream::Behaviour,
+    /// A Kademlia server whose routing table holds only made-up peers
+    /// ([`Rogue::kad_stub`]).
+    kad: Toggle<kad::Behaviour<MemoryStore>>,
+    /// The stub's made-up peers, which its own Kademlia would otherwise
+    /// dial (it bootstraps from its routing table): only the node under
+    /// attack is to dial them.
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
 }
 
 /// How a rogue worker answers a request: `None` never answers it (the
@@ -65,11 +83,38 @@ pub struct Rogue {
     /// Its peer id.
     pub peer_id: PeerId,
     control: libp2p_stream::Control,
+    /// Kademlia lookups it answered (as a [`Rogue::kad_stub`]).
+    kad_answers: Arc<AtomicU64>,
 }
 
 impl Rogue {
     /// Starts the rogue peer on loopback.
     pub async fn start() -> anyhow::Result<Rogue> {
+        Rogue::start_with(Vec::new()).await
+    }
+
+    /// Starts a rogue that also serves meshwork's Kademlia protocol and
+    /// answers every lookup with `fakes` (made-up peers, each with its
+    /// addresses), whatever was asked: a DHT stub that floods whoever
+    /// queries it with addresses to dial.
+    pub async fn kad_stub(fakes: Vec<(PeerId, Vec<Multiaddr>)>) -> anyhow::Result<Rogue> {
+        anyhow::ensure!(!fakes.is_empty(), "a stub with nothing to tell");
+        Rogue::start_with(fakes).await
+    }
+
+    /// Lookups it answered so far as a [`Rogue::kad_stub`].
+    pub fn kad_answers(&self) -> u64 {
+        self.kad_answers.load(Ordering::Relaxed)
+    }
+
+    /// A way to read [`Rogue::kad_answers`] that outlives the rogue (for
+    /// the final count, once it is gone).
+    pub fn kad_answers_later(&self) -> impl Fn() -> u64 + Send + 'static {
+        let answers = self.kad_answers.clone();
+        move || answers.load(Ordering::Relaxed)
+    }
+
+    async fn start_with(fakes: Vec<(PeerId, Vec<Multiaddr>)>) -> anyhow::Result<Rogue> {
         let mut swarm: Swarm<RogueBehaviour> = SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_tcp(tcp::Config::default(), noise::Config::new, muxer::Config::whole_window_frames)?
@@ -81,10 +126,33 @@ impl Rogue {
                 let mut gossip =
                     gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), cfg).expect("gossipsub");
                 gossip.subscribe(&IdentTopic::new(ADVERT_TOPIC)).expect("subscribe");
+                let me = key.public().to_peer_id();
+                let kad = (!fakes.is_empty()).then(|| {
+                    let mut kad = kad::Behaviour::with_config(
+                        me,
+                        MemoryStore::new(me),
+                        kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+                    );
+                    kad.set_mode(Some(kad::Mode::Server));
+                    // At most 20 peers (one answer's worth), each with as
+                    // many addresses as the caller gave: kad keeps them all.
+                    for (peer, addrs) in &fakes {
+                        for a in addrs {
+                            kad.add_address(peer, a.clone());
+                        }
+                    }
+                    kad
+                });
+                let mut blocked = allow_block_list::Behaviour::default();
+                for (peer, _) in &fakes {
+                    blocked.block_peer(*peer);
+                }
                 RogueBehaviour {
                     identify: identify::Behaviour::new(identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())),
                     gossip,
                     rpc: libp2p_stream::Behaviour::new(),
+                    kad: kad.into(),
+                    blocked,
                 }
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -93,8 +161,9 @@ impl Rogue {
         let peer_id = *swarm.local_peer_id();
         let control = swarm.behaviour().rpc.new_control();
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(drive(swarm, rx));
-        Ok(Rogue { tx, peer_id, control })
+        let kad_answers = Arc::new(AtomicU64::new(0));
+        tokio::spawn(drive(swarm, rx, kad_answers.clone()));
+        Ok(Rogue { tx, peer_id, control, kad_answers })
     }
 
     /// Connects to `addr`.
@@ -189,7 +258,7 @@ async fn read_frame(r: &mut (impl futures::AsyncRead + Unpin)) -> Option<Vec<u8>
     Some(body)
 }
 
-async fn drive(mut swarm: Swarm<RogueBehaviour>, mut rx: mpsc::Receiver<Cmd>) {
+async fn drive(mut swarm: Swarm<RogueBehaviour>, mut rx: mpsc::Receiver<Cmd>, kad_answers: Arc<AtomicU64>) {
     let mut advert: Option<Advert> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -210,7 +279,14 @@ async fn drive(mut swarm: Swarm<RogueBehaviour>, mut rx: mpsc::Receiver<Cmd>) {
                     let _ = reply.send(r.map(|_| ()).map_err(|e| e.to_string()));
                 }
             },
-            _ = swarm.select_next_some() => {}
+            event = swarm.select_next_some() => {
+                if let libp2p::swarm::SwarmEvent::Behaviour(RogueBehaviourEvent::Kad(kad::Event::InboundRequest {
+                    request: kad::InboundRequest::FindNode { .. },
+                })) = event
+                {
+                    kad_answers.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 }
