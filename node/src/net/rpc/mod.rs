@@ -224,7 +224,7 @@ async fn accept(
         let (events, budget) = (events.clone(), budget.clone());
         tokio::spawn(async move {
             loop {
-                match frames::read::<RequestFrame>(&mut reader, max_message, &budget).await {
+                match frames::read::<RequestFrame>(&mut reader, max_message, &budget, peer).await {
                     Ok(Some(f)) => {
                         let from = Inbound { stream: key, id: f.id };
                         let _ = events.send(RpcEvent::Request { peer, from, request: f.request });
@@ -322,7 +322,7 @@ impl OutboundTask {
         let confirmed = answered.clone();
         let mut answers = tokio::spawn(async move {
             loop {
-                match frames::read::<ResponseFrame>(&mut reader, max_message, &budget).await {
+                match frames::read::<ResponseFrame>(&mut reader, max_message, &budget, peer).await {
                     Ok(Some(f)) => {
                         confirmed.store(true, Ordering::Relaxed);
                         let _ = events.send(RpcEvent::Response { id: OutboundId(f.id), response: f.response });
