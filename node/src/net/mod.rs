@@ -3,6 +3,7 @@
 //! - [`transport`]: TCP/QUIC/memory stacks, with pnet for private meshes.
 //! - [`muxer`]: yamux, with windows that keep every peer's frames under rust-yamux's limit.
 //! - [`behaviour`]: the composed behaviour (discovery, load gossip, RPC, health).
+//! - [`gate`]: how many connections peers not yet proven may hold.
 //! - `rpc`: the RPC protocol on long-lived streams, its frames and byte budget.
 //! - [`identity`]: keypair files.
 //! - [`nat`]: reachability (AutoNAT), relays, and which path connections and pieces take.
@@ -11,6 +12,7 @@
 //! - `peer_map`: libp2p peer ids ↔ the state machine's peer keys.
 
 pub mod behaviour;
+pub mod gate;
 pub(crate) mod dialer;
 pub mod identity;
 pub(crate) mod members;
