@@ -439,6 +439,11 @@ impl PeerTable {
         }
     }
 
+    /// Has the node heard an advert of `peer` (gossiped or a probe's answer)?
+    pub(crate) fn advertised(&self, peer: PeerKey) -> bool {
+        self.peers.get(&peer).is_some_and(|i| i.advert.is_some())
+    }
+
     /// `peer` answered our probe `id` with its advert: fresher than any
     /// gossiped one, so it is taken even at the same seq.
     pub(crate) fn status(&mut self, peer: PeerKey, id: RequestId, advert: &Advert, now: Time) {
