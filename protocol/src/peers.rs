@@ -804,7 +804,13 @@ fn room_of(info: &PeerInfo, task: &str, depth: Depth, now: Time) -> u32 {
         return 0;
     }
     let window = info.trusted_slots().saturating_mul(depth.per_slot).min(info.load.capacity);
-    window.saturating_sub(info.estimated_load())
+    let room = window.saturating_sub(info.estimated_load());
+    // A worker whose slots other submitters fill shares them (see
+    // `worker`): with nothing of ours there, one batch asks for our share.
+    if room == 0 && info.inflight == 0 && info.load.outstanding() < info.load.capacity {
+        return 1;
+    }
+    room
 }
 
 /// What a maintenance pass found.
