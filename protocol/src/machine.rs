@@ -321,7 +321,8 @@ impl Machine {
             while let Some((rid, request)) = self.out.to_self.pop_front() {
                 match request {
                     Request::Run(run) => {
-                        if let Err(reason) = self.worker.accept(Origin::Local(rid), me, run, true, now, &mut self.worker_out)
+                        if let Err(reason) =
+                            self.worker.accept(Origin::Local(rid), me, run, true, now, &mut self.worker_out)
                         {
                             answers.push((rid, Response::Rejected(Rejected { load: self.worker.load(), reason })));
                         }

@@ -547,7 +547,8 @@ mod tests {
         cfg.tasks = vec!["t".into()];
         let mut w = Worker::new(&cfg);
         let mut out = Vec::new();
-        w.accept(Origin::Remote(PeerKey(1), InboundId(1)), PeerKey(1), run(1000, 3), true, Time::ZERO, &mut out).unwrap();
+        w.accept(Origin::Remote(PeerKey(1), InboundId(1)), PeerKey(1), run(1000, 3), true, Time::ZERO, &mut out)
+            .unwrap();
         let Some(WorkerOut::Execute(e)) = out.pop() else { panic!("not started") };
         let done = |b| Outcome::Done { output: vec![b], conclusive: false };
         w.progress(e.id, vec![done(0), done(1)], Time::ZERO);
@@ -672,8 +673,10 @@ mod tests {
         let origin = |p: u32| Origin::Remote(PeerKey(p), InboundId(p.into()));
         w.accept(origin(1), PeerKey(1), run(3_600_000, 1), false, Time::ZERO, &mut out).unwrap();
         w.accept(origin(2), PeerKey(2), run(3_600_000, 1), true, Time::ZERO, &mut out).unwrap();
-        let timeouts: Vec<Duration> =
-            out.iter().filter_map(|o| if let WorkerOut::Execute(e) = o { Some(e.piece_timeout) } else { None }).collect();
+        let timeouts: Vec<Duration> = out
+            .iter()
+            .filter_map(|o| if let WorkerOut::Execute(e) = o { Some(e.piece_timeout) } else { None })
+            .collect();
         let cfg = Config::new(PeerKey(0), 1);
         assert_eq!(timeouts, vec![cfg.max_stranger_piece_timeout, Duration::from_secs(3600)]);
     }

@@ -10,14 +10,14 @@
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, tcp, Multiaddr, Swarm, SwarmBuilder};
 use meshwork::net::behaviour::IDENTIFY_PROTOCOL;
 use meshwork::net::muxer;
 use meshwork_protocol::wire::ADVERT_TOPIC;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -82,9 +82,12 @@ impl Flood {
         let shared = counts.clone();
         let thread = std::thread::spawn(move || {
             // One thread: every socket is made here, in this namespace.
-            let rt = match spec.netns.as_deref().map_or(Ok(()), enter_netns).and_then(|()| {
-                Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
-            }) {
+            let rt = match spec
+                .netns
+                .as_deref()
+                .map_or(Ok(()), enter_netns)
+                .and_then(|()| Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?))
+            {
                 Ok(rt) => rt,
                 Err(e) => return drop(ready_tx.send(Err(e))),
             };
@@ -221,7 +224,12 @@ fn flooder() -> anyhow::Result<Swarm<FloodBehaviour>> {
 }
 
 /// Keeps `swarm` connected to `target` until told to stop.
-async fn hold(mut swarm: Swarm<FloodBehaviour>, target: Multiaddr, counts: Arc<Counts>, mut stop: watch::Receiver<bool>) {
+async fn hold(
+    mut swarm: Swarm<FloodBehaviour>,
+    target: Multiaddr,
+    counts: Arc<Counts>,
+    mut stop: watch::Receiver<bool>,
+) {
     let _ = swarm.dial(target.clone());
     loop {
         tokio::select! {

@@ -133,7 +133,8 @@ fn strangers_flooding_a_node_from_one_address_do_not_crowd_out_a_submitter() {
     let idle_kib = nodes[0].proc.rss_kib().unwrap();
 
     let attack = Instant::now();
-    let spec = FloodSpec { netns: Some(lab.host(3).ns.clone()), target: nodes[0].addr.clone(), identities: 300, stalled: 300 };
+    let spec =
+        FloodSpec { netns: Some(lab.host(3).ns.clone()), target: nodes[0].addr.clone(), identities: 300, stalled: 300 };
     let flood = Flood::start(spec.clone()).unwrap();
     // Every flooder has had its go: it holds a place or was turned away.
     wait("every flooder to have tried", T, || flood.open() + flood.stalled() + flood.refused() >= 600);

@@ -112,7 +112,8 @@ impl Gate {
         if !self.proven.insert(peer) {
             return;
         }
-        let mine: Vec<ConnectionId> = self.strangers.iter().filter(|(_, s)| s.peer == peer).map(|(id, _)| *id).collect();
+        let mine: Vec<ConnectionId> =
+            self.strangers.iter().filter(|(_, s)| s.peer == peer).map(|(id, _)| *id).collect();
         for id in mine {
             self.forget(id);
         }

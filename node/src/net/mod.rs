@@ -12,8 +12,8 @@
 //! - `peer_map`: libp2p peer ids ↔ the state machine's peer keys.
 
 pub mod behaviour;
-pub mod gate;
 pub(crate) mod dialer;
+pub mod gate;
 pub mod identity;
 pub(crate) mod members;
 pub mod muxer;
