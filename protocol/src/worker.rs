@@ -308,10 +308,8 @@ impl Worker {
     /// their share, from those running more (see the module docs).
     fn preempt(&mut self, now: Time, out: &mut Vec<WorkerOut>) {
         while self.running >= self.slots && !self.queue.is_empty() {
-            let mut wanting: Vec<PeerKey> = self.execs.values().map(|e| e.submitter).collect();
-            wanting.sort_unstable();
-            wanting.dedup();
-            let share = self.slots.div_ceil(wanting.len().max(1) as u32);
+            // Every submitter with pieces here, running or queued, wants slots.
+            let share = self.slots.div_ceil(self.per_peer.len().max(1) as u32);
             let runs = |p: &PeerKey| self.running_by.get(p).copied().unwrap_or(0);
             let starved = self.queue.iter().filter_map(|id| self.execs.get(id)).any(|e| runs(&e.submitter) < share);
             let hog = self.running_by.iter().filter(|(_, n)| **n > share).max_by_key(|(p, n)| (**n, Reverse(**p)));

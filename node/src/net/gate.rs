@@ -139,6 +139,27 @@ impl Gate {
         }
     }
 
+    /// Lets in connection `id` of `peer`, its handshake done at `now`, or
+    /// says why not. Its handshake's place becomes its connection's if it
+    /// is a stranger.
+    fn admit(&mut self, id: ConnectionId, peer: PeerId, now: Instant) -> Result<(), Refused> {
+        let ip = self.pending.remove(&id);
+        if self.proven.contains(&peer) {
+            if let Some(ip) = ip {
+                self.release(ip);
+            }
+            return Ok(());
+        }
+        if let Err(refused) = self.make_room(now) {
+            if let Some(ip) = ip {
+                self.release(ip);
+            }
+            return Err(refused);
+        }
+        self.strangers.insert(id, Stranger { peer, ip, since: now });
+        Ok(())
+    }
+
     /// Makes room for one more stranger: closes the oldest one past its
     /// grace period, or says why there is no room.
     fn make_room(&mut self, now: Instant) -> Result<(), Refused> {
@@ -195,22 +216,10 @@ impl NetworkBehaviour for Gate {
         _local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        // Its handshake's place becomes its connection's if it is a stranger.
-        let ip = self.pending.remove(&id);
-        if self.proven.contains(&peer) {
-            if let Some(ip) = ip {
-                self.release(ip);
-            }
-            return Ok(dummy::ConnectionHandler);
-        }
-        if let Err(refused) = self.make_room(Instant::now()) {
-            if let Some(ip) = ip {
-                self.release(ip);
-            }
+        self.admit(id, peer, Instant::now()).map_err(|refused| {
             tracing::debug!(%peer, %remote, %refused, "connection refused");
-            return Err(ConnectionDenied::new(refused));
-        }
-        self.strangers.insert(id, Stranger { peer, ip, since: Instant::now() });
+            ConnectionDenied::new(refused)
+        })?;
         Ok(dummy::ConnectionHandler)
     }
 
@@ -269,11 +278,15 @@ mod tests {
         addr("10.0.0.1")
     }
 
-    /// Lets a connection from `ip` through both stages; whether it got in.
-    fn connect(gate: &mut Gate, n: usize, peer: PeerId, ip: &str) -> bool {
+    /// Lets a connection from `ip` through both stages, its handshake done
+    /// at `now`; whether it got in.
+    fn connect_at(gate: &mut Gate, n: usize, peer: PeerId, ip: &str, now: Instant) -> bool {
         let id = ConnectionId::new_unchecked(n);
-        gate.handle_pending_inbound_connection(id, &local(), &addr(ip)).is_ok()
-            && gate.handle_established_inbound_connection(id, peer, &local(), &addr(ip)).is_ok()
+        gate.handle_pending_inbound_connection(id, &local(), &addr(ip)).is_ok() && gate.admit(id, peer, now).is_ok()
+    }
+
+    fn connect(gate: &mut Gate, n: usize, peer: PeerId, ip: &str) -> bool {
+        connect_at(gate, n, peer, ip, Instant::now())
     }
 
     #[test]
@@ -293,18 +306,20 @@ mod tests {
 
     #[test]
     fn when_full_a_newcomer_replaces_the_oldest_stranger_past_its_grace() {
-        let grace = Duration::from_millis(50);
+        let grace = Duration::from_secs(3);
         let mut gate = Gate::new(GateConfig { max_unproven_per_ip: 100, max_unproven: 3, grace });
+        let t0 = Instant::now();
         let first = PeerId::random();
-        assert!(connect(&mut gate, 1, first, "192.0.2.1"));
+        assert!(connect_at(&mut gate, 1, first, "192.0.2.1", t0));
         for n in 2..4 {
-            assert!(connect(&mut gate, n, PeerId::random(), "192.0.2.1"));
+            assert!(connect_at(&mut gate, n, PeerId::random(), "192.0.2.1", t0));
         }
-        assert!(!connect(&mut gate, 4, PeerId::random(), "192.0.2.1"), "full, nobody past its grace");
+        let soon = t0 + grace / 2;
+        assert!(!connect_at(&mut gate, 4, PeerId::random(), "192.0.2.1", soon), "full, nobody past its grace");
         gate.prove(first);
-        assert!(connect(&mut gate, 5, PeerId::random(), "192.0.2.1"), "a proven peer left room");
-        std::thread::sleep(grace);
-        assert!(connect(&mut gate, 6, PeerId::random(), "192.0.2.1"), "the oldest stranger makes room");
+        assert!(connect_at(&mut gate, 5, PeerId::random(), "192.0.2.1", soon), "a proven peer left room");
+        let later = t0 + grace;
+        assert!(connect_at(&mut gate, 6, PeerId::random(), "192.0.2.1", later), "the oldest stranger makes room");
         assert_eq!(gate.strangers(), 3);
         assert_eq!(gate.close.len(), 1, "one stranger is closed");
         assert_eq!(gate.close[0].1, ConnectionId::new_unchecked(2), "the oldest stranger is closed");
