@@ -43,16 +43,17 @@ pub struct GateConfig {
     /// yet proven, per remote IP address other than loopback.
     pub max_unproven_per_ip: usize,
     /// Most inbound connections from peers not yet proven, in all. Room
-    /// for a join of many nodes at once (each is a stranger for its
-    /// first moments).
+    /// for a join of many nodes at once (each is a stranger for its first
+    /// moments, and two dialling each other at once make two connections).
     pub max_unproven: usize,
-    /// How long a stranger keeps its connection against newcomers.
+    /// How long a stranger keeps its connection against newcomers: long
+    /// enough for a node starting on a busy machine to answer its greeting.
     pub grace: Duration,
 }
 
 impl Default for GateConfig {
     fn default() -> GateConfig {
-        GateConfig { max_unproven_per_ip: 8, max_unproven: 128, grace: Duration::from_secs(3) }
+        GateConfig { max_unproven_per_ip: 8, max_unproven: 256, grace: Duration::from_secs(10) }
     }
 }
 
