@@ -892,4 +892,23 @@ mod tests {
         t.maintain(now, &cfg, false);
         assert_eq!(t.mesh_size(), 3, "once it is gone, the next walk forgets its report");
     }
+
+    /// A worker whose slots someone else fills gets one batch of ours, to
+    /// ask for our share; not a second while that one is there.
+    #[test]
+    fn a_full_worker_with_nothing_of_ours_has_room_for_one_batch() {
+        let now = Time::ZERO;
+        let load = Load { slots: 1, running: 0, queued: 0, capacity: 4 };
+        let mut t = PeerTable::new(PeerKey(0), vec![], load, now);
+        t.index_task("x", now);
+        t.peer_up(PeerKey(1), now);
+        let busy = Advert { slots: 2, running: 2, queued: 0, capacity: 4, ..one_slot_advert(1, 2) };
+        t.advert(PeerKey(1), &busy, now).unwrap();
+        assert_eq!(t.room(PeerKey(1), "x", now), 1, "one batch asks for our share");
+        t.add_inflight(PeerKey(1), 1, true, now);
+        assert_eq!(t.room(PeerKey(1), "x", now), 0, "ours is there: no more until it ends");
+        t.add_inflight(PeerKey(1), 1, false, now);
+        t.advert(PeerKey(1), &Advert { seq: 2, queued: 2, ..busy }, now).unwrap();
+        assert_eq!(t.room(PeerKey(1), "x", now), 0, "its queue is full: it would answer busy");
+    }
 }
