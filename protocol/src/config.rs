@@ -48,6 +48,10 @@ pub struct Config {
     /// Longest deadline a submitter may ask for one piece on this worker; a
     /// piece running longer is failed and its slot freed.
     pub max_piece_timeout: Duration,
+    /// Longest deadline for one piece of a submitter this node has not
+    /// heard advertise (not yet proven a member of the mesh): a stranger
+    /// cannot hold a slot for [`max_piece_timeout`](Self::max_piece_timeout).
+    pub max_stranger_piece_timeout: Duration,
     /// Longest gap between two adverts in a small mesh. In a larger one the
     /// gap grows so the whole mesh publishes about [`advert_budget`](Self::advert_budget)
     /// adverts a second (each node hears O(1) adverts a second, not O(N)).
@@ -124,6 +128,7 @@ impl Config {
             accept_from: AcceptFrom::Any,
             max_pieces_per_submitter: u32::MAX,
             max_piece_timeout: Duration::from_secs(3600),
+            max_stranger_piece_timeout: Duration::from_secs(60),
             advert_interval: Duration::from_secs(1),
             advert_budget: 5,
             advert_debounce: Duration::from_millis(100),

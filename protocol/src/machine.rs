@@ -120,8 +120,9 @@ impl Machine {
             // The driver answers this itself (it knows the addresses).
             Request::Members => self.out.respond(from, id, Response::Members(Vec::new())),
             Request::Run(run) => {
-                if let Err(reason) = self.worker.accept(Origin::Remote(from, id), from, run, now, &mut self.worker_out)
-                {
+                let proven = self.peers.advertised(from);
+                let origin = Origin::Remote(from, id);
+                if let Err(reason) = self.worker.accept(origin, from, run, proven, now, &mut self.worker_out) {
                     let response = Response::Rejected(Rejected { load: self.worker.load(), reason });
                     self.out.respond(from, id, response);
                 }
@@ -320,7 +321,8 @@ impl Machine {
             while let Some((rid, request)) = self.out.to_self.pop_front() {
                 match request {
                     Request::Run(run) => {
-                        if let Err(reason) = self.worker.accept(Origin::Local(rid), me, run, now, &mut self.worker_out)
+                        if let Err(reason) =
+                            self.worker.accept(Origin::Local(rid), me, run, true, now, &mut self.worker_out)
                         {
                             answers.push((rid, Response::Rejected(Rejected { load: self.worker.load(), reason })));
                         }

@@ -439,6 +439,11 @@ impl PeerTable {
         }
     }
 
+    /// Has the node heard an advert of `peer` (gossiped or a probe's answer)?
+    pub(crate) fn advertised(&self, peer: PeerKey) -> bool {
+        self.peers.get(&peer).is_some_and(|i| i.advert.is_some())
+    }
+
     /// `peer` answered our probe `id` with its advert: fresher than any
     /// gossiped one, so it is taken even at the same seq.
     pub(crate) fn status(&mut self, peer: PeerKey, id: RequestId, advert: &Advert, now: Time) {
@@ -799,7 +804,13 @@ fn room_of(info: &PeerInfo, task: &str, depth: Depth, now: Time) -> u32 {
         return 0;
     }
     let window = info.trusted_slots().saturating_mul(depth.per_slot).min(info.load.capacity);
-    window.saturating_sub(info.estimated_load())
+    let room = window.saturating_sub(info.estimated_load());
+    // A worker whose slots other submitters fill shares them (see
+    // `worker`): with nothing of ours there, one batch asks for our share.
+    if room == 0 && info.inflight == 0 && info.load.outstanding() < info.load.capacity {
+        return 1;
+    }
+    room
 }
 
 /// What a maintenance pass found.
@@ -880,5 +891,24 @@ mod tests {
         let cfg = Config::new(PeerKey(0), 0);
         t.maintain(now, &cfg, false);
         assert_eq!(t.mesh_size(), 3, "once it is gone, the next walk forgets its report");
+    }
+
+    /// A worker whose slots someone else fills gets one batch of ours, to
+    /// ask for our share; not a second while that one is there.
+    #[test]
+    fn a_full_worker_with_nothing_of_ours_has_room_for_one_batch() {
+        let now = Time::ZERO;
+        let load = Load { slots: 1, running: 0, queued: 0, capacity: 4 };
+        let mut t = PeerTable::new(PeerKey(0), vec![], load, now);
+        t.index_task("x", now);
+        t.peer_up(PeerKey(1), now);
+        let busy = Advert { slots: 2, running: 2, queued: 0, capacity: 4, ..one_slot_advert(1, 2) };
+        t.advert(PeerKey(1), &busy, now).unwrap();
+        assert_eq!(t.room(PeerKey(1), "x", now), 1, "one batch asks for our share");
+        t.add_inflight(PeerKey(1), 1, true, now);
+        assert_eq!(t.room(PeerKey(1), "x", now), 0, "ours is there: no more until it ends");
+        t.add_inflight(PeerKey(1), 1, false, now);
+        t.advert(PeerKey(1), &Advert { seq: 2, queued: 2, ..busy }, now).unwrap();
+        assert_eq!(t.room(PeerKey(1), "x", now), 0, "its queue is full: it would answer busy");
     }
 }

@@ -9,6 +9,7 @@
 //! - [`observer`]: an in-process node asking those processes for their load.
 //! - [`lab`]: a LAN of network namespaces, with faults.
 //! - [`rogue`]: a misbehaving peer for the security tests.
+//! - [`flood`]: many fresh identities holding connections to one node.
 //! - [`scale_plot`]: the scale benchmark's plot.
 //! - [`guests`]: wasm guests, built from examples/wasm or written in WAT.
 //! - [`api`]: a node's HTTP API from a test (plain HTTP, Prometheus parsing).
@@ -18,6 +19,7 @@ pub mod api;
 pub mod browser;
 pub mod events;
 pub mod fleet;
+pub mod flood;
 pub mod guests;
 pub mod lab;
 pub mod node_proc;

@@ -268,7 +268,13 @@ impl Driver {
         }
         while let Some(event) = self.machine.poll_peer_event() {
             let mesh_event = match event {
-                PeerEvent::Up(key) => self.peers.id(key).map(MeshEvent::PeerUp),
+                PeerEvent::Up(key) => {
+                    let peer = self.peers.id(key);
+                    if let Some(peer) = peer {
+                        self.swarm.behaviour_mut().gate.prove(peer);
+                    }
+                    peer.map(MeshEvent::PeerUp)
+                }
                 PeerEvent::Down(key, reason) => {
                     self.stats.marked_down += 1;
                     if let Some(peer) = self.peers.id(key) {
@@ -483,8 +489,11 @@ impl Driver {
                 // which can arrive after its connection closed) is not.
                 let key = self.peers.key(source);
                 let works = self.machine.peer(key, now).is_some_and(|v| !v.tasks.is_empty());
-                if acceptance == MessageAcceptance::Accept && works {
-                    self.reach.heard_of(&self.swarm, source);
+                if acceptance == MessageAcceptance::Accept {
+                    self.swarm.behaviour_mut().gate.prove(source);
+                    if works {
+                        self.reach.heard_of(&self.swarm, source);
+                    }
                 }
                 let _ = self.swarm.behaviour_mut().load_gossip.report_message_validation_result(
                     &message_id,

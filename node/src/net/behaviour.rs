@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 use crate::net::dht::Dht;
+use crate::net::gate::{Gate, GateConfig};
 use crate::net::nat::RelayLimits;
 use crate::wasm::service::ModuleBehaviour;
 use libp2p::gossipsub::{
@@ -35,6 +36,8 @@ pub struct BehaviourConfig {
     pub max_connections: u32,
     /// Most established connections per peer.
     pub max_connections_per_peer: u32,
+    /// Connections of peers not yet proven (see `net::gate`).
+    pub gate: GateConfig,
     /// Refuse new connections above this fraction of system memory in use.
     pub max_memory_fraction: f64,
     /// Largest wasm module fetched from a peer, in bytes.
@@ -58,6 +61,7 @@ impl Default for BehaviourConfig {
             // fourth: an AutoNAT dial back, open for a few seconds (also
             // `net::nat`); refused, it made the peer think itself behind NAT.
             max_connections_per_peer: 4,
+            gate: GateConfig::default(),
             max_memory_fraction: 0.9,
             max_module: crate::wasm::Limits::default().module,
             relay: None,
@@ -85,6 +89,8 @@ pub enum BehaviourError {
 pub struct Behaviour {
     /// Connection count limits.
     pub limits: connection_limits::Behaviour,
+    /// Connection limits for peers not yet proven members.
+    pub gate: Gate,
     /// Refuses connections when memory runs short.
     pub memory: memory_connection_limits::Behaviour,
     /// Exchanges listen addresses and protocols.
@@ -147,6 +153,7 @@ impl Behaviour {
         discovery.set_mode(Some(kad::Mode::Server));
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
+            gate: Gate::new(cfg.gate),
             memory: memory_connection_limits::Behaviour::with_max_percentage(cfg.max_memory_fraction),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())

@@ -4,6 +4,7 @@
 //! - [`muxer`]: yamux, with windows that keep every peer's frames under rust-yamux's limit.
 //! - [`behaviour`]: the composed behaviour (discovery, load gossip, RPC, health).
 //! - [`dht`]: Kademlia, offering a bounded number of addresses per dial.
+//! - [`gate`]: how many connections peers not yet proven may hold.
 //! - `rpc`: the RPC protocol on long-lived streams, its frames and byte budget.
 //! - [`identity`]: keypair files.
 //! - [`nat`]: reachability (AutoNAT), relays, and which path connections and pieces take.
@@ -14,6 +15,7 @@
 pub mod behaviour;
 pub mod dht;
 pub(crate) mod dialer;
+pub mod gate;
 pub mod identity;
 pub(crate) mod members;
 pub mod muxer;
