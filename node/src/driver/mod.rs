@@ -16,7 +16,7 @@ use crate::net::behaviour::{advert_topic, Behaviour, BehaviourEvent};
 use crate::net::nat::Nat;
 use crate::net::peer_map::{PeerMap, PeerNames};
 use crate::net::reach::{Reach, REDIAL_TICK};
-use crate::net::rpc::{Budget, Inbound, OutboundId, Rpc, RpcEvent};
+use crate::net::rpc::{Budget, FrameError, Inbound, OutboundId, Rpc, RpcEvent};
 use crate::wasm::service::ModuleService;
 use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, MessageAcceptance};
@@ -594,7 +594,14 @@ impl Driver {
                 }
             }
             RpcEvent::Refused { peer, error } => {
-                tracing::warn!(%peer, %error, "refused an RPC frame; stream closed");
+                // A stream that failed is not worth a warning: every stranger
+                // greeted that does not speak the RPC protocol (or left
+                // mid-greeting) fails one, and a flood of them would flood
+                // the log.
+                match error {
+                    FrameError::Io(_) => tracing::debug!(%peer, %error, "an RPC stream failed mid-frame"),
+                    _ => tracing::warn!(%peer, %error, "refused an RPC frame; stream closed"),
+                }
                 self.stats.malformed_requests += 1;
             }
             RpcEvent::Opened { .. } | RpcEvent::InboundClosed { .. } | RpcEvent::OutboundClosed { .. } => {}

@@ -14,7 +14,7 @@
 
 mod frames;
 
-pub(crate) use frames::Budget;
+pub(crate) use frames::{Budget, FrameError};
 
 use futures::{AsyncReadExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
@@ -54,8 +54,9 @@ pub(crate) enum RpcEvent {
     OutboundClosed { peer: PeerId, generation: u64, error: String },
     /// A peer's stream to us ended.
     InboundClosed { stream: u64 },
-    /// An inbound frame was refused (oversized, malformed, over budget); its stream is closed.
-    Refused { peer: PeerId, error: String },
+    /// An inbound frame was refused (oversized, malformed, over budget) or
+    /// its stream failed mid-frame; the stream is closed.
+    Refused { peer: PeerId, error: FrameError },
 }
 
 /// Our stream to one peer.
@@ -230,8 +231,8 @@ async fn accept(
                         let _ = events.send(RpcEvent::Request { peer, from, request: f.request });
                     }
                     Ok(None) => break,
-                    Err(e) => {
-                        let _ = events.send(RpcEvent::Refused { peer, error: e.to_string() });
+                    Err(error) => {
+                        let _ = events.send(RpcEvent::Refused { peer, error });
                         break;
                     }
                 }
@@ -328,9 +329,10 @@ impl OutboundTask {
                         let _ = events.send(RpcEvent::Response { id: OutboundId(f.id), response: f.response });
                     }
                     Ok(None) => return "the peer closed the stream".to_string(),
-                    Err(e) => {
-                        let _ = events.send(RpcEvent::Refused { peer, error: e.to_string() });
-                        return e.to_string();
+                    Err(error) => {
+                        let why = error.to_string();
+                        let _ = events.send(RpcEvent::Refused { peer, error });
+                        return why;
                     }
                 }
             }
