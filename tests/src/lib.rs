@@ -55,6 +55,15 @@ where
     }
 }
 
+/// Runs the tests of a file that take it one at a time: each compares its
+/// jobs' times or its node's memory with what they were at rest, and two
+/// attacks at once on two busy cores would measure each other. (A lab of
+/// network namespaces has a lock of its own, taken after this one.)
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A node config for in-process tests: loopback TCP only, no mDNS, `slots` slots.
 pub fn local_config(slots: u32) -> NodeConfig {
     let mut cfg = NodeConfig::new(Keypair::generate_ed25519(), builtin_registry());

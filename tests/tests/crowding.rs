@@ -20,6 +20,7 @@ use meshwork_tests::events::JobEvent;
 use meshwork_tests::flood::{Flood, FloodSpec};
 use meshwork_tests::lab::Lab;
 use meshwork_tests::node_proc::{local_mesh, wait_all_live, NodeProc};
+use meshwork_tests::one_at_a_time;
 use meshwork_tests::procs::Proc;
 use meshwork_tests::run_proc::{RunOutput, RunProc};
 use std::time::{Duration, Instant};
@@ -97,13 +98,6 @@ fn wait_idle(node: &NodeProc, idle_kib: u64, timeout: Duration) -> Duration {
             node.label
         );
     }
-}
-
-/// Runs the tests of this file one at a time: each compares job times, and
-/// two attacks at once on two busy cores would measure each other.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Polls `what` every 20 ms until it holds, or fails after `timeout`.

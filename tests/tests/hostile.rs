@@ -16,8 +16,7 @@ use meshwork_tests::api;
 use meshwork_tests::node_proc::{local_mesh, NodeProc};
 use meshwork_tests::rogue::{churn, fake_addrs, Knocks, Rogue};
 use meshwork_tests::run_proc::RunProc;
-use meshwork_tests::wait_until;
-use std::sync::Mutex;
+use meshwork_tests::{one_at_a_time, wait_until};
 use std::time::{Duration, Instant};
 
 /// Deadline of a wait that should take a few seconds at most.
@@ -40,8 +39,6 @@ const SETTLE: Duration = Duration::from_secs(10);
 /// How long A is watched, once the Kademlia stub left, for dials of what
 /// it was told.
 const WATCH: Duration = Duration::from_secs(2);
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A two-node mesh, with what A looks like at rest and the honest job's normal time.
 struct Mesh {
@@ -173,7 +170,7 @@ async fn rogue_at(mesh: &Mesh, rogue: Rogue) -> Rogue {
 /// them, refuses the rest, and frees all of it when the rogue leaves.
 #[test]
 fn a_slow_fill_of_unfinished_frames_is_bounded_by_the_budget() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let mesh = Mesh::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let a = mesh.a.peer.parse().unwrap();
@@ -202,7 +199,7 @@ fn a_slow_fill_of_unfinished_frames_is_bounded_by_the_budget() {
 /// `churn`), are answered, and leave: nothing of them stays.
 #[test]
 fn identity_churn_leaves_nothing_behind() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let mesh = Mesh::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut run = mesh.start_job();
@@ -216,7 +213,7 @@ fn identity_churn_leaves_nothing_behind() {
 /// (135 pushes of about 390): A keeps a few and dials none of the others.
 #[test]
 fn an_identify_push_flood_of_addresses_is_not_amplified() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let mesh = Mesh::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let a = mesh.a.peer.parse().unwrap();
@@ -245,7 +242,7 @@ fn an_identify_push_flood_of_addresses_is_not_amplified() {
 /// [`MAX_DHT_ADDRS`] of a peer's addresses, and nothing once the stub left.
 #[test]
 fn a_kademlia_stub_flood_of_addresses_stops_with_the_stub() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let mesh = Mesh::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let knocks = rt.block_on(Knocks::open(14)).unwrap();
