@@ -47,6 +47,10 @@ pub enum MeshEvent {
     PeerUp(PeerId),
     /// It is no longer usable, and why.
     PeerDown(PeerId, String),
+    /// A live worker's adverts stopped: it gets no new work until heard.
+    PeerQuiet(PeerId),
+    /// A quiet worker was heard again.
+    PeerHeard(PeerId),
     /// This node's reachability changed (AutoNAT's verdict).
     Reachability(Reachability),
     /// This node listens through a relay, at this address.

@@ -73,13 +73,20 @@ pub(crate) const TRUSTED_SLOTS: u32 = 8;
 /// zero: it can always prove itself again).
 const MAX_STRIKES: u32 = 3;
 
-/// A change in whether a peer is part of the mesh, for drivers to report.
+/// A change in whether a peer is part of the mesh (or, while it is, in
+/// whether it is heard), for drivers to report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerEvent {
     /// Connected and advertising tasks (again).
     Up(PeerKey),
     /// No longer usable, and why.
     Down(PeerKey, DownReason),
+    /// A live worker's adverts stopped (see [`PeerView::quiet`]): its load
+    /// figure is stale, and it gets no new work until it is heard again.
+    Quiet(PeerKey),
+    /// A worker reported [`PeerEvent::Quiet`] was heard again. A quiet
+    /// worker that goes down gets its `Down` only.
+    Heard(PeerKey),
 }
 
 /// A peer's state, as drivers show it (`meshwork peers`).
@@ -198,6 +205,8 @@ struct PeerInfo {
     next_probe: Time,
     /// Its adverts stopped (see [`PeerView::quiet`]).
     quiet: bool,
+    /// Quiet while live, as last reported in a [`PeerEvent`].
+    reported_quiet: bool,
     /// It said "busy": leave it alone until then.
     cooldown_until: Time,
     /// Connected, advertising and not judged down (last reported in a [`PeerEvent`]).
@@ -226,6 +235,7 @@ impl PeerInfo {
             last_rtt: None,
             next_probe: Time::ZERO,
             quiet: false,
+            reported_quiet: false,
             cooldown_until: Time::ZERO,
             live: false,
             answered: 0,
@@ -602,6 +612,13 @@ impl PeerTable {
                         },
                     ),
                 });
+            }
+            let quiet = info.live && info.quiet;
+            if quiet != info.reported_quiet {
+                info.reported_quiet = quiet;
+                if info.live {
+                    self.events.push_back(if quiet { PeerEvent::Quiet(peer) } else { PeerEvent::Heard(peer) });
+                }
             }
         }
         let info = self.peers.get(&peer);

@@ -124,9 +124,12 @@ impl Proc {
         Proc::start_in(None, args)
     }
 
-    /// Starts `meshwork <args>` in network namespace `ns` when given.
+    /// Starts `meshwork <args>` in network namespace `ns` when given. It
+    /// dies with the calling thread: a test process killed midway (a
+    /// timeout, a closed pipe) leaves no node running to load the machine
+    /// for the tests after it.
     pub fn start_in(ns: Option<&str>, args: &[&str]) -> Proc {
-        Proc::spawn(&Spawn { netns: ns.map(str::to_string), ..Spawn::default() }, args)
+        Proc::spawn(&Spawn { netns: ns.map(str::to_string), die_with_parent: true, ..Spawn::default() }, args)
     }
 
     /// Starts `meshwork <args>` as `how` says.

@@ -20,7 +20,6 @@ use clap::Args;
 use libp2p::Multiaddr;
 use meshwork_protocol::wire::Reachability;
 use serde::Serialize;
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,10 +28,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
-
-/// How often the peer table is read for peers going quiet or being heard
-/// again (the node keeps that flag but sends no event for it).
-const QUIET_POLL: Duration = Duration::from_millis(250);
 
 /// How long a node gives its `--join` addresses before it warns that none
 /// was reached (as long as `meshwork run` waits by default).
@@ -413,80 +408,32 @@ async fn warn_unreached(client: Client, joins: &[Multiaddr]) {
 /// until the node stops.
 async fn report(client: Client, json: bool) {
     let mut events = client.mesh_events();
-    let mut poll = tokio::time::interval(QUIET_POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut quiet = BTreeSet::new();
     loop {
-        let lines = tokio::select! {
-            event = events.recv() => match event {
-                Ok(MeshEvent::PeerUp(p)) => vec![Report::PeerUp { peer: p.to_string() }],
-                Ok(MeshEvent::PeerDown(p, reason)) => vec![Report::PeerDown { peer: p.to_string(), reason }],
-                Ok(MeshEvent::Reachability(reachability)) => vec![Report::Reachability { reachability }],
-                Ok(MeshEvent::Relayed(addr)) => vec![Report::Relayed { addr: addr.to_string() }],
-                Ok(MeshEvent::HolePunch(p, result)) => {
-                    vec![Report::HolePunch { peer: p.to_string(), error: result.err() }]
-                }
-                Ok(MeshEvent::PiecePath(p, path)) => vec![Report::PiecePath { peer: p.to_string(), path }],
-                Ok(MeshEvent::PiecesFrom(p, n)) => {
-                    vec![Report::PiecesFrom { peer: p.to_string(), direct: n.direct, relayed: n.relayed }]
-                }
-                Err(broadcast::error::RecvError::Lagged(count)) => vec![Report::Missed { count }],
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            _ = poll.tick() => match client.peers().await {
-                Ok(peers) => quiet_changes(&mut quiet, &peers),
-                Err(_) => return,
-            },
+        let line = match events.recv().await {
+            Ok(MeshEvent::PeerUp(p)) => Report::PeerUp { peer: p.to_string() },
+            Ok(MeshEvent::PeerDown(p, reason)) => Report::PeerDown { peer: p.to_string(), reason },
+            Ok(MeshEvent::PeerQuiet(p)) => Report::PeerQuiet { peer: p.to_string() },
+            Ok(MeshEvent::PeerHeard(p)) => Report::PeerHeard { peer: p.to_string() },
+            Ok(MeshEvent::Reachability(reachability)) => Report::Reachability { reachability },
+            Ok(MeshEvent::Relayed(addr)) => Report::Relayed { addr: addr.to_string() },
+            Ok(MeshEvent::HolePunch(p, result)) => Report::HolePunch { peer: p.to_string(), error: result.err() },
+            Ok(MeshEvent::PiecePath(p, path)) => Report::PiecePath { peer: p.to_string(), path },
+            Ok(MeshEvent::PiecesFrom(p, n)) => {
+                Report::PiecesFrom { peer: p.to_string(), direct: n.direct, relayed: n.relayed }
+            }
+            Err(broadcast::error::RecvError::Lagged(count)) => Report::Missed { count },
+            Err(broadcast::error::RecvError::Closed) => return,
         };
         let mut out = std::io::stdout().lock();
-        for line in lines {
-            // A closed stdout must not stop the node.
-            let _ = line.write(&mut out, json);
-        }
+        // A closed stdout must not stop the node.
+        let _ = line.write(&mut out, json);
         let _ = out.flush();
     }
-}
-
-/// Updates `quiet` (the live workers reported quiet) from the peer table
-/// and says what changed. A quiet worker that went down or away just
-/// leaves the set: its `peer-down` says enough.
-fn quiet_changes(quiet: &mut BTreeSet<String>, peers: &[crate::client::PeerInfo]) -> Vec<Report> {
-    let mut lines = Vec::new();
-    let live: BTreeSet<&str> = peers.iter().filter(|p| p.is_live()).map(|p| p.peer_id.as_str()).collect();
-    quiet.retain(|p| live.contains(p.as_str()));
-    for p in peers.iter().filter(|p| p.is_live()) {
-        if p.quiet && quiet.insert(p.peer_id.clone()) {
-            lines.push(Report::PeerQuiet { peer: p.peer_id.clone() });
-        } else if !p.quiet && quiet.remove(&p.peer_id) {
-            lines.push(Report::PeerHeard { peer: p.peer_id.clone() });
-        }
-    }
-    lines
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::PeerInfo;
-
-    fn peer(id: &str, quiet: bool, down: bool) -> PeerInfo {
-        PeerInfo {
-            peer_id: id.to_string(),
-            addresses: Vec::new(),
-            connected: true,
-            down: down.then(|| "health probe unanswered".to_string()),
-            quiet,
-            slots: Some(1),
-            running: Some(0),
-            queued: Some(0),
-            tasks: vec!["sleep".to_string()],
-            advert_age_ms: None,
-            rtt_us: None,
-            version: None,
-            reachability: Default::default(),
-            path: None,
-        }
-    }
 
     fn text(r: &Report, json: bool) -> String {
         let mut out = Vec::new();
@@ -507,18 +454,5 @@ mod tests {
         let http = Report::Http { url: "http://127.0.0.1:7070".into() };
         assert_eq!(text(&http, false), "http http://127.0.0.1:7070\n");
         assert_eq!(text(&http, true), "{\"event\":\"http\",\"url\":\"http://127.0.0.1:7070\"}\n");
-    }
-
-    #[test]
-    fn quiet_and_heard_are_reported_once_each_and_a_downed_peer_just_leaves_the_set() {
-        let mut quiet = BTreeSet::new();
-        let said = |r: Vec<Report>| r.iter().map(|r| text(r, false)).collect::<String>();
-        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", false, false)])), "");
-        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", true, false)])), "peer-quiet A\n");
-        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", true, false)])), "");
-        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", false, false)])), "peer-heard A\n");
-        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", true, false)])), "peer-quiet A\n");
-        assert_eq!(said(quiet_changes(&mut quiet, &[peer("A", true, true)])), "");
-        assert!(quiet.is_empty());
     }
 }

@@ -282,6 +282,8 @@ impl Driver {
                     }
                     self.peers.id(key).map(|p| MeshEvent::PeerDown(p, reason.to_string()))
                 }
+                PeerEvent::Quiet(key) => self.peers.id(key).map(MeshEvent::PeerQuiet),
+                PeerEvent::Heard(key) => self.peers.id(key).map(MeshEvent::PeerHeard),
             };
             if let Some(e) = mesh_event {
                 // Err: nobody is listening, which is fine.

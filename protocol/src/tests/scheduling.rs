@@ -252,6 +252,13 @@ fn judged_down(net: &Net, at: usize, peer: u32) -> bool {
     net.peer_events.iter().any(|(n, _, e)| *n == at && matches!(e, PeerEvent::Down(p, _) if p.0 == peer))
 }
 
+/// What node `at` reported since `t0`, other than peers coming up (the
+/// warm-up's are reported when first drained).
+fn changes_seen(net: &Net, at: usize, t0: Time) -> Vec<&PeerEvent> {
+    let up = |e: &PeerEvent| matches!(e, PeerEvent::Up(_));
+    net.peer_events.iter().filter(|(n, when, e)| *n == at && *when >= t0 && !up(e)).map(|(_, _, e)| e).collect()
+}
+
 #[test]
 fn a_peer_whose_adverts_stop_goes_quiet_not_down() {
     let mut net = Net::new(3, 14, |_, _| {});
@@ -275,6 +282,23 @@ fn a_peer_whose_adverts_stop_goes_quiet_not_down() {
     // It answers again: no longer quiet.
     net.hang(2, false);
     assert!(net.run_until(5 * SEC, |n| !quiet(n)), "node 2 is heard again");
+    // Each change was reported once, as it happened (drivers print them).
+    let said = changes_seen(&net, 0, t0);
+    assert_eq!(said, [&PeerEvent::Quiet(PeerKey(2)), &PeerEvent::Heard(PeerKey(2))]);
+}
+
+#[test]
+fn a_quiet_peer_that_goes_down_is_reported_down_only() {
+    let mut net = Net::new(3, 14, |_, _| {});
+    warm(&mut net);
+    net.hang(2, true);
+    let t0 = net.now;
+    let quiet = |n: &Net| n.peer_events.iter().any(|(node, _, e)| *node == 0 && *e == PeerEvent::Quiet(PeerKey(2)));
+    assert!(net.run_until(10 * SEC, quiet), "node 2 went quiet");
+    net.crash(2);
+    net.run_until(2 * SEC, |_| false);
+    let said = changes_seen(&net, 0, t0);
+    assert_eq!(said, [&PeerEvent::Quiet(PeerKey(2)), &PeerEvent::Down(PeerKey(2), DownReason::Disconnected)]);
 }
 
 #[test]

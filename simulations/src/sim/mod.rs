@@ -343,6 +343,7 @@ impl<'a> Sim<'a> {
             match ev {
                 PeerEvent::Up(p) => self.rec.peer_up(n, p.0, self.now),
                 PeerEvent::Down(p, why) => self.rec.peer_down(n, p.0, &why.to_string(), self.now),
+                PeerEvent::Quiet(_) | PeerEvent::Heard(_) => {}
             }
         }
         let node = &mut self.nodes[n as usize];
