@@ -111,6 +111,11 @@ impl Fleet {
         }
     }
 
+    /// CPU time the running members have used so far, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.alive().filter_map(|m| m.proc.cpu_seconds()).sum()
+    }
+
     /// Does every running node report every other running node up?
     pub fn formed(&self) -> bool {
         self.alive().all(|m| self.alive().filter(|o| o.id != m.id).all(|o| m.up.contains_key(&o.id)))
