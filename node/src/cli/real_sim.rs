@@ -225,6 +225,8 @@ impl Mesh {
         cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid")];
         cfg.behaviour.mdns = false;
         cfg.transport.quic = false;
+        // Many nodes share these cores: none may spin.
+        cfg.busy_poll = std::time::Duration::ZERO;
         cfg.join = self.slots.iter().find_map(|s| s.node()).map(|n| n.addr.clone()).into_iter().collect();
         cfg.protocol = self.cfg.tune(cfg.protocol);
         let mut registry = builtin_registry();

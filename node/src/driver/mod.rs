@@ -47,6 +47,8 @@ pub(crate) struct DriverConfig {
     pub(crate) inbound_budget: usize,
     /// How long a shutting-down node lets accepted pieces finish.
     pub(crate) shutdown_grace: Duration,
+    /// How long the loop polls without sleeping after an RPC message.
+    pub(crate) busy_poll: Duration,
     /// Known members of the mesh to join.
     pub(crate) join: Vec<Multiaddr>,
 }
@@ -81,6 +83,10 @@ pub(crate) struct Driver {
     grace: Duration,
     stopping: Option<Shutdown>,
     mesh_events: broadcast::Sender<MeshEvent>,
+    /// Until when the loop polls for I/O instead of sleeping: `busy_poll`
+    /// after the last RPC message sent or received.
+    busy_until: Instant,
+    busy_poll: Duration,
 }
 
 impl Driver {
@@ -122,6 +128,8 @@ impl Driver {
             grace: cfg.shutdown_grace,
             stopping: None,
             mesh_events: broadcast::channel(1024).0,
+            busy_until: epoch,
+            busy_poll: cfg.busy_poll,
         };
         for addr in cfg.join {
             driver.reach.join(&mut driver.swarm, addr);
@@ -183,6 +191,7 @@ impl Driver {
                     None => self.begin_shutdown(None),
                 },
                 Some(event) = self.rpc_events.recv() => {
+                    self.busy_until = Instant::now() + self.busy_poll;
                     let now = self.now();
                     self.on_rpc(event, now);
                 }
@@ -204,6 +213,9 @@ impl Driver {
                     let now = self.now();
                     self.machine.handle_timeout(now);
                 }
+                // Yields to the runtime, which then polls for I/O without
+                // sleeping: an answer arriving now is read at once.
+                () = tokio::task::yield_now(), if Instant::now() < self.busy_until => {}
                 _ = redial.tick(), if self.stopping.is_none() => {
                     self.reach.redial(&mut self.swarm);
                     self.nat.close_dial_backs(&mut self.swarm);
@@ -233,6 +245,7 @@ impl Driver {
                         }
                         let kind = request_kind(&request);
                         let oid = self.rpc.request(peer, request);
+                        self.busy_until = Instant::now() + self.busy_poll;
                         self.outbound.insert(oid, (id, kind, Instant::now()));
                         self.stats.requests_sent += 1;
                     }
@@ -242,6 +255,7 @@ impl Driver {
                     if let Some(to) = self.inbound.remove(&id) {
                         // False: the requester's stream is gone; nothing to tell it.
                         if self.rpc.answer(to, response) {
+                            self.busy_until = Instant::now() + self.busy_poll;
                             self.stats.responses_sent += 1;
                         }
                     }

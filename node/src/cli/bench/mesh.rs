@@ -54,8 +54,15 @@ pub(super) struct Mesh {
 impl Mesh {
     /// Starts the submitter with `slots` slots and `workers` worker processes
     /// (given `extra` options), and waits until it sees them all.
-    pub(super) async fn start(slots: u32, workers: usize, supervised: bool, extra: &[&str]) -> anyhow::Result<Mesh> {
+    pub(super) async fn start(
+        slots: u32,
+        workers: usize,
+        supervised: bool,
+        busy_poll: Duration,
+        extra: &[&str],
+    ) -> anyhow::Result<Mesh> {
         let mut cfg = NodeConfig::new(Keypair::generate_ed25519(), builtin_registry());
+        cfg.busy_poll = busy_poll;
         cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid")];
         cfg.behaviour.mdns = false;
         cfg.transport.quic = false;

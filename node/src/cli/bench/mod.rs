@@ -101,6 +101,10 @@ pub struct BenchArgs {
     /// --target=wasm32-wasi -O2 -o primes.wasm examples/wasm/primes.c`.
     #[arg(long, value_name = "PRIMES.wasm", required_if_eq("workload", "wasm"))]
     module: Option<std::path::PathBuf>,
+    /// Microseconds every node of the bench mesh polls the network without
+    /// sleeping after each RPC message (`meshwork node --busy-poll`).
+    #[arg(long, default_value_t = crate::node::DEFAULT_BUSY_POLL.as_micros() as u64, value_name = "MICROS")]
+    busy_poll: u64,
 }
 
 /// Who restarts a killed worker in B4.
@@ -123,8 +127,13 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let remote = matches!(w, Workload::NoopRemote | Workload::Exec | Workload::Api);
             let (slots, workers) = if remote { (0, 2) } else { (1, 1) };
             let supervised = w == Workload::Fault && args.restart == Restart::Supervisor;
-            let extra: &[&str] = if w == Workload::Exec { &["--allow-exec"] } else { &[] };
-            let mesh = Mesh::start(slots, workers, supervised, extra).await?;
+            let busy_poll = args.busy_poll.to_string();
+            let mut extra = vec!["--busy-poll", &busy_poll];
+            if w == Workload::Exec {
+                extra.push("--allow-exec");
+            }
+            let busy_poll = Duration::from_micros(args.busy_poll);
+            let mesh = Mesh::start(slots, workers, supervised, busy_poll, &extra).await?;
             let startup = started.elapsed().as_secs_f64();
             let mut out = match w {
                 Workload::Noop => noop::mixed(&mesh, &args).await,
@@ -139,6 +148,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 _ => fault_workload(&mesh, &args).await,
             }?;
             out["startup_s"] = round(startup);
+            out["busy_poll_us"] = json!(args.busy_poll);
             mesh.stop().await;
             out
         }
