@@ -191,7 +191,7 @@ impl Driver {
                     None => self.begin_shutdown(None),
                 },
                 Some(event) = self.rpc_events.recv() => {
-                    self.busy_until = Instant::now() + self.busy_poll;
+                    self.rpc_traffic();
                     let now = self.now();
                     self.on_rpc(event, now);
                 }
@@ -224,6 +224,12 @@ impl Driver {
         }
     }
 
+    /// An RPC message went out or came in: an answer or the next request
+    /// may follow within a round trip, so poll rather than sleep a while.
+    fn rpc_traffic(&mut self) {
+        self.busy_until = Instant::now() + self.busy_poll;
+    }
+
     /// When the loop must wake with nothing else happening: the machine's
     /// timer, or the next look at a shutdown in progress.
     fn next_wakeup(&mut self) -> Instant {
@@ -245,7 +251,7 @@ impl Driver {
                         }
                         let kind = request_kind(&request);
                         let oid = self.rpc.request(peer, request);
-                        self.busy_until = Instant::now() + self.busy_poll;
+                        self.rpc_traffic();
                         self.outbound.insert(oid, (id, kind, Instant::now()));
                         self.stats.requests_sent += 1;
                     }
@@ -255,7 +261,7 @@ impl Driver {
                     if let Some(to) = self.inbound.remove(&id) {
                         // False: the requester's stream is gone; nothing to tell it.
                         if self.rpc.answer(to, response) {
-                            self.busy_until = Instant::now() + self.busy_poll;
+                            self.rpc_traffic();
                             self.stats.responses_sent += 1;
                         }
                     }
