@@ -259,14 +259,25 @@ fn changes_seen(net: &Net, at: usize, t0: Time) -> Vec<&PeerEvent> {
     net.peer_events.iter().filter(|(n, when, e)| *n == at && *when >= t0 && !up(e)).map(|(_, _, e)| e).collect()
 }
 
-#[test]
-fn a_peer_whose_adverts_stop_goes_quiet_not_down() {
+/// Whether node 0 holds node 2 quiet.
+fn quiet(net: &Net) -> bool {
+    net.nodes[0].peers(net.now).iter().any(|p| p.peer == PeerKey(2) && p.quiet)
+}
+
+/// Three warm nodes, node 2 stopped (SIGSTOP) until node 0 holds it quiet;
+/// with when it was stopped.
+fn node_2_gone_quiet() -> (Net, Time) {
     let mut net = Net::new(3, 14, |_, _| {});
     warm(&mut net);
     net.hang(2, true);
     let t0 = net.now;
-    let quiet = |n: &Net| n.nodes[0].peers(n.now).iter().any(|p| p.peer == PeerKey(2) && p.quiet);
     assert!(net.run_until(10 * SEC, quiet), "node 2 went quiet");
+    (net, t0)
+}
+
+#[test]
+fn a_peer_whose_adverts_stop_goes_quiet_not_down() {
+    let (mut net, t0) = node_2_gone_quiet();
     let took = net.now.since(t0);
     assert!(took <= Duration::from_millis(3500), "{took:?}");
     // Quiet is not dead: no peer-down, no closed connection...
@@ -289,12 +300,7 @@ fn a_peer_whose_adverts_stop_goes_quiet_not_down() {
 
 #[test]
 fn a_quiet_peer_that_goes_down_is_reported_down_only() {
-    let mut net = Net::new(3, 14, |_, _| {});
-    warm(&mut net);
-    net.hang(2, true);
-    let t0 = net.now;
-    let quiet = |n: &Net| n.peer_events.iter().any(|(node, _, e)| *node == 0 && *e == PeerEvent::Quiet(PeerKey(2)));
-    assert!(net.run_until(10 * SEC, quiet), "node 2 went quiet");
+    let (mut net, t0) = node_2_gone_quiet();
     net.crash(2);
     net.run_until(2 * SEC, |_| false);
     let said = changes_seen(&net, 0, t0);
