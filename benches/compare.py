@@ -170,6 +170,12 @@ def tables(rows):
         if isinstance(r.get("worker_idle_rss_kib"), (int, float)):
             r["idle_rss_mb"] = r["worker_idle_rss_kib"] / 1024
     target("idle `meshwork node` RSS ≤ 15 MB (bench worker before B1)", mixed, "idle_rss_mb", lambda v: v <= 15, math.inf, 1)
+    anon = [r["worker_idle_anon_kib"] / 1024 for r in mixed.ok() if isinstance(r.get("worker_idle_anon_kib"), (int, float))]
+    if anon:
+        p("")
+        p(f"Of that idle RSS, the node's own memory (anonymous: heap and stacks) is {statistics.median(anon):.1f} MB "
+          f"(median of {len(anon)} runs); the rest is pages mapped from the `meshwork` binary, shared by every "
+          "meshwork process on the machine (see [Idle memory](#idle-memory)).")
     return "\n".join(out)
 
 

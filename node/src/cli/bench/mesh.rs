@@ -164,11 +164,22 @@ fn modules_dir(identity: &Path) -> PathBuf {
     identity.with_extension("modules")
 }
 
-/// Resident and peak memory of a process, in KiB (from /proc).
-pub(super) fn memory_kib(pid: u32) -> (Option<u64>, Option<u64>) {
+/// A process's memory, in KiB (from /proc; `None` where it cannot be read).
+pub(super) struct MemoryKib {
+    /// Resident now.
+    pub rss: Option<u64>,
+    /// The anonymous part of `rss`: the process's own heap and stacks. The
+    /// rest is mapped files, mostly the binary's code the kernel mapped in,
+    /// shared with every other process running the same binary.
+    pub anon: Option<u64>,
+    /// The most ever resident.
+    pub peak: Option<u64>,
+}
+
+pub(super) fn memory_kib(pid: u32) -> MemoryKib {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    MemoryKib { rss: field("VmRSS:"), anon: field("RssAnon:"), peak: field("VmHWM:") }
 }

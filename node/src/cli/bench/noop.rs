@@ -91,9 +91,9 @@ pub(super) async fn mixed(mesh: &Mesh, a: &BenchArgs) -> anyhow::Result<Value> {
     let c = mesh.client();
     let me = c.peer_id().to_string();
     let worker = mesh.workers[0].pid();
-    let (idle_rss, _) = memory_kib(worker);
+    let idle = memory_kib(worker);
     let (total, report, correct) = batched(&c, a.n).await?;
-    let (_, b1_peak) = memory_kib(worker);
+    let b1_peak = memory_kib(worker).peak;
     let t1 = Instant::now();
     let (lat, local) = round_trips(&c, a.lat).await?;
     let mut out = json!({
@@ -102,8 +102,8 @@ pub(super) async fn mixed(mesh: &Mesh, a: &BenchArgs) -> anyhow::Result<Value> {
         "total_s": round(total), "tasks_per_s": round(a.n as f64 / total),
         "local_fraction": round(local_share(&report, &me)),
         "batches": report.batches, "pieces_per_peer": report.pieces_per_peer,
-        "worker_idle_rss_kib": idle_rss, "worker_peak_rss_kib_b1": b1_peak,
-        "idle_rss_limit_kib": IDLE_RSS_LIMIT_KIB, "idle_rss_ok": idle_rss.is_some_and(|k| k <= IDLE_RSS_LIMIT_KIB),
+        "worker_idle_rss_kib": idle.rss, "worker_idle_anon_kib": idle.anon, "worker_peak_rss_kib_b1": b1_peak,
+        "idle_rss_limit_kib": IDLE_RSS_LIMIT_KIB, "idle_rss_ok": idle.rss.is_some_and(|k| k <= IDLE_RSS_LIMIT_KIB),
     });
     merge(&mut out, latency_fields(&lat, local, t1.elapsed().as_secs_f64()));
     Ok(out)
